@@ -1,0 +1,59 @@
+# Argument checks shared by every binding. They raise before anything reaches C++.
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t, int32_t, uint64_t, uint8_t
+
+cnp.import_array()
+
+
+cdef object _f32(object arr, str name, int ndim):
+    """Return `arr` if it is a C-contiguous float32 ndarray of rank `ndim` (ndim < 0: any rank), else raise."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(arr).__name__}")
+    if arr.dtype != np.float32:
+        raise TypeError(f"{name} must have dtype float32, got {arr.dtype}")
+    if ndim >= 0 and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray), got strides {arr.strides}")
+    return arr
+
+
+cdef object _writable(object arr, str name):
+    if not arr.flags.writeable:
+        raise ValueError(f"{name} must be writeable (it is updated in place)")
+    return arr
+
+
+cdef void _same_shape(object a, str an, object b, str bn) except *:
+    if a.shape != b.shape:
+        raise ValueError(f"{an} and {bn} must have the same shape, got {a.shape} and {b.shape}")
+
+
+cdef void _expect_shape(object arr, str name, tuple expected) except *:
+    if tuple(arr.shape) != expected:
+        raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
+
+
+cdef int64_t _positive(object v, str name) except -1:
+    cdef int64_t iv = int(v)
+    if iv <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return iv
+
+
+cdef int64_t _nonneg(object v, str name) except -1:
+    cdef int64_t iv = int(v)
+    if iv < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    return iv
+
+
+cdef inline float* _fptr(object arr):
+    return <float*> cnp.PyArray_DATA(arr)
+
+
+cdef inline float* _fptr_or_null(object arr):
+    if arr is None:
+        return NULL
+    return <float*> cnp.PyArray_DATA(arr)

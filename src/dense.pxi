@@ -1,0 +1,1 @@
+# Bindings for cpp/dense.h (see src/README.md for the contract).

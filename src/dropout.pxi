@@ -1,0 +1,1 @@
+# Bindings for cpp/dropout.h (see src/README.md for the contract).

@@ -1,0 +1,1 @@
+# Bindings for cpp/loss.h (see src/README.md for the contract).

@@ -1,0 +1,1 @@
+# Bindings for cpp/pool2d.h (see src/README.md for the contract).

@@ -1,0 +1,29 @@
+cdef extern from "threads.h" namespace "cnnlite":
+    int c_get_num_threads "cnnlite::get_num_threads"() nogil
+    void c_set_num_threads "cnnlite::set_num_threads"(int n) nogil
+    int c_num_procs "cnnlite::num_procs"() nogil
+    bint c_has_openmp "cnnlite::has_openmp"() nogil
+
+
+def get_num_threads():
+    """Number of threads the kernels use."""
+    return c_get_num_threads()
+
+
+def set_num_threads(n):
+    """Set the number of threads the kernels use (an int >= 1)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int >= 1, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n}")
+    c_set_num_threads(<int> n)
+
+
+def num_procs():
+    """Logical processors visible to OpenMP (1 without OpenMP)."""
+    return c_num_procs()
+
+
+def has_openmp():
+    """True when the extension was built with OpenMP."""
+    return c_has_openmp()
