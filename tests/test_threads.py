@@ -39,8 +39,9 @@ def test_extension_links_openmp():
     assert cnnlite.has_openmp()
 
 
-def test_omp_num_threads_is_honoured():
+def test_omp_num_threads_is_honoured(tmp_path):
+    # cwd outside the source tree, so the installed package (with its extension) is the one imported
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", "import cnnlite; print(cnnlite.get_num_threads())"],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
