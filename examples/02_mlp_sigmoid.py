@@ -39,7 +39,7 @@ def main():
     calculation_time = time.time() - startTime
 
     save(plot.plot_history(history), args, "02_mlp_sigmoid_history")
-    save(plot.plot_predictions(x_test, model.predict(x_test), y_test), args, "02_mlp_sigmoid_predictions")
+    save(plot.plot_predictions(x_test, model.predict(x_test, verbose=0), y_test), args, "02_mlp_sigmoid_predictions")
     print('Test loss:', score[0])
     print('Test accuracy:', score[1])
     print("Computation time:{0:.3f} sec".format(calculation_time))

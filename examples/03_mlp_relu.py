@@ -39,7 +39,7 @@ def main():
     calculation_time = time.time() - startTime
 
     save(plot.plot_history(history), args, "03_mlp_relu_history")
-    save(plot.plot_predictions(x_test, model.predict(x_test), y_test), args, "03_mlp_relu_predictions")
+    save(plot.plot_predictions(x_test, model.predict(x_test, verbose=0), y_test), args, "03_mlp_relu_predictions")
     w = model.layers[0].get_weights()[0]  # (784, 16): one 28x28 image per hidden unit
     save(plot.plot_dense_weights(w), args, "03_mlp_relu_weights")
     print('Test loss:', score[0])

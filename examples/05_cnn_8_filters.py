@@ -47,7 +47,7 @@ def main():
     calculation_time = time.time() - startTime
 
     save(plot.plot_history(history), args, "05_cnn_8_filters_history")
-    save(plot.plot_predictions(x_test, model.predict(x_test), y_test), args, "05_cnn_8_filters_predictions")
+    save(plot.plot_predictions(x_test, model.predict(x_test, verbose=0), y_test), args, "05_cnn_8_filters_predictions")
     id_img = 12
     x_img = x_test[id_img, :, :, 0]
     w = model.layers[0].get_weights()[0]  # (3, 3, 1, 8)
