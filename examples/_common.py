@@ -2,8 +2,8 @@
 import argparse
 import os
 
-QUICK_TRAIN = 2000  # --quick: the first 2000 training and 500 test images, one epoch
-QUICK_TEST = 500
+QUICK_TRAIN = 1000  # --quick: the first 1000 training and 200 test images, one epoch
+QUICK_TEST = 200
 
 
 def _positive_int(text):
