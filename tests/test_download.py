@@ -97,6 +97,13 @@ class _Server:
             self.httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """Requests to 127.0.0.1 must not be sent through a proxy configured in the environment."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def server():
     s = _Server()
@@ -334,7 +341,50 @@ def test_offline_error_is_fast_and_says_where_it_looked(isolated, monkeypatch, c
     assert info.value.__cause__ is None and info.value.__suppress_context__
     text = "".join(traceback.format_exception(info.type, info.value, info.tb))
     assert "During handling" not in text and "direct cause" not in text
-    assert _files_under(isolated.parent) == []
+    assert not isolated.parent.exists()          # not even an empty cache folder is left behind
+
+
+@pytest.fixture
+def slow_dns(monkeypatch):
+    """Names under .test resolve never (a dead DNS server) or fail at once (.fail), others as usual."""
+    real = socket.getaddrinfo
+
+    def fake(host, *args, **kwargs):
+        if str(host).endswith(".test"):
+            time.sleep(5)
+        if str(host).endswith(".fail"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def test_dns_failure_and_dns_timeout_are_reported(slow_dns, tmp_path):
+    with pytest.raises(_download.DownloadError, match="host name lookup failed") as info:
+        _download.download("http://mirror.fail/f", tmp_path / "f", "sha256", "0" * 64, quiet=True)
+    assert info.value.unreachable
+    start = time.monotonic()
+    with pytest.raises(_download.DownloadError, match="lookup of mirror.test timed out after 0.2 s") as info:
+        _download.download("http://mirror.test/f", tmp_path / "f", "sha256", "0" * 64, quiet=True,
+                           connect_timeout=0.2)
+    assert time.monotonic() - start < 2 and info.value.unreachable
+    assert _files_under(tmp_path) == []
+
+
+def test_offline_budget_bounds_the_time_spent_on_dead_mirrors(isolated, monkeypatch, slow_dns):
+    from cnnlite.datasets import _loader
+    monkeypatch.setattr(_download, "CONNECT_TIMEOUT", 0.3)
+    monkeypatch.setattr(_loader, "OFFLINE_BUDGET", 0.7)
+    monkeypatch.setattr(mnist.DATASET, "mirrors", ["http://a.test/mnist.npz", "http://b.test/", "http://c.test/",
+                                                   "http://d.test/", "http://e.test/"])
+    start = time.monotonic()
+    with pytest.raises(DatasetUnavailableError) as info:
+        mnist.load_data()
+    assert time.monotonic() - start < 2.5
+    message = str(info.value)
+    assert "http://a.test/mnist.npz: host name lookup of a.test timed out" in message
+    assert "http://b.test/train-images-idx3-ubyte.gz: host name lookup of b.test timed out" in message
+    assert "http://e.test/train-images-idx3-ubyte.gz: not tried, the network looks unreachable" in message
 
 
 def test_offline_error_without_data_dir(isolated, monkeypatch, closed_port_url):
