@@ -66,10 +66,10 @@ def _find_idx(folder):
 
 def _read_idx_set(dataset, paths):
     arrays = {role: read_idx(paths[role], item_shape) for role, _, item_shape in IDX_ROLES}
-    images_source = f"{paths['x_train']} and {paths['y_train']}"
+    train_source = f"{paths['x_train']} and {paths['y_train']}"
     test_source = f"{paths['x_test']} and {paths['y_test']}"
     return _checked(dataset, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                    images_source, test_source)
+                    train_source, test_source)
 
 
 def _read_npz(dataset, path):
@@ -106,8 +106,14 @@ def _load_folder(dataset, folder):
 
 
 def _load_path(dataset, path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder or .npz file name (str or os.PathLike), got {path!r}")
     path = os.path.expanduser(os.fspath(path))
     if os.path.isfile(path):
+        with open(path, "rb") as probe:
+            if probe.read(2) != b"PK":
+                raise ValueError(f"{path}: not an .npz archive; path= takes a folder holding the four "
+                                 f"{dataset.title} IDX files or a Keras-style {dataset.npz_name}")
         return _read_npz(dataset, path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path={path!r} does not exist; give a folder holding the four {dataset.title} "
