@@ -1,0 +1,246 @@
+#include "conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include "gemm.h"
+#include "threads.h"
+
+namespace cnnlite {
+
+namespace {
+
+struct Geometry {
+  idx n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, oh, ow;
+  idx depth() const { return kh * kw * cin; }  // GEMM K: one im2col row
+  idx pixels() const { return oh * ow; }       // output rows per image
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt + pb + pl + pr == 0; }
+};
+
+Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
+                       idx pb, idx pl, idx pr) {
+  auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(fn) + ": " + what); };
+  if (n < 0) fail("batch size must be >= 0, got " + std::to_string(n));
+  if (h <= 0 || w <= 0 || cin <= 0)
+    fail("input height, width, channels must be > 0, got " + std::to_string(h) + "x" + std::to_string(w) + "x" +
+         std::to_string(cin));
+  if (kh <= 0 || kw <= 0 || cout <= 0)
+    fail("kernel height, width, output channels must be > 0, got " + std::to_string(kh) + "x" + std::to_string(kw) +
+         "x" + std::to_string(cout));
+  if (sh <= 0 || sw <= 0) fail("strides must be > 0, got " + std::to_string(sh) + "x" + std::to_string(sw));
+  if (pt < 0 || pb < 0 || pl < 0 || pr < 0) fail("pads must be >= 0");
+  Geometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
+  g.oh = conv2d_out_size(h, kh, sh, pt, pb);
+  g.ow = conv2d_out_size(w, kw, sw, pl, pr);
+  if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
+  return g;
+}
+
+// Fixed chunk of output rows (depends on the geometry only, never on the thread count): its im2col panel stays
+// around 384 KiB, well inside L2.
+idx chunk_rows(idx depth) {
+  constexpr idx kColBudget = 96 * 1024;  // floats
+  idx rows = kColBudget / depth;
+  rows = std::max<idx>(48, std::min<idx>(rows, 6144));
+  return rows / 48 * 48;
+}
+
+// col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch).
+void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
+  const idx depth = g.depth(), span = g.kw * g.cin;
+  idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
+  for (idx r = r0; r < r1; ++r) {
+    float* dst = col + (r - r0) * depth;
+    const float* xi = x + img * g.h * g.w * g.cin;
+    const idx iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+    const bool cols_inside = ix0 >= 0 && ix0 + g.kw <= g.w;
+    for (idx ky = 0; ky < g.kh; ++ky, dst += span) {
+      const idx iy = iy0 + ky;
+      if (iy < 0 || iy >= g.h) {
+        std::memset(dst, 0, sizeof(float) * span);
+        continue;
+      }
+      const float* src = xi + (iy * g.w + ix0) * g.cin;
+      if (cols_inside) {
+        for (idx t = 0; t < span; ++t) dst[t] = src[t];
+        continue;
+      }
+      for (idx kx = 0; kx < g.kw; ++kx) {
+        const idx ix = ix0 + kx;
+        float* d = dst + kx * g.cin;
+        if (ix < 0 || ix >= g.w) {
+          for (idx ci = 0; ci < g.cin; ++ci) d[ci] = 0.0f;
+        } else {
+          const float* s = src + kx * g.cin;
+          for (idx ci = 0; ci < g.cin; ++ci) d[ci] = s[ci];
+        }
+      }
+    }
+    if (++ox == g.ow) {
+      ox = 0;
+      if (++oy == g.oh) {
+        oy = 0;
+        ++img;
+      }
+    }
+  }
+}
+
+// dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
+void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0, idx i1) {
+  const idx depth = g.depth(), image = g.h * g.w * g.cin;
+  std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
+  const float* src = dcol;
+  for (idx img = i0; img < i1; ++img) {
+    float* xi = dx + img * image;
+    for (idx oy = 0; oy < g.oh; ++oy) {
+      for (idx ox = 0; ox < g.ow; ++ox, src += depth) {
+        const idx iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+        for (idx ky = 0; ky < g.kh; ++ky) {
+          const idx iy = iy0 + ky;
+          if (iy < 0 || iy >= g.h) continue;
+          for (idx kx = 0; kx < g.kw; ++kx) {
+            const idx ix = ix0 + kx;
+            if (ix < 0 || ix >= g.w) continue;
+            float* d = xi + (iy * g.w + ix) * g.cin;
+            const float* s = src + (ky * g.kw + kx) * g.cin;
+            for (idx ci = 0; ci < g.cin; ++ci) d[ci] += s[ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+Workspace& col_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& dcol_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& partial_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+
+// Runs body(c) for c in [0, chunks): in parallel (one chunk per task, GEMMs serial inside) when there are enough
+// chunks, else serially with the GEMMs parallel inside. `ordered(c)` runs after body(c) in chunk order.
+template <class Body, class Ordered>
+void for_chunks(idx chunks, Body body, Ordered ordered) {
+  const int nthreads = in_parallel() ? 1 : get_num_threads();
+  if (nthreads <= 1 || chunks < nthreads) {
+    for (idx c = 0; c < chunks; ++c) {
+      body(c);
+      ordered(c);
+    }
+    return;
+  }
+#ifdef CNNLITE_HAVE_OPENMP
+  std::exception_ptr error;
+#pragma omp parallel for ordered schedule(static, 1) num_threads(nthreads)
+  for (idx c = 0; c < chunks; ++c) {
+    try {
+      body(c);
+    } catch (...) {
+#pragma omp critical(cnnlite_conv_error)
+      if (!error) error = std::current_exception();
+    }
+#pragma omp ordered
+    {
+      try {
+        if (!error) ordered(c);
+      } catch (...) {
+#pragma omp critical(cnnlite_conv_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#endif
+}
+
+}  // namespace
+
+idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
+  const idx span = in + pad_before + pad_after - k;
+  if (stride <= 0 || span < 0) return 0;
+  return span / stride + 1;
+}
+
+void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
+                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+  const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  const idx rows = g.n * g.pixels(), depth = g.depth();
+  if (rows == 0) return;
+  if (g.pointwise()) {
+    sgemm(false, false, rows, cout, depth, 1.0f, x, depth, k, cout, 0.0f, y, cout, bias);
+    return;
+  }
+  const idx chunk = chunk_rows(depth);
+  const idx chunks = (rows + chunk - 1) / chunk;
+  auto body = [&](idx c) {
+    const idx r0 = c * chunk, r1 = std::min(rows, r0 + chunk);
+    float* col = col_workspace().get(chunk * depth);
+    im2col(col, x, g, r0, r1);
+    sgemm(false, false, r1 - r0, cout, depth, 1.0f, col, depth, k, cout, 0.0f, y + r0 * cout, cout, bias);
+  };
+  for_chunks(chunks, body, [](idx) {});
+}
+
+void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
+                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+  const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin;
+  std::fill(dk, dk + depth * cout, 0.0f);
+  if (dbias) std::fill(dbias, dbias + cout, 0.0f);
+  if (n == 0) return;
+  // Chunks of whole images: col2im of a chunk touches only its own images, so threads never write the same memory.
+  const idx imgs = std::max<idx>(1, chunk_rows(depth) / pixels);
+  const idx chunks = (n + imgs - 1) / imgs;
+  const idx partial_size = depth * cout + cout;
+  // Per-chunk partials live in the thread that computed them until the ordered step adds them up.
+  auto body = [&](idx c) {
+    const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
+    const idx rows = (i1 - i0) * pixels;
+    const float* dyc = dy + i0 * pixels * cout;
+    const float* col;
+    if (g.pointwise()) {
+      col = x + i0 * image;
+    } else {
+      float* buf = col_workspace().get(imgs * pixels * depth);
+      im2col(buf, x, g, i0 * pixels, i1 * pixels);
+      col = buf;
+    }
+    float* part = partial_workspace().get(partial_size);
+    sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
+    if (dbias) {
+      float* pbias = part + depth * cout;
+      for (idx j = 0; j < cout; ++j) pbias[j] = 0.0f;
+      for (idx r = 0; r < rows; ++r)
+        for (idx j = 0; j < cout; ++j) pbias[j] += dyc[r * cout + j];
+    }
+    if (dx) {
+      if (g.pointwise()) {
+        sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);
+      } else {
+        float* dcol = dcol_workspace().get(imgs * pixels * depth);
+        sgemm(false, true, rows, depth, cout, 1.0f, dyc, cout, k, cout, 0.0f, dcol, depth);
+        col2im(dx, dcol, g, i0, i1);
+      }
+    }
+  };
+  auto add_partial = [&](idx) {
+    const float* part = partial_workspace().get(partial_size);
+    for (idx t = 0; t < depth * cout; ++t) dk[t] += part[t];
+    if (dbias)
+      for (idx j = 0; j < cout; ++j) dbias[j] += part[depth * cout + j];
+  };
+  for_chunks(chunks, body, add_partial);
+}
+
+}  // namespace cnnlite

@@ -1,0 +1,160 @@
+#include "pool2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace cnnlite {
+
+namespace {
+
+// Range [begin, end) of real input rows (or columns) covered by output position o.
+struct Span {
+  idx begin, end;
+};
+
+inline Span window(idx o, idx stride, idx pad_before, idx pool, idx in) {
+  const idx start = o * stride - pad_before;
+  return {std::max<idx>(start, 0), std::min<idx>(start + pool, in)};
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+}  // namespace
+
+void check_pool2d_geometry(const Pool2dGeometry& g) {
+  require(g.n >= 0 && g.h > 0 && g.w > 0 && g.c > 0, "pool2d: input sizes must be positive (n may be 0)");
+  require(g.ph > 0 && g.pw > 0 && g.sh > 0 && g.sw > 0, "pool2d: pool sizes and strides must be positive");
+  require(g.pad_top >= 0 && g.pad_bottom >= 0 && g.pad_left >= 0 && g.pad_right >= 0,
+          "pool2d: pads must be non-negative");
+  require(g.pad_top < g.ph && g.pad_bottom < g.ph && g.pad_left < g.pw && g.pad_right < g.pw,
+          "pool2d: every pad must be smaller than the pool size");
+  require(g.h + g.pad_top + g.pad_bottom >= g.ph && g.w + g.pad_left + g.pad_right >= g.pw,
+          "pool2d: the padded input is smaller than the pool");
+  require(g.h * g.w <= INT32_MAX, "pool2d: h*w must fit in int32 (argmax)");
+}
+
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx oh = g.oh(), ow = g.ow(), c = g.c, rows = g.n * oh;
+  // Each output row (image, oh) is independent: any partition gives the same bits.
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (rows > 1)
+#endif
+  for (idx row = 0; row < rows; ++row) {
+    const idx img = row / oh, i = row % oh;
+    const float* xi = x + img * g.h * g.w * c;
+    const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+    for (idx j = 0; j < ow; ++j) {
+      const Span cs = window(j, g.sw, g.pad_left, g.pw, g.w);
+      float* __restrict yo = y + (row * ow + j) * c;
+      int32_t* __restrict ao = argmax + (row * ow + j) * c;
+      const int32_t first = static_cast<int32_t>(rs.begin * g.w + cs.begin);
+      const float* __restrict x0 = xi + first * c;
+      for (idx ch = 0; ch < c; ++ch) {
+        yo[ch] = x0[ch];
+        ao[ch] = first;
+      }
+      for (idx r = rs.begin; r < rs.end; ++r) {
+        for (idx col = (r == rs.begin ? cs.begin + 1 : cs.begin); col < cs.end; ++col) {
+          const int32_t cell = static_cast<int32_t>(r * g.w + col);
+          const float* __restrict xp = xi + cell * c;
+          // Strict '>' keeps the first maximum in row-major window order.
+          for (idx ch = 0; ch < c; ++ch) {
+            const float v = xp[ch];
+            const bool greater = v > yo[ch];
+            yo[ch] = greater ? v : yo[ch];
+            ao[ch] = greater ? cell : ao[ch];
+          }
+        }
+      }
+    }
+  }
+}
+
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow,
+                        idx c) {
+  require(n >= 0 && h > 0 && w > 0 && oh > 0 && ow > 0 && c > 0, "maxpool2d_backward: sizes must be positive");
+  const idx plane = h * w, out_plane = oh * ow;
+  int bad = 0;
+  // One thread owns one image of dx, so overlapping windows accumulate without races in a fixed order.
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 1)
+#endif
+  for (idx img = 0; img < n; ++img) {
+    float* __restrict dxi = dx + img * plane * c;
+    const float* __restrict dyi = dy + img * out_plane * c;
+    const int32_t* __restrict ai = argmax + img * out_plane * c;
+    std::memset(dxi, 0, sizeof(float) * plane * c);
+    for (idx o = 0; o < out_plane; ++o) {
+      const float* dyo = dyi + o * c;
+      const int32_t* ao = ai + o * c;
+      for (idx ch = 0; ch < c; ++ch) {
+        const int32_t a = ao[ch];
+        if (a < 0 || a >= plane) {
+          bad = 1;
+          continue;
+        }
+        dxi[a * c + ch] += dyo[ch];
+      }
+    }
+  }
+  require(!bad, "maxpool2d_backward: argmax holds an index outside [0, h*w)");
+}
+
+void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx oh = g.oh(), ow = g.ow(), c = g.c, rows = g.n * oh;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (rows > 1)
+#endif
+  for (idx row = 0; row < rows; ++row) {
+    const idx img = row / oh, i = row % oh;
+    const float* xi = x + img * g.h * g.w * c;
+    const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+    for (idx j = 0; j < ow; ++j) {
+      const Span cs = window(j, g.sw, g.pad_left, g.pw, g.w);
+      float* __restrict yo = y + (row * ow + j) * c;
+      std::fill(yo, yo + c, 0.0f);
+      for (idx r = rs.begin; r < rs.end; ++r) {
+        for (idx col = cs.begin; col < cs.end; ++col) {
+          const float* __restrict xp = xi + (r * g.w + col) * c;
+          for (idx ch = 0; ch < c; ++ch) yo[ch] += xp[ch];
+        }
+      }
+      const float count = static_cast<float>((rs.end - rs.begin) * (cs.end - cs.begin));
+      for (idx ch = 0; ch < c; ++ch) yo[ch] /= count;
+    }
+  }
+}
+
+void avgpool2d_backward(float* dx, const float* dy, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx oh = g.oh(), ow = g.ow(), c = g.c, plane = g.h * g.w;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (g.n > 1)
+#endif
+  for (idx img = 0; img < g.n; ++img) {
+    float* __restrict dxi = dx + img * plane * c;
+    std::memset(dxi, 0, sizeof(float) * plane * c);
+    for (idx i = 0; i < oh; ++i) {
+      const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+      for (idx j = 0; j < ow; ++j) {
+        const Span cs = window(j, g.sw, g.pad_left, g.pw, g.w);
+        const float* __restrict dyo = dy + ((img * oh + i) * ow + j) * c;
+        const float count = static_cast<float>((rs.end - rs.begin) * (cs.end - cs.begin));
+        for (idx r = rs.begin; r < rs.end; ++r) {
+          for (idx col = cs.begin; col < cs.end; ++col) {
+            float* __restrict dxp = dxi + (r * g.w + col) * c;
+            for (idx ch = 0; ch < c; ++ch) dxp[ch] += dyo[ch] / count;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cnnlite
