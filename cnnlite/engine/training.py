@@ -7,7 +7,7 @@ import numpy as np
 
 from cnnlite import activations, losses, metrics as metrics_mod, optimizers
 from cnnlite.engine import data_adapter as da
-from cnnlite.engine.callback_list import CallbackList, new_history
+from cnnlite.callbacks import CallbackList
 from cnnlite.engine.progbar import Progbar
 
 _ACC_ALIAS = {"acc": "accuracy", "accuracy": "acc"}
@@ -161,7 +161,7 @@ class Model:
 
     def _prepare_optimizer(self):
         if not self.optimizer.built:
-            self.optimizer.build(self.weights)
+            self.optimizer.build(self.trainable_weights)
 
     @staticmethod
     def _logs(loss_sum, count, metric_objs, prefix=""):
@@ -227,15 +227,14 @@ class Model:
         self._prepare_optimizer()
         metric_objs = self._resolved_metrics()
         batcher = da.Batcher([x, y], batch_size)
-        history = new_history()
-        params = {"epochs": epochs, "steps": batcher.steps, "verbose": verbose}
-        cbs = CallbackList(list(callbacks or []) + [history], self, params)
         self.stop_training = False
-        self.history = history
-        cbs.call("on_train_begin", {})
+        cbs = CallbackList(callbacks, add_history=True, model=self, epochs=epochs, steps=batcher.steps,
+                           verbose=verbose)
+        history = self.history
+        cbs.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
-            cbs.call("on_epoch_begin", epoch, {})
+            cbs.on_epoch_begin(epoch, {})
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             progbar = Progbar(batcher.steps, verbose=verbose)
@@ -244,14 +243,14 @@ class Model:
             for m in metric_objs:
                 m.reset_state()
             for step, (start, stop, (xb, yb)) in enumerate(batcher.batches(order)):
-                cbs.call("on_train_batch_begin", step, {"batch": step, "size": stop - start})
+                cbs.on_train_batch_begin(step, {"batch": step, "size": stop - start})
                 loss, pred = self._loss_step(xb, yb, training=True)
                 loss_sum += loss * (stop - start)
                 count += stop - start
                 for m in metric_objs:
                     m.update_state(yb, pred)
                 logs = self._logs(loss_sum, count, metric_objs)
-                cbs.call("on_train_batch_end", step, dict(logs))
+                cbs.on_train_batch_end(step, dict(logs))
                 progbar.update(step + 1, self._display(logs, metric_objs))
                 if self.stop_training:
                     break
@@ -263,11 +262,11 @@ class Model:
             else:
                 display = self._display(epoch_logs, metric_objs)
             progbar.update(step + 1, display, finalize=True)
-            cbs.call("on_epoch_end", epoch, epoch_logs)
+            cbs.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
             if self.stop_training:
                 break
-        cbs.call("on_train_end", dict(logs))
+        cbs.on_train_end(dict(logs))
         return history
 
     def _epoch_order(self, n, batch_size, shuffle):
@@ -285,11 +284,11 @@ class Model:
         metric_objs = [type(m).from_config(m.get_config()) for m in metric_objs]  # fresh state
         batcher = da.Batcher([x, y], batch_size)
         if cbs is not None:
-            cbs.call("on_test_begin", {})
+            cbs.on_test_begin({})
         loss_sum, count = 0.0, 0
         for step, (start, stop, (xb, yb)) in enumerate(batcher.batches()):
             if cbs is not None:
-                cbs.call("on_test_batch_begin", step, {"batch": step, "size": stop - start})
+                cbs.on_test_batch_begin(step, {"batch": step, "size": stop - start})
             loss, pred = self._loss_step(xb, yb, training=False)
             loss_sum += loss * (stop - start)
             count += stop - start
@@ -298,12 +297,12 @@ class Model:
             if cbs is not None or progbar is not None:
                 logs = self._logs(loss_sum, count, metric_objs)
                 if cbs is not None:
-                    cbs.call("on_test_batch_end", step, logs)
+                    cbs.on_test_batch_end(step, logs)
                 if progbar is not None:
                     progbar.update(step + 1, self._display(logs, metric_objs), finalize=stop == len(x))
         mean = loss_sum / count if count else 0.0
         if cbs is not None:
-            cbs.call("on_test_end", self._logs(loss_sum, count, metric_objs))
+            cbs.on_test_end(self._logs(loss_sum, count, metric_objs))
         return mean, metric_objs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
@@ -318,7 +317,7 @@ class Model:
         x, y = self._prepare_xy(x, y)
         if len(x) == 0:
             raise ValueError("evaluate: received 0 samples")
-        cbs = CallbackList(callbacks, self, {"epochs": 1, "steps": -(-len(x) // batch_size), "verbose": verbose})
+        cbs = CallbackList(callbacks, model=self, epochs=1, steps=-(-len(x) // batch_size), verbose=verbose)
         progbar = Progbar(-(-len(x) // batch_size), verbose=verbose) if verbose else None
         loss, metric_objs = self._evaluate_arrays(x, y, batch_size, cbs, progbar)
         return self._results(loss, metric_objs, return_dict)
@@ -342,17 +341,17 @@ class Model:
             raise NotImplementedError(f"predict: `steps` is not supported by cnnlite, received steps={steps!r}")
         x = self._prepare_x(x)
         batcher = da.Batcher([x], batch_size)
-        cbs = CallbackList(callbacks, self, {"epochs": 1, "steps": batcher.steps, "verbose": verbose})
+        cbs = CallbackList(callbacks, model=self, epochs=1, steps=batcher.steps, verbose=verbose)
         progbar = Progbar(batcher.steps, verbose=verbose) if verbose else None
         out = np.empty((len(x),) + tuple(self.output_shape[1:]), np.float32)
-        cbs.call("on_predict_begin", {})
+        cbs.on_predict_begin({})
         for step, (start, stop, (xb,)) in enumerate(batcher.batches()):
-            cbs.call("on_predict_batch_begin", step, {"batch": step, "size": stop - start})
+            cbs.on_predict_batch_begin(step, {"batch": step, "size": stop - start})
             out[start:stop] = self._forward(xb, training=False)
-            cbs.call("on_predict_batch_end", step, {"outputs": out[start:stop]})
+            cbs.on_predict_batch_end(step, {"outputs": out[start:stop]})
             if progbar is not None:
                 progbar.update(step + 1, (), finalize=stop == len(x))
-        cbs.call("on_predict_end", {})
+        cbs.on_predict_end({})
         return out
 
     # ----- single batches ---------------------------------------------------------------------------------------
