@@ -59,7 +59,17 @@ def test_summary_of_cnn_and_print_fn():
     text = "\n".join(lines)
     assert "Total params: 229,514" in text
     assert "(None, 5, 5, 64)" in text and "(None, 1600)" in text
-    assert sum("(MaxPooling2D)" in l or "(MaxPooling2" in l for l in lines) == 2
+    assert sum("max_pooling2d" in line for line in lines) == 2
+    assert "(MaxPooling" in text   # a long name+type wraps onto the next line rather than being cut
+
+
+def test_summary_wraps_long_names():
+    lines = []
+    model = Sequential([Dense(2, input_dim=3, name="a_really_long_layer_name_that_overflows")])
+    model.summary(print_fn=lines.append)
+    row = next(i for i, line in enumerate(lines) if line.startswith("a_really"))
+    assert "(None, 2)" in lines[row] and lines[row].rstrip().endswith("8")
+    assert lines[row + 1] == "t_overflows (Dense)"
 
 
 def test_summary_before_build_is_an_error():

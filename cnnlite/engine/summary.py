@@ -1,17 +1,19 @@
 """Keras-style `model.summary()` table."""
 
 
-def _fit(text, width):
-    text = str(text)
-    return text[:width - 1] + " " if len(text) >= width else text.ljust(width)
-
-
-def _row(fields, positions):
-    line, start = "", 0
-    for field, end in zip(fields, positions):
-        line += _fit(field, end - start)
-        start = end
-    return line.rstrip()
+def _rows(fields, positions):
+    """Lines of one table row; text too long for its column continues on the next line (as Keras)."""
+    left = [str(f) for f in fields]
+    widths = [end - start - 1 for start, end in zip([0] + positions[:-1], positions)]
+    widths[-1] += 1
+    lines = []
+    while any(left) or not lines:
+        line = ""
+        for i, width in enumerate(widths):
+            line += left[i][:width].ljust(width + (1 if i < len(widths) - 1 else 0))
+            left[i] = left[i][width:]
+        lines.append(line.rstrip())
+    return lines
 
 
 def print_summary(model, line_length=None, positions=None, print_fn=None):
@@ -23,12 +25,14 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
     headers = ["Layer (type)", "Output Shape", "Param #"]
     print_fn(f'Model: "{model.name}"')
     print_fn("_" * line_length)
-    print_fn(_row(headers, positions))
+    for line in _rows(headers, positions):
+        print_fn(line)
     print_fn("=" * line_length)
     layers = model.layers
     for i, layer in enumerate(layers):
-        print_fn(_row([f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
-                       str(layer.count_params())], positions))
+        for line in _rows([f"{layer.name} ({type(layer).__name__})", str(layer.output_shape),
+                           str(layer.count_params())], positions):
+            print_fn(line)
         print_fn("=" * line_length if i == len(layers) - 1 else "_" * line_length)
     if not layers:
         print_fn("=" * line_length)
