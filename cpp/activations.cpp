@@ -30,7 +30,10 @@ void relu_backward(float* dx, const float* dy, const float* y, idx n) {
     float* __restrict dxo = dx;
     const float* __restrict dyi = dy;
     const float* __restrict yi = y;
-    for (idx i = begin; i < end; ++i) dxo[i] = yi[i] > 0.0f ? dyi[i] : 0.0f;
+    for (idx i = begin; i < end; ++i) {
+      const float d = dyi[i];  // loaded unconditionally so the select vectorises
+      dxo[i] = yi[i] > 0.0f ? d : 0.0f;
+    }
   });
 }
 

@@ -35,7 +35,13 @@ void apply_mask(float* out, const float* in, idx n, double rate, uint64_t seed, 
   for_each_chunk(n, [=](idx begin, idx end) {
     for (idx i = begin; i < end; ++i) {
       const uint64_t bits = mix64(key + kGolden * static_cast<uint64_t>(i + 1)) >> 11;
-      out[i] = bits >= threshold ? in[i] * scale : 0.0f;
+      // Branch-free select (the keep decision is random, a branch would mispredict half the time).
+      const uint32_t keep = 0u - static_cast<uint32_t>(bits >= threshold);
+      uint32_t value;
+      const float kept = in[i] * scale;
+      std::memcpy(&value, &kept, sizeof value);
+      value &= keep;
+      std::memcpy(&out[i], &value, sizeof value);
     }
   });
 }

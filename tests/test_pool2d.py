@@ -5,7 +5,7 @@ import cnnlite
 from cnnlite import _kernels as K
 import reference_ops as ref
 
-SHAPES = [(1, 1, 1, 1), (1, 5, 5, 3), (3, 7, 6, 16), (2, 8, 8, 1), (5, 4, 9, 3)]
+SHAPES = [(1, 1, 1, 1), (1, 5, 5, 3), (3, 7, 6, 16), (2, 8, 8, 1), (5, 4, 9, 21)]  # 21 = 16 + 4 + 1 lanes
 POOLS = [(2, 2, 2, 2), (2, 2, 1, 1), (3, 3, 1, 1), (3, 3, 2, 2), (2, 3, 1, 2)]  # ph, pw, sh, sw
 PADDINGS = ["valid", "same", (0, 1, 1, 0), (1, 0, 0, 1)]
 
