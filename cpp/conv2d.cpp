@@ -123,45 +123,97 @@ Workspace& dcol_workspace() {
   static thread_local Workspace ws;
   return ws;
 }
+Workspace& total_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
 Workspace& partial_workspace() {
   static thread_local Workspace ws;
   return ws;
 }
 
-// Runs body(c) for c in [0, chunks): in parallel (one chunk per task, GEMMs serial inside) when there are enough
-// chunks, else serially with the GEMMs parallel inside. `ordered(c)` runs after body(c) in chunk order.
-template <class Body, class Ordered>
-void for_chunks(idx chunks, Body body, Ordered ordered) {
+int threads_for(idx chunks) {
   const int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (nthreads <= 1 || chunks < nthreads) {
-    for (idx c = 0; c < chunks; ++c) {
-      body(c);
-      ordered(c);
+  // Too few chunks to share out: run them one after the other and let the GEMMs inside use the threads.
+  return chunks < nthreads ? 1 : nthreads;
+}
+
+// Captures the first exception thrown inside a parallel region, to rethrow once the region has ended.
+class ErrorSlot {
+ public:
+  template <class Fn>
+  void run(Fn&& fn) {
+    try {
+      fn();
+    } catch (...) {
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp critical(cnnlite_conv_error)
+#endif
+      if (!error_) error_ = std::current_exception();
     }
+  }
+  void rethrow() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+};
+
+// Runs body(c) for every chunk c in [0, chunks), in parallel when there are enough chunks.
+template <class Body>
+void for_chunks(idx chunks, Body body) {
+  const int nthreads = threads_for(chunks);
+  if (nthreads <= 1) {
+    for (idx c = 0; c < chunks; ++c) body(c);
     return;
   }
+  ErrorSlot error;
 #ifdef CNNLITE_HAVE_OPENMP
-  std::exception_ptr error;
-#pragma omp parallel for ordered schedule(static, 1) num_threads(nthreads)
-  for (idx c = 0; c < chunks; ++c) {
-    try {
-      body(c);
-    } catch (...) {
-#pragma omp critical(cnnlite_conv_error)
-      if (!error) error = std::current_exception();
-    }
-#pragma omp ordered
-    {
-      try {
-        if (!error) ordered(c);
-      } catch (...) {
-#pragma omp critical(cnnlite_conv_error)
-        if (!error) error = std::current_exception();
-      }
-    }
-  }
-  if (error) std::rethrow_exception(error);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 #endif
+  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
+  error.rethrow();
+}
+
+// Sums per-chunk partials into `total` (size floats, overwritten): body(c, partial) fills chunk c's partial; the
+// partials of a fixed-size wave of chunks are then added to the total element by element in chunk order. Neither
+// the waves nor the order depend on the thread count, so the sums are bitwise reproducible.
+template <class Body>
+void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
+  // Chunks per wave: as many partials as fit in about 4 MiB (fewer barriers), from the sizes alone.
+  const idx wave = std::max<idx>(16, std::min<idx>(256, (1 << 20) / size));
+  constexpr idx kSlice = 1024;  // elements per reduction task
+  std::fill(total, total + size, 0.0f);
+  float* partials = partial_workspace().get(std::min(chunks, wave) * size);
+  const int nthreads = threads_for(chunks);
+  const idx slices = (size + kSlice - 1) / kSlice;
+  for (idx w0 = 0; w0 < chunks; w0 += wave) {
+    const idx w1 = std::min(chunks, w0 + wave);
+    auto reduce_slice = [&](idx s) {
+      const idx e0 = s * kSlice, e1 = std::min(size, e0 + kSlice);
+      for (idx c = w0; c < w1; ++c) {
+        const float* part = partials + (c - w0) * size;
+        for (idx e = e0; e < e1; ++e) total[e] += part[e];
+      }
+    };
+    if (nthreads <= 1) {
+      for (idx c = w0; c < w1; ++c) body(c, partials + (c - w0) * size);
+      for (idx s = 0; s < slices; ++s) reduce_slice(s);
+      continue;
+    }
+    ErrorSlot error;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (idx c = w0; c < w1; ++c) error.run([&] { body(c, partials + (c - w0) * size); });
+#pragma omp for schedule(static)
+      for (idx s = 0; s < slices; ++s) reduce_slice(s);
+    }
+#endif
+    error.rethrow();
+  }
 }
 
 }  // namespace
@@ -189,22 +241,24 @@ void conv2d_forward(float* y, const float* x, const float* k, const float* bias,
     im2col(col, x, g, r0, r1);
     sgemm(false, false, r1 - r0, cout, depth, 1.0f, col, depth, k, cout, 0.0f, y + r0 * cout, cout, bias);
   };
-  for_chunks(chunks, body, [](idx) {});
+  for_chunks(chunks, body);
 }
 
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
                      idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
   const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
   const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin;
-  std::fill(dk, dk + depth * cout, 0.0f);
-  if (dbias) std::fill(dbias, dbias + cout, 0.0f);
-  if (n == 0) return;
+  if (n == 0) {
+    std::fill(dk, dk + depth * cout, 0.0f);
+    if (dbias) std::fill(dbias, dbias + cout, 0.0f);
+    return;
+  }
   // Chunks of whole images: col2im of a chunk touches only its own images, so threads never write the same memory.
   const idx imgs = std::max<idx>(1, chunk_rows(depth) / pixels);
   const idx chunks = (n + imgs - 1) / imgs;
-  const idx partial_size = depth * cout + cout;
-  // Per-chunk partials live in the thread that computed them until the ordered step adds them up.
-  auto body = [&](idx c) {
+  // Each chunk's partial holds its dk (depth x cout) followed by its dbias (cout).
+  const idx dk_size = depth * cout, partial_size = dk_size + (dbias ? cout : 0);
+  auto body = [&](idx c, float* part) {
     const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
     const idx rows = (i1 - i0) * pixels;
     const float* dyc = dy + i0 * pixels * cout;
@@ -216,10 +270,9 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
       im2col(buf, x, g, i0 * pixels, i1 * pixels);
       col = buf;
     }
-    float* part = partial_workspace().get(partial_size);
     sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
     if (dbias) {
-      float* pbias = part + depth * cout;
+      float* pbias = part + dk_size;
       for (idx j = 0; j < cout; ++j) pbias[j] = 0.0f;
       for (idx r = 0; r < rows; ++r)
         for (idx j = 0; j < cout; ++j) pbias[j] += dyc[r * cout + j];
@@ -234,13 +287,10 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
       }
     }
   };
-  auto add_partial = [&](idx) {
-    const float* part = partial_workspace().get(partial_size);
-    for (idx t = 0; t < depth * cout; ++t) dk[t] += part[t];
-    if (dbias)
-      for (idx j = 0; j < cout; ++j) dbias[j] += part[depth * cout + j];
-  };
-  for_chunks(chunks, body, add_partial);
+  float* total = total_workspace().get(partial_size);
+  sum_over_chunks(chunks, total, partial_size, body);
+  std::copy(total, total + dk_size, dk);
+  if (dbias) std::copy(total + dk_size, total + partial_size, dbias);
 }
 
 }  // namespace cnnlite
