@@ -121,8 +121,10 @@ void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& 
 
 // ind (r1 - r0, kh): for output rows [r0, r1) (over the whole batch), a pointer per kernel row ky to the kw * cin
 // input floats it multiplies. Inside the input those are contiguous in x; a window that overlaps the padding gets its
-// spans copied, zero-filled, into `patch` (room for (r1 - r0) * kh * kw * cin floats) instead.
-void build_indirection(const float** ind, float* patch, const float* x, const Geometry& g, idx r0, idx r1) {
+// spans copied, zero-filled, into `patch` (room for (r1 - r0) * kh * kw * cin floats) instead, and kernel rows that
+// fall entirely into the padding point at `zero` (kw * cin zeros).
+void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Geometry& g, idx r0,
+                       idx r1) {
   const idx span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -132,18 +134,26 @@ void build_indirection(const float** ind, float* patch, const float* x, const Ge
       const float* row = xi + (iy0 * g.w + ix0) * g.cin;
       for (idx ky = 0; ky < g.kh; ++ky, row += g.w * g.cin) *ind++ = row;
     } else {
-      for (idx ky = 0; ky < g.kh; ++ky, patch += span) {
-        *ind++ = patch;
+      const bool cols_inside = ix0 >= 0 && ix0 + g.kw <= g.w;
+      for (idx ky = 0; ky < g.kh; ++ky) {
         const idx iy = iy0 + ky;
-        for (idx kx = 0; kx < g.kw; ++kx) {
-          const idx ix = ix0 + kx;
-          float* d = patch + kx * g.cin;
-          if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
-            for (idx ci = 0; ci < g.cin; ++ci) d[ci] = 0.0f;
-          } else {
-            const float* src = xi + (iy * g.w + ix) * g.cin;
-            for (idx ci = 0; ci < g.cin; ++ci) d[ci] = src[ci];
+        if (iy < 0 || iy >= g.h) {
+          *ind++ = zero;
+        } else if (cols_inside) {
+          *ind++ = xi + (iy * g.w + ix0) * g.cin;
+        } else {
+          *ind++ = patch;
+          for (idx kx = 0; kx < g.kw; ++kx) {
+            const idx ix = ix0 + kx;
+            float* d = patch + kx * g.cin;
+            if (ix < 0 || ix >= g.w) {
+              for (idx ci = 0; ci < g.cin; ++ci) d[ci] = 0.0f;
+            } else {
+              const float* src = xi + (iy * g.w + ix) * g.cin;
+              for (idx ci = 0; ci < g.cin; ++ci) d[ci] = src[ci];
+            }
           }
+          patch += span;
         }
       }
     }
@@ -273,17 +283,9 @@ void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
   }
 }
 
-}  // namespace
-
-idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
-  const idx span = in + pad_before + pad_after - k;
-  if (stride <= 0 || span < 0) return 0;
-  return span / stride + 1;
-}
-
-void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
-                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
-  const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+// y = conv(x, k) + bias for a checked geometry (see conv2d_forward).
+void forward_impl(float* y, const float* x, const float* k, const float* bias, const Geometry& g) {
+  const idx cin = g.cin, cout = g.cout;
   const idx rows = g.n * g.pixels(), depth = g.depth();
   if (rows == 0) return;
   if (g.pointwise()) {
@@ -299,10 +301,24 @@ void conv2d_forward(float* y, const float* x, const float* k, const float* bias,
     std::vector<const float*>& ind = indirection_workspace();
     if (static_cast<idx>(ind.size()) < chunk * g.kh) ind.resize(chunk * g.kh);
     float* patch = col_workspace().get(chunk * depth);
-    build_indirection(ind.data(), patch, x, g, r0, r1);
-    sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero_workspace(span), k, y + r0 * cout, cout, bias);
+    const float* zero = zero_workspace(span);
+    build_indirection(ind.data(), patch, zero, x, g, r0, r1);
+    sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias);
   };
   for_chunks(chunks, body);
+}
+
+}  // namespace
+
+idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
+  const idx span = in + pad_before + pad_after - k;
+  if (stride <= 0 || span < 0) return 0;
+  return span / stride + 1;
+}
+
+void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
+                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+  forward_impl(y, x, k, bias, make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr));
 }
 
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
