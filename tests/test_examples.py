@@ -49,7 +49,11 @@ def run_example(script, tmp_path, *args):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("script", sorted(SCRIPTS))
+SLOW = {"05_cnn_8_filters.py", "06_full_cnn.py"}  # a few seconds of CPU, more on a busy machine
+
+
+@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
+                                    for s in sorted(SCRIPTS)])
 def test_example_runs_quick_and_ends_like_the_chapter(script, tmp_path):
     trains, figures = SCRIPTS[script]
     out = run_example(script, tmp_path, "--quick", "--out", "figs")
