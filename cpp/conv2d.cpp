@@ -40,6 +40,10 @@ Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx
   return g;
 }
 
+// Below this many floats per kernel row (kw * cin) the weight gradient goes through an im2col panel: the indirect
+// kernel would have to gather most micro-tiles element by element.
+constexpr idx kMinIndirectSpan = 16;
+
 // Output rows per forward task (fixed): enough work per task, a small indirection buffer.
 constexpr idx kForwardChunkRows = 960;
 
@@ -324,7 +328,7 @@ void conv2d_forward(float* y, const float* x, const float* k, const float* bias,
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
                      idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
   const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin;
+  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin, span = kw * cin;
   if (n == 0) {
     std::fill(dk, dk + depth * cout, 0.0f);
     if (dbias) std::fill(dbias, dbias + cout, 0.0f);
@@ -339,15 +343,20 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
     const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
     const idx rows = (i1 - i0) * pixels;
     const float* dyc = dy + i0 * pixels * cout;
-    const float* col;
     if (g.pointwise()) {
-      col = x + i0 * image;
-    } else {
-      float* buf = col_workspace().get(imgs * pixels * depth);
-      im2col(buf, x, g, i0 * pixels, i1 * pixels);
-      col = buf;
+      sgemm(true, false, depth, cout, rows, 1.0f, x + i0 * image, depth, dyc, cout, 0.0f, part, cout);
+    } else if (span < kMinIndirectSpan) {  // short kernel rows: an explicit im2col panel is cheaper
+      float* col = col_workspace().get(imgs * pixels * depth);
+      im2col(col, x, g, i0 * pixels, i1 * pixels);
+      sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
+    } else {  // dk = col^T @ dy with col read through kernel-row pointers, as in the forward pass
+      std::vector<const float*>& ind = indirection_workspace();
+      if (static_cast<idx>(ind.size()) < imgs * pixels * kh) ind.resize(imgs * pixels * kh);
+      float* patch = col_workspace().get(imgs * pixels * depth);
+      const float* zero = zero_workspace(span);
+      build_indirection(ind.data(), patch, zero, x, g, i0 * pixels, i1 * pixels);
+      sgemm_indirect_t(kh, span, cout, rows, ind.data(), dyc, cout, part, cout);
     }
-    sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
     if (dbias) {
       float* pbias = part + dk_size;
       for (idx j = 0; j < cout; ++j) pbias[j] = 0.0f;

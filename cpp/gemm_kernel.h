@@ -34,6 +34,11 @@ struct GemmKernel {
   // `zero` points at cin zeros (rows past mc read it); `scratch` holds taps * mr pointers.
   void (*macro_indirect)(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
                          const float* bp, idx nr, float* c, idx ldc, const float* bias, const float** scratch);
+  // Transposed indirect GEMM block: rows [row0, row0 + mc) and columns (nc) of c = A^T @ bp + beta * c, where A
+  // (kc x m, m = taps * span) has row p equal to the concatenation over t of the span floats at ind[p * taps + t].
+  // `edge` holds mr * kc floats.
+  void (*macro_indirect_t)(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                           const float* bp, idx nr, float* c, idx ldc, float beta, float* edge);
 };
 
 const GemmKernel* gemm_kernel_generic();

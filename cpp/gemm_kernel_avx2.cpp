@@ -42,10 +42,11 @@ __attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV
     }
 }
 
-template <int MODE, int NR>
+template <int NR>
 struct Micro {
   static constexpr int NV = NR / 8;
-  __attribute__((always_inline)) static inline void run(idx kc, const float* __restrict a, idx lda,
+  template <class Acc>
+  __attribute__((always_inline)) static inline void run(idx kc, Acc a,
                                                         const float* __restrict b, float* c, idx ldc, float alpha,
                                                         float beta, idx mv, idx nv, const float* bias) {
     __m256 acc[MR][NV];
@@ -53,18 +54,17 @@ struct Micro {
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
-    const idx a_step = MODE == kPacked ? MR : MODE == kColumns ? lda : 1;
     for (idx p = 0; p < kc; ++p) {
       __m256 bv[NV];
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(MODE == kRows ? a + i * lda : a + i);
+        const __m256 ai = _mm256_broadcast_ss(a.at(i));
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
       }
-      a += a_step;
+      a.next();
       b += NR;
     }
     store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
@@ -123,9 +123,16 @@ void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, 
   else
     macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
 }
+void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                      const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {
+  if (nr == 8)
+    macro_indirect_t_tmpl<MR, 8, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+  else
+    macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+}
 
 const GemmKernel kKernel = {"avx2", MR, 16, 8, /*kc=*/256, /*mc=*/240, /*nc=*/4096, pack_a, pack_b, macro,
-                            macro_indirect};
+                            macro_indirect, macro_indirect_t};
 
 }  // namespace
 
