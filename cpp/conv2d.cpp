@@ -10,6 +10,14 @@
 #include "gemm.h"
 #include "threads.h"
 
+// The copy and scatter-add loops below are plain C++; on x86-64 with GCC and glibc they are also compiled for AVX2 and
+// AVX-512 and the best version is picked at load time (function multiversioning).
+#if defined(CNNLITE_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
+#define CNNLITE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CNNLITE_VECTOR_CLONES
+#endif
+
 namespace cnnlite {
 
 namespace {
@@ -57,7 +65,7 @@ idx chunk_rows(idx depth) {
 }
 
 // col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch).
-void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
+CNNLITE_VECTOR_CLONES void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
   const idx depth = g.depth(), span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -98,7 +106,7 @@ void im2col(float* __restrict col, const float* __restrict x, const Geometry& g,
 }
 
 // dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
-void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0, idx i1) {
+CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0, idx i1) {
   const idx depth = g.depth(), image = g.h * g.w * g.cin;
   std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
   const float* src = dcol;
