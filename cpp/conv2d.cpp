@@ -17,6 +17,11 @@
 #else
 #define CNNLITE_VECTOR_CLONES
 #endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNNLITE_NO_MEMCPY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CNNLITE_NO_MEMCPY_CALLS
+#endif
 
 namespace cnnlite {
 
@@ -64,8 +69,9 @@ idx chunk_rows(idx depth) {
   return rows / 48 * 48;
 }
 
-// col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch).
-CNNLITE_VECTOR_CLONES void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
+// col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch). Used for
+// short kernel rows only, so the copies are inlined rather than turned into memcpy calls.
+CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
   const idx depth = g.depth(), span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -76,7 +82,7 @@ CNNLITE_VECTOR_CLONES void im2col(float* __restrict col, const float* __restrict
     for (idx ky = 0; ky < g.kh; ++ky, dst += span) {
       const idx iy = iy0 + ky;
       if (iy < 0 || iy >= g.h) {
-        std::memset(dst, 0, sizeof(float) * span);
+        for (idx t = 0; t < span; ++t) dst[t] = 0.0f;
         continue;
       }
       const float* src = xi + (iy * g.w + ix0) * g.cin;
@@ -192,6 +198,13 @@ const float* zero_workspace(idx cin) {
     zeroed = cin;
   }
   return z;
+}
+
+// sums (cout) = column sums of rows (n, cout), added row by row (a fixed order). Overwrites sums.
+CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __restrict rows, idx n, idx cout) {
+  for (idx j = 0; j < cout; ++j) sums[j] = 0.0f;
+  for (idx r = 0; r < n; ++r)
+    for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
 }
 
 Workspace& col_workspace() {
@@ -365,12 +378,7 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
       build_indirection(ind.data(), patch, zero, x, g, i0 * pixels, i1 * pixels);
       sgemm_indirect_t(kh, span, cout, rows, ind.data(), dyc, cout, part, cout);
     }
-    if (dbias) {
-      float* pbias = part + dk_size;
-      for (idx j = 0; j < cout; ++j) pbias[j] = 0.0f;
-      for (idx r = 0; r < rows; ++r)
-        for (idx j = 0; j < cout; ++j) pbias[j] += dyc[r * cout + j];
-    }
+    if (dbias) column_sums(part + dk_size, dyc, rows, cout);
     if (dx) {
       if (g.pointwise()) {
         sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);

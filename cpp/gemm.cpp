@@ -142,6 +142,9 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
     const idx n_parts = m_blocks >= nthreads ? 1 : std::min<idx>(n_slivers, ceil_div(nthreads, m_blocks));
     const idx slivers_per_part = ceil_div(n_slivers, n_parts);
     const idx tasks = m_blocks * n_parts;
+    // op(b) exactly one sliver wide and dense is already in packed layout: use it in place.
+    const bool b_packed = !trans_b && n == NR && ldb == NR;
+    const idx pack_tasks = b_packed ? 0 : k_blocks * n_slivers;
 
     // Depth block pc of the panel starts at bp + pc * nc_pad; its sliver j0 at + j0 * kc.
     auto pack_b_sliver = [&](idx t) {
@@ -160,7 +163,7 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
       float* edge = ws + (a_size - MR * kc_max);
       for (idx pc = 0; pc < k; pc += kc_max) {
         const idx kc = std::min<idx>(kc_max, k - pc);
-        const float* b_blk = bp + pc * nc_pad + j0 * kc;
+        const float* b_blk = b_packed ? b + pc * ldb : bp + pc * nc_pad + j0 * kc;
         if (ind) {
           K.macro_indirect_t(rows, cols, kc, ind->ind + pc * ind->taps, ind->taps, ind->span, i0, m, b_blk, NR,
                              c + i0 * ldc + jc + j0, ldc, pc == 0 ? beta : 1.0f, edge);
@@ -178,7 +181,7 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
     };
 
     if (nthreads == 1) {
-      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < pack_tasks; ++t) pack_b_sliver(t);
       for (idx t = 0; t < tasks; ++t) run_task(t);
       continue;
     }
@@ -187,7 +190,7 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
 #pragma omp parallel num_threads(nthreads)
     {
 #pragma omp for schedule(static)
-      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < pack_tasks; ++t) pack_b_sliver(t);
 #pragma omp for schedule(dynamic, 1) nowait
       for (idx t = 0; t < tasks; ++t) {
         try {

@@ -57,7 +57,7 @@ struct Micro {
     for (idx p = 0; p < kc; ++p) {
       __m256 bv[NV];
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+      for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
         const __m256 ai = _mm256_broadcast_ss(a.at(i));
@@ -86,7 +86,7 @@ struct MicroInd {
       for (idx ci = 0; ci < cin; ++ci) {
         __m256 bv[NV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+        for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
           const __m256 ai = _mm256_broadcast_ss(ptrs[i] + ci);

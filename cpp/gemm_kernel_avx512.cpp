@@ -55,7 +55,7 @@ struct Micro {
     for (idx p = 0; p < kc; ++p) {
       __m512 bv[NV];
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
         const __m512 ai = _mm512_set1_ps(*a.at(i));
@@ -84,7 +84,7 @@ struct MicroInd {
       for (idx ci = 0; ci < cin; ++ci) {
         __m512 bv[NV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+        for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
           const __m512 ai = _mm512_set1_ps(ptrs[i][ci]);
