@@ -42,32 +42,40 @@ __attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV
     }
 }
 
+// One MR x NR tile; a last, half-empty tile of a 2-vector-wide sliver runs the 1-vector kernel (same b layout).
 template <int NR>
 struct Micro {
   static constexpr int NV = NR / 8;
   template <class Acc>
-  __attribute__((always_inline)) static inline void run(idx kc, Acc a,
-                                                        const float* __restrict b, float* c, idx ldc, float alpha,
-                                                        float beta, idx mv, idx nv, const float* bias) {
-    __m256 acc[MR][NV];
+  __attribute__((always_inline)) static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
+                                                        float alpha, float beta, idx mv, idx nv, const float* bias) {
+    if constexpr (NV == 2) {
+      if (nv <= 8) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+    }
+    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+  }
+  template <int TV, class Acc>
+  __attribute__((always_inline)) static inline void tile(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
+                                                         float alpha, float beta, idx mv, idx nv, const float* bias) {
+    __m256 acc[MR][TV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+      for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_setzero_ps();
     for (idx p = 0; p < kc; ++p) {
-      __m256 bv[NV];
+      __m256 bv[TV];
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
+      for (int v = 0; v < TV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
         const __m256 ai = _mm256_broadcast_ss(a.at(i));
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
       }
       a.next();
       b += NR;
     }
-    store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias);
   }
 };
 
@@ -77,26 +85,35 @@ struct MicroInd {
   __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
                                                         const float* bias) {
-    __m256 acc[MR][NV];
+    if constexpr (NV == 2) {
+      if (nv <= 8) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+    }
+    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+  }
+  template <int TV>
+  __attribute__((always_inline)) static inline void tile(idx taps, idx cin, const float* const* ptrs,
+                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
+                                                         const float* bias) {
+    __m256 acc[MR][TV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+      for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_setzero_ps();
     for (idx t = 0; t < taps; ++t, ptrs += MR) {
       for (idx ci = 0; ci < cin; ++ci) {
-        __m256 bv[NV];
+        __m256 bv[TV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
+        for (int v = 0; v < TV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
           const __m256 ai = _mm256_broadcast_ss(ptrs[i] + ci);
 #pragma GCC unroll 2
-          for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+          for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         b += NR;
       }
     }
-    store_tile<NV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
   }
 };
 
