@@ -71,7 +71,8 @@ idx chunk_rows(idx depth) {
 
 // col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch). Used for
 // short kernel rows only, so the copies are inlined rather than turned into memcpy calls.
-CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
+CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col, const float* __restrict x,
+                                                          const Geometry& g, idx r0, idx r1) {
   const idx depth = g.depth(), span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -112,7 +113,8 @@ CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col,
 }
 
 // dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
-CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0, idx i1) {
+CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0,
+                                  idx i1) {
   const idx depth = g.depth(), image = g.h * g.w * g.cin;
   std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
   const float* src = dcol;

@@ -69,8 +69,8 @@ void scale_c(idx m, idx n, float beta, float* c, idx ldc, const float* bias) {
 void check_args(bool ta, bool tb, idx m, idx n, idx k, const float* a, idx lda, const float* b, idx ldb, float* c,
                 idx ldc) {
   if (m < 0 || n < 0 || k < 0)
-    throw std::invalid_argument("sgemm: sizes must be >= 0, got m=" + std::to_string(m) +
-                                " n=" + std::to_string(n) + " k=" + std::to_string(k));
+    throw std::invalid_argument("sgemm: sizes must be >= 0, got m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                " k=" + std::to_string(k));
   const idx min_lda = std::max<idx>(1, ta ? m : k);
   const idx min_ldb = std::max<idx>(1, tb ? k : n);
   if (lda < min_lda) throw std::invalid_argument("sgemm: lda=" + std::to_string(lda) + " < " + std::to_string(min_lda));
@@ -175,8 +175,8 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
           a_blk = ws;
         }
         const float* bias_j = pc + kc >= k && bias ? bias + jc + j0 : nullptr;
-        K.macro(rows, cols, kc, a_blk, lda, a_mode, b_blk, NR, c + i0 * ldc + jc + j0, ldc,
-                alpha, pc == 0 ? beta : 1.0f, bias_j, edge);
+        K.macro(rows, cols, kc, a_blk, lda, a_mode, b_blk, NR, c + i0 * ldc + jc + j0, ldc, alpha,
+                pc == 0 ? beta : 1.0f, bias_j, edge);
       }
     };
 
@@ -217,9 +217,8 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
 void sgemm_indirect_t(idx taps, idx span, idx n, idx k, const float* const* ind, const float* b, idx ldb, float* c,
                       idx ldc) {
   if (taps <= 0 || span <= 0 || n < 0 || k < 0 || ldb < std::max<idx>(1, n) || ldc < std::max<idx>(1, n))
-    throw std::invalid_argument("sgemm_indirect_t: bad sizes taps=" + std::to_string(taps) +
-                                " span=" + std::to_string(span) + " n=" + std::to_string(n) +
-                                " k=" + std::to_string(k));
+    throw std::invalid_argument("sgemm_indirect_t: bad sizes taps=" + std::to_string(taps) + " span=" +
+                                std::to_string(span) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
   if (n > 0 && (!c || (k > 0 && (!ind || !b)))) throw std::invalid_argument("sgemm_indirect_t: null pointer");
   const IndirectA indirect{ind, taps, span};
   gemm_driver(true, false, taps * span, n, k, 1.0f, nullptr, 1, &indirect, b, ldb, 0.0f, c, ldc, nullptr);

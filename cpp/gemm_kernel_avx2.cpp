@@ -20,26 +20,26 @@ inline __m256i lane_mask(idx n) {
 template <int NV>
 __attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV], float* c, idx ldc, float alpha,
                                                       float beta, idx mv, idx nv, const float* bias) {
-    __m256i mask[NV];
-    __m256 bias_v[NV];
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  __m256i mask[NV];
+  __m256 bias_v[NV];
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = lane_mask(nv - 8 * v);
+    bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    float* row = c + i * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
-      mask[v] = lane_mask(nv - 8 * v);
-      bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+      __m256 r = alpha == 1.0f ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
+      if (bias) r = _mm256_add_ps(r, bias_v[v]);
+      _mm256_maskstore_ps(row + 8 * v, mask[v], r);
     }
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      if (i >= mv) break;
-      float* row = c + i * ldc;
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) {
-        __m256 r = alpha == 1.0f ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
-        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
-        if (bias) r = _mm256_add_ps(r, bias_v[v]);
-        _mm256_maskstore_ps(row + 8 * v, mask[v], r);
-      }
-    }
+  }
 }
 
 // One MR x NR tile; a last, half-empty tile of a 2-vector-wide sliver runs the 1-vector kernel (same b layout).
@@ -148,8 +148,8 @@ void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps,
     macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
 }
 
-const GemmKernel kKernel = {"avx2", MR, 16, 8, /*kc=*/256, /*mc=*/240, /*nc=*/4096, pack_a, pack_b, macro,
-                            macro_indirect, macro_indirect_t};
+const GemmKernel kKernel = {"avx2",      MR,     16,     8,     /*kc=*/256,     /*mc=*/240,
+                            /*nc=*/4096, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
 
 }  // namespace
 

@@ -146,8 +146,8 @@ void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps,
     macro_indirect_t_tmpl<MR, 32, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
 }
 
-const GemmKernel kKernel = {"avx512", MR, 32, 16, /*kc=*/256, /*mc=*/240, /*nc=*/4096,
-                            pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
+const GemmKernel kKernel = {"avx512",    MR,     32,     16,    /*kc=*/256,     /*mc=*/240,
+                            /*nc=*/4096, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
 
 }  // namespace
 

@@ -10,8 +10,8 @@ constexpr int MR = 4;
 template <int NR>
 struct Micro {
   template <class Acc>
-  static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc, float alpha, float beta,
-                         idx mv, idx nv, const float* bias) {
+  static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc, float alpha, float beta, idx mv,
+                         idx nv, const float* bias) {
     float acc[MR][NR] = {};
     for (idx p = 0; p < kc; ++p) {
       for (int i = 0; i < MR; ++i) {
@@ -83,8 +83,8 @@ void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps,
     macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
 }
 
-const GemmKernel kKernel = {"generic", MR, 16, 8, /*kc=*/256, /*mc=*/128, /*nc=*/2048, pack_a, pack_b, macro,
-                            macro_indirect, macro_indirect_t};
+const GemmKernel kKernel = {"generic",   MR,     16,     8,     /*kc=*/256,     /*mc=*/128,
+                            /*nc=*/2048, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
 
 }  // namespace
 

@@ -6,7 +6,6 @@
 namespace cnnlite {
 namespace gemm_detail {
 
-
 template <int MR>
 static void pack_a_tmpl(float* __restrict dst, const float* __restrict a, idx lda, bool trans, idx mc, idx kc) {
   for (idx i0 = 0; i0 < mc; i0 += MR) {
@@ -128,8 +127,8 @@ static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode
 // lies inside one kernel-row span is read through the pointers; one that straddles two spans, or the matrix end, is
 // gathered into `edge` first.
 template <int MR, int NR, template <int> class Micro>
-static void macro_indirect_t_tmpl(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0,
-                                  idx m, const float* bp, float* c, idx ldc, float beta, float* edge) {
+static void macro_indirect_t_tmpl(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                                  const float* bp, float* c, idx ldc, float beta, float* edge) {
   for (idx i0 = 0; i0 < mc; i0 += MR) {
     const idx mv = mc - i0 < MR ? mc - i0 : MR;
     const idx r = row0 + i0, t0 = r / span, s0 = r % span;
@@ -166,7 +165,8 @@ static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* 
       for (idx i = 0; i < MR; ++i) scratch[t * MR + i] = i < mv ? ind[(i0 + i) * taps + t] : zero;
     for (idx j0 = 0; j0 < nc; j0 += NR) {
       const idx nv = nc - j0 < NR ? nc - j0 : NR;
-      MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv, bias ? bias + j0 : nullptr);
+      MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv,
+                        bias ? bias + j0 : nullptr);
     }
   }
 }
