@@ -5,6 +5,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gemm.h"
 #include "threads.h"
@@ -38,6 +39,9 @@ Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx
   if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
   return g;
 }
+
+// Output rows per forward task (fixed): enough work per task, a small indirection buffer.
+constexpr idx kForwardChunkRows = 960;
 
 // Fixed chunk of output rows (depends on the geometry only, never on the thread count): its im2col panel stays
 // around 384 KiB, well inside L2.
@@ -113,6 +117,69 @@ void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& 
       }
     }
   }
+}
+
+// ind (r1 - r0, kh): for output rows [r0, r1) (over the whole batch), a pointer per kernel row ky to the kw * cin
+// input floats it multiplies. Inside the input those are contiguous in x; a window that overlaps the padding gets its
+// spans copied, zero-filled, into `patch` (room for (r1 - r0) * kh * kw * cin floats) instead, and kernel rows that
+// fall entirely into the padding point at `zero` (kw * cin zeros).
+void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Geometry& g, idx r0,
+                       idx r1) {
+  const idx span = g.kw * g.cin;
+  idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
+  for (idx r = r0; r < r1; ++r) {
+    const float* xi = x + img * g.h * g.w * g.cin;
+    const idx iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+    if (iy0 >= 0 && iy0 + g.kh <= g.h && ix0 >= 0 && ix0 + g.kw <= g.w) {  // the whole window is inside
+      const float* row = xi + (iy0 * g.w + ix0) * g.cin;
+      for (idx ky = 0; ky < g.kh; ++ky, row += g.w * g.cin) *ind++ = row;
+    } else {
+      const bool cols_inside = ix0 >= 0 && ix0 + g.kw <= g.w;
+      for (idx ky = 0; ky < g.kh; ++ky) {
+        const idx iy = iy0 + ky;
+        if (iy < 0 || iy >= g.h) {
+          *ind++ = zero;
+        } else if (cols_inside) {
+          *ind++ = xi + (iy * g.w + ix0) * g.cin;
+        } else {
+          *ind++ = patch;
+          for (idx kx = 0; kx < g.kw; ++kx) {
+            const idx ix = ix0 + kx;
+            float* d = patch + kx * g.cin;
+            if (ix < 0 || ix >= g.w) {
+              for (idx ci = 0; ci < g.cin; ++ci) d[ci] = 0.0f;
+            } else {
+              const float* src = xi + (iy * g.w + ix) * g.cin;
+              for (idx ci = 0; ci < g.cin; ++ci) d[ci] = src[ci];
+            }
+          }
+          patch += span;
+        }
+      }
+    }
+    if (++ox == g.ow) {
+      ox = 0;
+      if (++oy == g.oh) {
+        oy = 0;
+        ++img;
+      }
+    }
+  }
+}
+
+std::vector<const float*>& indirection_workspace() {
+  static thread_local std::vector<const float*> ws;
+  return ws;
+}
+const float* zero_workspace(idx cin) {
+  static thread_local Workspace ws;
+  static thread_local idx zeroed = 0;
+  float* z = ws.get(cin);
+  if (zeroed < cin) {
+    std::fill(z, z + cin, 0.0f);
+    zeroed = cin;
+  }
+  return z;
 }
 
 Workspace& col_workspace() {
@@ -216,6 +283,31 @@ void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
   }
 }
 
+// y = conv(x, k) + bias for a checked geometry (see conv2d_forward).
+void forward_impl(float* y, const float* x, const float* k, const float* bias, const Geometry& g) {
+  const idx cin = g.cin, cout = g.cout;
+  const idx rows = g.n * g.pixels(), depth = g.depth();
+  if (rows == 0) return;
+  if (g.pointwise()) {
+    sgemm(false, false, rows, cout, depth, 1.0f, x, depth, k, cout, 0.0f, y, cout, bias);
+    return;
+  }
+  // Indirect GEMM: each output pixel gets kh pointers, each to the kw * cin input floats of one kernel row.
+  const idx span = g.kw * cin;
+  const idx chunk = kForwardChunkRows;
+  const idx chunks = (rows + chunk - 1) / chunk;
+  auto body = [&](idx c) {
+    const idx r0 = c * chunk, r1 = std::min(rows, r0 + chunk);
+    std::vector<const float*>& ind = indirection_workspace();
+    if (static_cast<idx>(ind.size()) < chunk * g.kh) ind.resize(chunk * g.kh);
+    float* patch = col_workspace().get(chunk * depth);
+    const float* zero = zero_workspace(span);
+    build_indirection(ind.data(), patch, zero, x, g, r0, r1);
+    sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias);
+  };
+  for_chunks(chunks, body);
+}
+
 }  // namespace
 
 idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
@@ -226,22 +318,7 @@ idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
 
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
                     idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
-  const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  const idx rows = g.n * g.pixels(), depth = g.depth();
-  if (rows == 0) return;
-  if (g.pointwise()) {
-    sgemm(false, false, rows, cout, depth, 1.0f, x, depth, k, cout, 0.0f, y, cout, bias);
-    return;
-  }
-  const idx chunk = chunk_rows(depth);
-  const idx chunks = (rows + chunk - 1) / chunk;
-  auto body = [&](idx c) {
-    const idx r0 = c * chunk, r1 = std::min(rows, r0 + chunk);
-    float* col = col_workspace().get(chunk * depth);
-    im2col(col, x, g, r0, r1);
-    sgemm(false, false, r1 - r0, cout, depth, 1.0f, col, depth, k, cout, 0.0f, y + r0 * cout, cout, bias);
-  };
-  for_chunks(chunks, body);
+  forward_impl(y, x, k, bias, make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr));
 }
 
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,

@@ -7,6 +7,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gemm_kernel.h"
 #include "threads.h"
@@ -77,6 +78,11 @@ void check_args(bool ta, bool tb, idx m, idx n, idx k, const float* a, idx lda, 
   if (ldc < std::max<idx>(1, n))
     throw std::invalid_argument("sgemm: ldc=" + std::to_string(ldc) + " < " + std::to_string(n));
   if (m > 0 && n > 0 && (!c || (k > 0 && (!a || !b)))) throw std::invalid_argument("sgemm: null pointer");
+}
+
+std::vector<const float*>& pointer_workspace() {
+  static thread_local std::vector<const float*> ws;
+  return ws;
 }
 
 }  // namespace
@@ -180,6 +186,55 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
     if (error) std::rethrow_exception(error);
 #endif
   }
+}
+
+void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
+                    float* c, idx ldc, const float* bias) {
+  if (m < 0 || n < 0 || taps <= 0 || cin <= 0 || ldc < std::max<idx>(1, n))
+    throw std::invalid_argument("sgemm_indirect: bad sizes m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                " taps=" + std::to_string(taps) + " cin=" + std::to_string(cin) +
+                                " ldc=" + std::to_string(ldc));
+  if (m == 0 || n == 0) return;
+  if (!ind || !zero || !b || !c) throw std::invalid_argument("sgemm_indirect: null pointer");
+  const GemmKernel& K = kernel();
+  const idx MR = K.mr;
+  const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
+  const idx depth = taps * cin, n_slivers = ceil_div(n, NR);
+  int nthreads = in_parallel() ? 1 : get_num_threads();
+  if (static_cast<double>(m) * n * depth < 64.0 * 64 * 64) nthreads = 1;
+  idx m_blocks = ceil_div(m, K.mc);
+  if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
+  const idx mc = round_up(ceil_div(m, m_blocks), MR);
+  m_blocks = ceil_div(m, mc);
+
+  float* bp = b_workspace().get(depth * n_slivers * NR);
+  for (idx s = 0; s < n_slivers; ++s) {
+    const idx j0 = s * NR;
+    K.pack_b(bp + j0 * depth, b + j0, n, false, depth, std::min<idx>(NR, n - j0), NR);
+  }
+  auto run_task = [&](idx ib) {
+    std::vector<const float*>& scratch = pointer_workspace();
+    if (static_cast<idx>(scratch.size()) < taps * MR) scratch.resize(taps * MR);
+    const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
+    K.macro_indirect(rows, n, taps, cin, ind + i0 * taps, zero, bp, NR, c + i0 * ldc, ldc, bias, scratch.data());
+  };
+  if (nthreads == 1) {
+    for (idx ib = 0; ib < m_blocks; ++ib) run_task(ib);
+    return;
+  }
+#ifdef CNNLITE_HAVE_OPENMP
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+  for (idx ib = 0; ib < m_blocks; ++ib) {
+    try {
+      run_task(ib);
+    } catch (...) {
+#pragma omp critical(cnnlite_gemm_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#endif
 }
 
 }  // namespace cnnlite

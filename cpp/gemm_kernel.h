@@ -29,6 +29,11 @@ struct GemmKernel {
   // a packed by pack_a, or op(a) read in place with leading dimension lda. `edge` holds mr * kc floats.
   void (*macro)(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c, idx ldc,
                 float alpha, float beta, const float* bias, float* edge);
+  // Indirect GEMM block: c (mc x nc) = A @ bp [+ bias], row i of A being the taps * cin floats
+  // ind[i * taps + t][0 .. cin) for t = 0 .. taps; bp holds op(b) for the whole depth taps * cin packed in nr-slivers.
+  // `zero` points at cin zeros (rows past mc read it); `scratch` holds taps * mr pointers.
+  void (*macro_indirect)(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
+                         const float* bp, idx nr, float* c, idx ldc, const float* bias, const float** scratch);
 };
 
 const GemmKernel* gemm_kernel_generic();

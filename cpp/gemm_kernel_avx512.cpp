@@ -14,6 +14,32 @@ inline __mmask16 low_mask(idx n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
+// c tile (mv x nv) = alpha * acc + beta * c [+ bias]; beta == 0: c not read.
+template <int NV>
+__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[MR][NV], float* c, idx ldc, float alpha,
+                                                      float beta, idx mv, idx nv, const float* bias) {
+  __mmask16 mask[NV];
+  __m512 bias_v[NV];
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = low_mask(nv - 16 * v);
+    bias_v[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    float* row = c + i * ldc;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      __m512 r = alpha == 1.0f ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], row + 16 * v), r);
+      if (bias) r = _mm512_add_ps(r, bias_v[v]);
+      _mm512_mask_storeu_ps(row + 16 * v, mask[v], r);
+    }
+  }
+}
+
 template <int MODE, int NR>
 struct Micro {
   static constexpr int NV = NR / 16;
@@ -39,26 +65,36 @@ struct Micro {
       a += a_step;
       b += NR;
     }
-    __mmask16 mask[NV];
-    __m512 bias_v[NV];
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      mask[v] = low_mask(nv - 16 * v);
-      bias_v[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
-    }
+    store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+  }
+};
+
+template <int NR>
+struct MicroInd {
+  static constexpr int NV = NR / 16;
+  __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
+                                                        const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
+                                                        const float* bias) {
+    __m512 acc[MR][NV];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      if (i >= mv) break;
-      float* row = c + i * ldc;
+    for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) {
-        __m512 r = _mm512_mul_ps(va, acc[i][v]);
-        if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], row + 16 * v), r);
-        if (bias) r = _mm512_add_ps(r, bias_v[v]);
-        _mm512_mask_storeu_ps(row + 16 * v, mask[v], r);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (idx t = 0; t < taps; ++t, ptrs += MR) {
+      for (idx ci = 0; ci < cin; ++ci) {
+        __m512 bv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i) {
+          const __m512 ai = _mm512_set1_ps(ptrs[i][ci]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        b += NR;
       }
     }
+    store_tile<NV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
   }
 };
 
@@ -78,8 +114,16 @@ void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const floa
   else
     macro_tmpl<MR, 32, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
 }
+void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
+                    idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
+  if (nr == 16)
+    macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+  else
+    macro_indirect_tmpl<MR, 32, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+}
 
-const GemmKernel kKernel = {"avx512", MR, 32, 16, /*kc=*/256, /*mc=*/240, /*nc=*/4096, pack_a, pack_b, macro};
+const GemmKernel kKernel = {"avx512", MR, 32, 16, /*kc=*/256, /*mc=*/240, /*nc=*/4096,
+                            pack_a, pack_b, macro, macro_indirect};
 
 }  // namespace
 

@@ -33,6 +33,25 @@ struct Micro {
   }
 };
 
+template <int NR>
+struct MicroInd {
+  static inline void run(idx taps, idx cin, const float* const* ptrs, const float* __restrict b, float* c, idx ldc,
+                         idx mv, idx nv, const float* bias) {
+    float acc[MR][NR] = {};
+    for (idx t = 0; t < taps; ++t, ptrs += MR) {
+      for (idx ci = 0; ci < cin; ++ci) {
+        for (int i = 0; i < MR; ++i) {
+          const float ai = ptrs[i][ci];
+          for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+        }
+        b += NR;
+      }
+    }
+    for (idx i = 0; i < mv; ++i)
+      for (idx j = 0; j < nv; ++j) c[i * ldc + j] = bias ? acc[i][j] + bias[j] : acc[i][j];
+  }
+};
+
 void pack_a(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc) {
   pack_a_tmpl<MR>(dst, a, lda, trans, mc, kc);
 }
@@ -49,8 +68,16 @@ void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const floa
   else
     macro_tmpl<MR, 16, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
 }
+void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
+                    idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
+  if (nr == 8)
+    macro_indirect_tmpl<MR, 8, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+  else
+    macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+}
 
-const GemmKernel kKernel = {"generic", MR, 16, 8, /*kc=*/256, /*mc=*/128, /*nc=*/2048, pack_a, pack_b, macro};
+const GemmKernel kKernel = {"generic", MR, 16, 8, /*kc=*/256, /*mc=*/128, /*nc=*/2048, pack_a, pack_b, macro,
+                            macro_indirect};
 
 }  // namespace
 

@@ -97,5 +97,23 @@ static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode
   }
 }
 
+// Indirect variant (see GemmKernel::macro_indirect): per MR-row sliver, the row pointers are first gathered tap-major
+// into `scratch` (rows past mc point at `zero`), then MicroInd<NR>::run(taps, cin, scratch, b, c, ldc, mv, nv, bias)
+// runs over every b-sliver.
+template <int MR, int NR, template <int> class MicroInd>
+static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
+                                const float* bp, float* c, idx ldc, const float* bias, const float** scratch) {
+  const idx depth = taps * cin;
+  for (idx i0 = 0; i0 < mc; i0 += MR) {
+    const idx mv = mc - i0 < MR ? mc - i0 : MR;
+    for (idx t = 0; t < taps; ++t)
+      for (idx i = 0; i < MR; ++i) scratch[t * MR + i] = i < mv ? ind[(i0 + i) * taps + t] : zero;
+    for (idx j0 = 0; j0 < nc; j0 += NR) {
+      const idx nv = nc - j0 < NR ? nc - j0 : NR;
+      MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv, bias ? bias + j0 : nullptr);
+    }
+  }
+}
+
 }  // namespace gemm_detail
 }  // namespace cnnlite

@@ -320,10 +320,24 @@ def test_read_npz_refuses_pickles_and_junk(tmp_path):
 
 # ---------------------------------------------------------------- Fashion-MNIST (Debian's dataset-fashion-mnist)
 
+# SHA-256 of the uncompressed Fashion-MNIST IDX files. Debian's .gz files differ from the published ones only in
+# the gzip header (file name dropped, time stamp changed): restoring the name and the 2017-08-31 time stamp gives
+# back exactly the files whose SHA-256 Keras verifies, so these are Keras's arrays.
+FASHION_SHA256 = {
+    "x_train": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "y_train": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "x_test": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "y_test": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+
 @pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
 def test_fashion_mnist_from_debian_package(monkeypatch):
     monkeypatch.setenv("CNNLITE_DATA_DIR", str(DEBIAN_FASHION.parent))
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    for role, array in arrays.items():
+        assert hashlib.sha256(_idx_bytes(array)).hexdigest() == FASHION_SHA256[role], role
     assert x_train.shape == (60000, 28, 28) and y_train.shape == (60000,)
     assert x_test.shape == (10000, 28, 28) and y_test.shape == (10000,)
     assert np.bincount(y_train).tolist() == [6000] * 10

@@ -72,10 +72,12 @@ class _Server:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if behaviour == "truncate":     # promise the whole body, send half, hang up
+                if behaviour in ("truncate", "stall"):   # promise the whole body, send half, then...
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
-                    self.close_connection = True
+                    if behaviour == "stall":               # ...go silent
+                        time.sleep(3)
+                    self.close_connection = True           # ...hang up
                     return
                 self.wfile.write(body)
 
@@ -194,6 +196,16 @@ def test_download_interrupted_transfer_leaves_no_partial_file(server, tmp_path):
     with pytest.raises(_download.DownloadError, match=r"interrupted.*150000 of 300000|interrupted after 150000"):
         _download.download(server.url + "/f.bin", tmp_path / "f.bin", "sha256",
                            hashlib.sha256(body).hexdigest(), quiet=True)
+    assert _files_under(tmp_path) == []
+
+
+def test_download_stalled_transfer_times_out(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(_download, "READ_TIMEOUT", 0.3)
+    server.routes["/f.bin"] = ("stall", os.urandom(100_000))
+    start = time.monotonic()
+    with pytest.raises(_download.DownloadError, match="transfer failed after 50000 bytes: timed out"):
+        _download.download(server.url + "/f.bin", tmp_path / "f.bin", "sha256", "0" * 64, quiet=True)
+    assert time.monotonic() - start < 2.5
     assert _files_under(tmp_path) == []
 
 

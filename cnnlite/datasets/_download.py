@@ -37,8 +37,13 @@ class ChecksumError(DownloadError):
     """The bytes received do not have the expected checksum."""
 
 
+def _new_hash(algorithm):
+    # MD5 only identifies files here; usedforsecurity=False keeps it available on FIPS-restricted systems.
+    return hashlib.new(algorithm, usedforsecurity=False)
+
+
 def file_digest(path, algorithm):
-    digest = hashlib.new(algorithm)
+    digest = _new_hash(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
@@ -135,7 +140,7 @@ def download(url, dest, algorithm, expected, *, quiet=False, connect_timeout=CON
         committed = False
         try:
             with os.fdopen(fd, "wb") as out:
-                digest = hashlib.new(algorithm)
+                digest = _new_hash(algorithm)
                 received, announced = _copy(response, out, digest, url, quiet)
             if announced is not None and received != announced:
                 raise DownloadError(f"transfer interrupted: received {received} of {announced} bytes")
@@ -216,7 +221,7 @@ def _copy(response, out, digest, url, quiet):
     received = 0
     try:
         while True:
-            block = response.read(_CHUNK)
+            block = response.read1(_CHUNK)   # what has arrived, so progress and partial counts are exact
             if not block:
                 break
             out.write(block)

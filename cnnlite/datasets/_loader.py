@@ -137,7 +137,7 @@ def _cached_verified(dataset, path):
     if _download.verify(path, algorithm, digest):
         return True
     warnings.warn(f"ignoring cached file {path}: its {algorithm.upper()} does not match the published "
-                  f"checksum; it will be replaced by a fresh download", RuntimeWarning, stacklevel=4)
+                  f"checksum; it will be replaced by a fresh download", RuntimeWarning, stacklevel=5)
     return False
 
 
