@@ -217,7 +217,7 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """RMSprop in Keras's form: `a = ρ·a + (1−ρ)·g²; w −= lr·g/(√a + ε)`."""
+    """RMSprop in tf.keras 2's form: `a = ρ·a + (1−ρ)·g²; w −= lr·g/√(a + ε)`."""
 
     _slot_count = 1
 

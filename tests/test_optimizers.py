@@ -78,8 +78,8 @@ def test_adam_steps_match_reference(pool):
 
 
 def test_sgd_momentum_and_rmsprop_move_weights_like_keras():
-    """Keras's update rules on a one-layer linear model with mse: v = m·v − lr·g, w += v; RMSprop with eps in
-    the denominator."""
+    """Keras's update rules on a one-layer linear model with mse: v = m·v − lr·g, w += v; RMSprop as tf.keras 2
+    (ε inside the square root)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 3)).astype(np.float32)
     y = rng.normal(size=(8, 2)).astype(np.float32)
@@ -97,7 +97,7 @@ def test_sgd_momentum_and_rmsprop_move_weights_like_keras():
             for i, g in enumerate(grads):
                 if rule == "rmsprop":
                     state[i] = 0.9 * state[i] + 0.1 * g * g
-                    w[i] = w[i] - 0.01 * g / (np.sqrt(state[i]) + 1e-7)
+                    w[i] = w[i] - 0.01 * g / np.sqrt(state[i] + 1e-7)
                 else:
                     state[i] = 0.9 * state[i] - 0.1 * g
                     w[i] = w[i] + (0.9 * state[i] - 0.1 * g if rule == "nesterov" else state[i])
