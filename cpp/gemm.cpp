@@ -7,6 +7,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "gemm_kernel.h"
 #include "threads.h"
@@ -35,6 +36,11 @@ const GemmKernel& kernel() {
   static const GemmKernel* const k = choose_kernel();
   return *k;
 }
+
+// Up to this many columns the micro-kernels read op(a) in place instead of packing it.
+constexpr idx kInPlaceMaxN = 128;
+// Upper bound on the packed op(b) panel (all of k times the panel width), in floats: 8 MiB, inside L3.
+constexpr idx kPanelFloats = 2 * 1024 * 1024;
 
 inline idx ceil_div(idx a, idx b) { return (a + b - 1) / b; }
 inline idx round_up(idx a, idx b) { return ceil_div(a, b) * b; }
@@ -74,6 +80,11 @@ void check_args(bool ta, bool tb, idx m, idx n, idx k, const float* a, idx lda, 
   if (m > 0 && n > 0 && (!c || (k > 0 && (!a || !b)))) throw std::invalid_argument("sgemm: null pointer");
 }
 
+std::vector<const float*>& pointer_workspace() {
+  static thread_local std::vector<const float*> ws;
+  return ws;
+}
+
 }  // namespace
 
 const char* gemm_isa() { return kernel().name; }
@@ -87,81 +98,143 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
     return;
   }
   const GemmKernel& K = kernel();
-  const idx MR = K.mr, NR = K.nr;
+  const idx MR = K.mr;
+  const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
+  // Few columns: each row of op(a) is used by few micro-tiles, so copying it into a packed block costs more than it
+  // saves; the micro-kernels then read op(a) in place (the skinny convolution and dense shapes).
+  const bool a_in_place = n <= kInPlaceMaxN;
+  const int a_mode = !a_in_place ? gemm_detail::kPacked : trans_a ? gemm_detail::kColumns : gemm_detail::kRows;
   // Depth blocks depend on k alone (never on threads), so every element's summation order is fixed.
   const idx k_blocks = ceil_div(k, K.kc);
   const idx kc_max = ceil_div(k, k_blocks);
 
   int nthreads = in_parallel() ? 1 : get_num_threads();
   if (static_cast<double>(m) * n * k < 64.0 * 64 * 64) nthreads = 1;
-  // Rows per a-block: the cache block, shrunk so there are enough tiles to keep every thread busy.
-  idx mc = std::min<idx>(K.mc, round_up(ceil_div(m, nthreads), MR));
-  mc = std::max<idx>(mc, MR);
-  const idx m_blocks = ceil_div(m, mc);
+  // Columns per panel: op(b) is packed for the whole depth at once (so a task can run every depth block without a
+  // barrier), which bounds the panel width.
+  idx nc_max = std::min<idx>(K.nc, round_up(n, NR));
+  nc_max = std::max<idx>(NR, std::min<idx>(nc_max, kPanelFloats / k / NR * NR));
+  // Row blocks: at most K.mc rows, and a multiple of the thread count so the last wave of tasks is full.
+  idx m_blocks = ceil_div(m, K.mc);
+  if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
+  const idx mc = round_up(ceil_div(m, m_blocks), MR);
+  m_blocks = ceil_div(m, mc);
 
-  Workspace& bws = b_workspace();
-  const idx nc_max = std::min<idx>(K.nc, round_up(n, NR));
-  float* bp = bws.get(kc_max * nc_max);
-  const idx a_size = kc_max * round_up(mc, MR);
+  const idx panel_floats = k * nc_max + kc_max * NR;
+  float* bp = b_workspace().get(panel_floats);
+  const idx a_size = (a_in_place ? 0 : kc_max * mc) + MR * kc_max;  // packed block + edge sliver
   if (nthreads == 1) a_workspace().get(a_size);  // allocate outside any parallel region where possible
 
   for (idx jc = 0; jc < n; jc += nc_max) {
     const idx nc = std::min<idx>(nc_max, n - jc);
     const idx n_slivers = ceil_div(nc, NR);
+    const idx nc_pad = n_slivers * NR;
     // When there are fewer row blocks than threads, also split the columns (in whole slivers).
     const idx n_parts = m_blocks >= nthreads ? 1 : std::min<idx>(n_slivers, ceil_div(nthreads, m_blocks));
     const idx slivers_per_part = ceil_div(n_slivers, n_parts);
     const idx tasks = m_blocks * n_parts;
-    for (idx pc = 0; pc < k; pc += kc_max) {
-      const idx kc = std::min<idx>(kc_max, k - pc);
-      const float beta_eff = pc == 0 ? beta : 1.0f;
-      const float* bias_eff = pc + kc >= k ? bias : nullptr;
-      const float* b_blk = trans_b ? b + jc * ldb + pc : b + pc * ldb + jc;
 
-      auto pack_b_sliver = [&](idx s) {
-        const idx j0 = s * NR;
-        const idx cols = std::min<idx>(NR, nc - j0);
-        const float* src = trans_b ? b_blk + j0 * ldb : b_blk + j0;
-        K.pack_b(bp + j0 * kc, src, ldb, trans_b, kc, cols);
-      };
-      auto run_task = [&](idx t) {
-        const idx ib = t / n_parts, part = t % n_parts;
-        const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
-        const idx j0 = part * slivers_per_part * NR;
-        if (j0 >= nc) return;
-        const idx cols = std::min<idx>(slivers_per_part * NR, nc - j0);
-        float* ap = a_workspace().get(a_size);
+    // Depth block pc of the panel starts at bp + pc * nc_pad; its sliver j0 at + j0 * kc.
+    auto pack_b_sliver = [&](idx t) {
+      const idx pc = (t / n_slivers) * kc_max, j0 = (t % n_slivers) * NR;
+      const idx kc = std::min<idx>(kc_max, k - pc), cols = std::min<idx>(NR, nc - j0);
+      const float* src = trans_b ? b + (jc + j0) * ldb + pc : b + pc * ldb + jc + j0;
+      K.pack_b(bp + pc * nc_pad + j0 * kc, src, ldb, trans_b, kc, cols, NR);
+    };
+    auto run_task = [&](idx t) {
+      const idx ib = t / n_parts, part = t % n_parts;
+      const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
+      const idx j0 = part * slivers_per_part * NR;
+      if (j0 >= nc) return;
+      const idx cols = std::min<idx>(slivers_per_part * NR, nc - j0);
+      float* ws = a_workspace().get(a_size);
+      float* edge = ws + (a_size - MR * kc_max);
+      for (idx pc = 0; pc < k; pc += kc_max) {
+        const idx kc = std::min<idx>(kc_max, k - pc);
         const float* a_blk = trans_a ? a + pc * lda + i0 : a + i0 * lda + pc;
-        K.pack_a(ap, a_blk, lda, trans_a, rows, kc);
-        K.macro(rows, cols, kc, ap, bp + j0 * kc, c + i0 * ldc + jc + j0, ldc, alpha, beta_eff,
-                bias_eff ? bias_eff + jc + j0 : nullptr);
-      };
-
-      if (nthreads == 1) {
-        for (idx s = 0; s < n_slivers; ++s) pack_b_sliver(s);
-        for (idx t = 0; t < tasks; ++t) run_task(t);
-        continue;
+        if (!a_in_place) {
+          K.pack_a(ws, a_blk, lda, trans_a, rows, kc);
+          a_blk = ws;
+        }
+        const float* bias_j = pc + kc >= k && bias ? bias + jc + j0 : nullptr;
+        K.macro(rows, cols, kc, a_blk, lda, a_mode, bp + pc * nc_pad + j0 * kc, NR, c + i0 * ldc + jc + j0, ldc,
+                alpha, pc == 0 ? beta : 1.0f, bias_j, edge);
       }
+    };
+
+    if (nthreads == 1) {
+      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < tasks; ++t) run_task(t);
+      continue;
+    }
 #ifdef CNNLITE_HAVE_OPENMP
-      std::exception_ptr error;
+    std::exception_ptr error;
 #pragma omp parallel num_threads(nthreads)
-      {
+    {
 #pragma omp for schedule(static)
-        for (idx s = 0; s < n_slivers; ++s) pack_b_sliver(s);
-#pragma omp for schedule(dynamic, 1)
-        for (idx t = 0; t < tasks; ++t) {
-          try {
-            run_task(t);
-          } catch (...) {
+      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+#pragma omp for schedule(dynamic, 1) nowait
+      for (idx t = 0; t < tasks; ++t) {
+        try {
+          run_task(t);
+        } catch (...) {
 #pragma omp critical(cnnlite_gemm_error)
-            if (!error) error = std::current_exception();
-          }
+          if (!error) error = std::current_exception();
         }
       }
-      if (error) std::rethrow_exception(error);
+    }
+    if (error) std::rethrow_exception(error);
 #endif
+  }
+}
+
+void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
+                    float* c, idx ldc, const float* bias) {
+  if (m < 0 || n < 0 || taps <= 0 || cin <= 0 || ldc < std::max<idx>(1, n))
+    throw std::invalid_argument("sgemm_indirect: bad sizes m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                " taps=" + std::to_string(taps) + " cin=" + std::to_string(cin) +
+                                " ldc=" + std::to_string(ldc));
+  if (m == 0 || n == 0) return;
+  if (!ind || !zero || !b || !c) throw std::invalid_argument("sgemm_indirect: null pointer");
+  const GemmKernel& K = kernel();
+  const idx MR = K.mr;
+  const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
+  const idx depth = taps * cin, n_slivers = ceil_div(n, NR);
+  int nthreads = in_parallel() ? 1 : get_num_threads();
+  if (static_cast<double>(m) * n * depth < 64.0 * 64 * 64) nthreads = 1;
+  idx m_blocks = ceil_div(m, K.mc);
+  if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
+  const idx mc = round_up(ceil_div(m, m_blocks), MR);
+  m_blocks = ceil_div(m, mc);
+
+  float* bp = b_workspace().get(depth * n_slivers * NR);
+  for (idx s = 0; s < n_slivers; ++s) {
+    const idx j0 = s * NR;
+    K.pack_b(bp + j0 * depth, b + j0, n, false, depth, std::min<idx>(NR, n - j0), NR);
+  }
+  auto run_task = [&](idx ib) {
+    std::vector<const float*>& scratch = pointer_workspace();
+    if (static_cast<idx>(scratch.size()) < taps * MR) scratch.resize(taps * MR);
+    const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
+    K.macro_indirect(rows, n, taps, cin, ind + i0 * taps, zero, bp, NR, c + i0 * ldc, ldc, bias, scratch.data());
+  };
+  if (nthreads == 1) {
+    for (idx ib = 0; ib < m_blocks; ++ib) run_task(ib);
+    return;
+  }
+#ifdef CNNLITE_HAVE_OPENMP
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+  for (idx ib = 0; ib < m_blocks; ++ib) {
+    try {
+      run_task(ib);
+    } catch (...) {
+#pragma omp critical(cnnlite_gemm_error)
+      if (!error) error = std::current_exception();
     }
   }
+  if (error) std::rethrow_exception(error);
+#endif
 }
 
 }  // namespace cnnlite

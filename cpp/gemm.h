@@ -12,6 +12,12 @@ namespace cnnlite {
 void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
            idx ldb, float beta, float* c, idx ldc, const float* bias = nullptr);
 
+// Indirect GEMM, a convolution without im2col: c (m, n) = A (m, taps * cin) @ b (taps * cin, n, row-major)
+// [+ bias (n)], where row i of A is the concatenation over t = 0 .. taps of the cin floats at ind[i * taps + t]
+// (a pointer into the input, or at `zero`, cin zeros, for padding). Same threading rules as sgemm.
+void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
+                    float* c, idx ldc, const float* bias = nullptr);
+
 // Name of the micro-kernel in use: "avx512", "avx2" or "generic". Chosen once, on first use, from the CPU's
 // features; the environment variable CNNLITE_GEMM_ISA may only downgrade it (for tests of the other paths).
 const char* gemm_isa();

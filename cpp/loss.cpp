@@ -118,16 +118,16 @@ void xent_backward(float* dprobs, const float* probs, const float* targets, idx 
       for (idx j = 0; j < k; ++j) row_sum += p[j];
       // loss = -sum_j t_j log(clip(q_j)) / n with q = p / row_sum. With g_j = dloss/dq_j (0 where the clip is
       // active), dloss/dp_i = (g_i - sum_j g_j q_j) / row_sum.
+      // q_j is formed in float as in the forward pass, so the clip decision matches it exactly.
       auto grad_q = [=](idx j, double& q) {
-        q = static_cast<double>(p[j] / row_sum);
-        const bool clipped = p[j] / row_sum < kProbEpsilon || p[j] / row_sum > 1.0f - kProbEpsilon;
+        const float qf = p[j] / row_sum;
+        q = static_cast<double>(qf);
+        const bool clipped = qf < kProbEpsilon || qf > 1.0f - kProbEpsilon;
         return clipped ? 0.0 : -static_cast<double>(t[j]) / q * inv_n;
       };
       double gq = 0.0, q;
       for (idx j = 0; j < k; ++j) gq += grad_q(j, q) * q;
-      for (idx j = 0; j < k; ++j) {
-        d[j] = static_cast<float>((grad_q(j, q) - gq) / static_cast<double>(row_sum));
-      }
+      for (idx j = 0; j < k; ++j) d[j] = static_cast<float>((grad_q(j, q) - gq) / static_cast<double>(row_sum));
     }
   });
 }

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "ops_isa.h"
+
 namespace cnnlite {
 
 namespace {
@@ -37,45 +39,46 @@ void check_pool2d_geometry(const Pool2dGeometry& g) {
   require(g.h * g.w <= INT32_MAX, "pool2d: h*w must fit in int32 (argmax)");
 }
 
-// The max-pool forward pass keeps kVecs SIMD vectors of 4 channels in registers. GCC/Clang vector extensions lower
-// to SSE2 on baseline x86-64 (and to NEON elsewhere); a plain loop does not vectorise here because the compilers
-// will not if-convert the argmax select.
+namespace {
+
+// The max-pool forward pass keeps blocks of channels' running max and argmax in SIMD registers, written with
+// GCC/Clang vector extensions (a plain loop does not vectorise: the compilers will not if-convert the argmax
+// select). The portable build holds 16 channels in four 4-lane vectors (SSE2 on baseline x86-64); the AVX-512
+// build in one 16-lane vector.
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
 typedef float f32x4 __attribute__((vector_size(16)));
 typedef int32_t i32x4 __attribute__((vector_size(16)));
 
-inline f32x4 load4(const float* p) {
-  f32x4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// Max and argmax over one window for 4 * kVecs channels starting at xi (channel cb of cell 0 of the image).
-// Strict '>' keeps the first maximum in row-major window order (TensorFlow's tie rule).
-template <idx kVecs>
-inline void max_window_block(float* yo, int32_t* ao, const float* xi, idx c, idx w, Span rs, Span cs) {
+// Max and argmax over one window for the kVecs * lanes(FV) channels starting at xi (channel cb of the image's
+// cell 0). Strict '>' keeps the first maximum in row-major window order (TensorFlow's tie rule).
+template <class FV, class IV, int kVecs>
+inline __attribute__((always_inline)) void max_window_block(float* yo, int32_t* ao, const float* xi, idx c, idx w,
+                                                            Span rs, Span cs) {
+  constexpr idx kLanes = sizeof(FV) / sizeof(float);
   const int32_t first = static_cast<int32_t>(rs.begin * w + cs.begin);
-  f32x4 best[kVecs];
-  i32x4 arg[kVecs];
-  for (idx q = 0; q < kVecs; ++q) {
-    best[q] = load4(xi + first * c + 4 * q);
-    arg[q] = i32x4{first, first, first, first};
+  FV best[kVecs];
+  IV arg[kVecs];
+  for (int q = 0; q < kVecs; ++q) {
+    std::memcpy(&best[q], xi + first * c + q * kLanes, sizeof(FV));
+    arg[q] = first - IV{};
   }
   for (idx r = rs.begin; r < rs.end; ++r) {
     for (idx col = (r == rs.begin ? cs.begin + 1 : cs.begin); col < cs.end; ++col) {
       const int32_t cell = static_cast<int32_t>(r * w + col);
-      const i32x4 cellv = {cell, cell, cell, cell};
       const float* xp = xi + cell * c;
-      for (idx q = 0; q < kVecs; ++q) {
-        const f32x4 v = load4(xp + 4 * q);
-        const i32x4 greater = v > best[q];  // all-ones lanes where v wins
+      for (int q = 0; q < kVecs; ++q) {
+        FV v;
+        std::memcpy(&v, xp + q * kLanes, sizeof v);
+        const IV greater = v > best[q];  // all-ones lanes where v wins
         best[q] = greater ? v : best[q];
-        arg[q] = (cellv & greater) | (arg[q] & ~greater);
+        arg[q] = greater ? cell - IV{} : arg[q];
       }
     }
   }
-  for (idx q = 0; q < kVecs; ++q) {
-    std::memcpy(yo + 4 * q, &best[q], sizeof(f32x4));
-    std::memcpy(ao + 4 * q, &arg[q], sizeof(i32x4));
+  for (int q = 0; q < kVecs; ++q) {
+    std::memcpy(yo + q * kLanes, &best[q], sizeof(FV));
+    std::memcpy(ao + q * kLanes, &arg[q], sizeof(IV));
   }
 }
 
@@ -99,14 +102,12 @@ inline void max_window_tail(float* yo, int32_t* ao, const float* xi, idx c, idx 
   }
 }
 
-void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
-  check_pool2d_geometry(g);
-  const idx oh = g.oh(), ow = g.ow(), c = g.c, rows = g.n * oh;
-  // Each output row (image, oh) is independent: any partition gives the same bits.
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (rows > 1)
-#endif
-  for (idx row = 0; row < rows; ++row) {
+// Output rows [row_begin, row_end) of the flattened (n, oh) range; inlined into a portable and an AVX-512 build.
+template <class Vec16, class Int16, int kVecs16>
+inline __attribute__((always_inline)) void maxpool2d_rows(float* y, int32_t* argmax, const float* x,
+                                                          const Pool2dGeometry& g, idx row_begin, idx row_end) {
+  const idx oh = g.oh(), ow = g.ow(), c = g.c;
+  for (idx row = row_begin; row < row_end; ++row) {
     const idx img = row / oh, i = row % oh;
     const float* xi = x + img * g.h * g.w * c;
     const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
@@ -115,11 +116,35 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
       float* yo = y + (row * ow + j) * c;
       int32_t* ao = argmax + (row * ow + j) * c;
       idx cb = 0;
-      for (; cb + 16 <= c; cb += 16) max_window_block<4>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
-      for (; cb + 4 <= c; cb += 4) max_window_block<1>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
+      for (; cb + 16 <= c; cb += 16) {
+        max_window_block<Vec16, Int16, kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
+      }
+      for (; cb + 4 <= c; cb += 4) max_window_block<f32x4, i32x4, 1>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
       if (cb < c) max_window_tail(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs, c - cb);
     }
   }
+}
+
+void maxpool2d_rows_generic(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g, idx begin, idx end) {
+  maxpool2d_rows<f32x4, i32x4, 4>(y, argmax, x, g, begin, end);
+}
+
+CNNLITE_TARGET_AVX512
+void maxpool2d_rows_avx512(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g, idx begin, idx end) {
+  maxpool2d_rows<f32x16, i32x16, 1>(y, argmax, x, g, begin, end);
+}
+
+}  // namespace
+
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx rows = g.n * g.oh();
+  const auto rows_fn = ops_use_avx512() ? maxpool2d_rows_avx512 : maxpool2d_rows_generic;
+  // Output rows (image, oh) are independent: any partition gives the same bits (max and argmax are exact).
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (rows > 1)
+#endif
+  for (idx row = 0; row < rows; ++row) rows_fn(y, argmax, x, g, row, row + 1);
 }
 
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow,

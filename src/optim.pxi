@@ -38,10 +38,10 @@ def adam_update(w, g, m, v, lr_t, beta1, beta2, eps):
     _check_weights(w, g)
     _check_state(w, m, "m")
     _check_state(w, v, "v")
-    cdef double a = _real_arg(lr_t, "lr_t", 0.0, float("inf"), False)
+    cdef double a = _real_arg(lr_t, "lr_t", 0.0, float("inf"), True)
     cdef double b1 = _real_arg(beta1, "beta1", 0.0, 1.0, True)
     cdef double b2 = _real_arg(beta2, "beta2", 0.0, 1.0, True)
-    cdef double e = _real_arg(eps, "eps", 0.0, float("inf"), False)
+    cdef double e = _real_arg(eps, "eps", 0.0, float("inf"), True)
     cdef float* wp = _fptr(w)
     cdef float* mp = _fptr(m)
     cdef float* vp = _fptr(v)
@@ -54,7 +54,7 @@ def adam_update(w, g, m, v, lr_t, beta1, beta2, eps):
 def sgd_update(w, g, velocity, lr, momentum, nesterov):
     """Keras's SGD step in place on w (and velocity); velocity may be None when momentum == 0."""
     _check_weights(w, g)
-    cdef double rate = _real_arg(lr, "lr", 0.0, float("inf"), False)
+    cdef double rate = _real_arg(lr, "lr", 0.0, float("inf"), True)
     cdef double mom = _real_arg(momentum, "momentum", 0.0, 1.0, False)
     if not isinstance(nesterov, (bool, np.bool_)):
         raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__} {nesterov!r}")
@@ -76,9 +76,9 @@ def rmsprop_update(w, g, acc, lr, rho, eps):
     """Keras's RMSprop step (no momentum, not centered) in place on w and acc."""
     _check_weights(w, g)
     _check_state(w, acc, "acc")
-    cdef double rate = _real_arg(lr, "lr", 0.0, float("inf"), False)
+    cdef double rate = _real_arg(lr, "lr", 0.0, float("inf"), True)
     cdef double r = _real_arg(rho, "rho", 0.0, 1.0, True)
-    cdef double e = _real_arg(eps, "eps", 0.0, float("inf"), False)
+    cdef double e = _real_arg(eps, "eps", 0.0, float("inf"), True)
     cdef float* wp = _fptr(w)
     cdef float* ap = _fptr(acc)
     cdef const float* gp = _fptr(g)

@@ -72,10 +72,12 @@ class _Server:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if behaviour == "truncate":     # promise the whole body, send half, hang up
+                if behaviour in ("truncate", "stall"):   # promise the whole body, send half, then...
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
-                    self.close_connection = True
+                    if behaviour == "stall":               # ...go silent
+                        time.sleep(3)
+                    self.close_connection = True           # ...hang up
                     return
                 self.wfile.write(body)
 
@@ -95,6 +97,13 @@ class _Server:
             self.running = False
             self.httpd.shutdown()
             self.httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """Requests to 127.0.0.1 must not be sent through a proxy configured in the environment."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -119,8 +128,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("CNNLITE_MNIST_MIRRORS", raising=False)
     monkeypatch.delenv("CNNLITE_FASHION_MNIST_MIRRORS", raising=False)
     monkeypatch.setenv("CNNLITE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [])
-    monkeypatch.setattr(fashion_mnist.DATASET, "mirrors", [])
+    monkeypatch.setattr(mnist, "MIRRORS", [])
+    monkeypatch.setattr(fashion_mnist, "MIRRORS", [])
     return tmp_path / "home" / "datasets"
 
 
@@ -190,6 +199,16 @@ def test_download_interrupted_transfer_leaves_no_partial_file(server, tmp_path):
     assert _files_under(tmp_path) == []
 
 
+def test_download_stalled_transfer_times_out(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(_download, "READ_TIMEOUT", 0.3)
+    server.routes["/f.bin"] = ("stall", os.urandom(100_000))
+    start = time.monotonic()
+    with pytest.raises(_download.DownloadError, match="transfer failed after 50000 bytes: timed out"):
+        _download.download(server.url + "/f.bin", tmp_path / "f.bin", "sha256", "0" * 64, quiet=True)
+    assert time.monotonic() - start < 2.5
+    assert _files_under(tmp_path) == []
+
+
 def test_download_unwritable_cache_is_a_clear_error(server, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
@@ -256,7 +275,7 @@ def test_load_data_idx_mirrors_fall_through_404_and_refused(server, isolated, mo
     for name, body in mnist_gz.items():
         server.routes["/good/" + name] = ("ok", body)
     _patch_idx_checksums(monkeypatch, mnist_gz)
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [
+    monkeypatch.setattr(mnist, "MIRRORS", [
         server.url + "/gone/mnist.npz",         # 404
         closed_port_url + "/mnist/",            # connection refused: tried once, not once per file
         server.url + "/empty/",                 # 404 for every file
@@ -273,13 +292,13 @@ def test_load_data_takes_each_file_from_the_first_mirror_that_has_it(server, iso
     for i, (name, body) in enumerate(mnist_gz.items()):
         server.routes[("/a/" if i % 2 else "/b/") + name] = ("ok", body)
     _patch_idx_checksums(monkeypatch, mnist_gz)
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [server.url + "/a/", server.url + "/b"])
+    monkeypatch.setattr(mnist, "MIRRORS", [server.url + "/a/", server.url + "/b"])
     _assert_canonical(mnist.load_data())
 
 
 def test_load_data_wrong_checksum_fails_and_caches_nothing(server, isolated, monkeypatch, mnist_npz_bytes):
     server.routes["/mnist.npz"] = ("ok", mnist_npz_bytes)   # the real checksum in mnist.CHECKSUMS will not match
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [server.url + "/mnist.npz"])
+    monkeypatch.setattr(mnist, "MIRRORS", [server.url + "/mnist.npz"])
     with pytest.raises(DatasetUnavailableError, match="SHA256 mismatch"):
         mnist.load_data()
     assert _files_under(isolated.parent) == []
@@ -289,7 +308,7 @@ def test_load_data_interrupted_download_leaves_no_partial_file(server, isolated,
     for name, body in mnist_gz.items():
         server.routes["/m/" + name] = ("truncate" if "train-images" in name else "ok", body)
     _patch_idx_checksums(monkeypatch, mnist_gz)
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [server.url + "/m/"])
+    monkeypatch.setattr(mnist, "MIRRORS", [server.url + "/m/"])
     with pytest.raises(DatasetUnavailableError, match="train-images-idx3-ubyte.gz: transfer interrupted"):
         mnist.load_data()
     # the three complete files are cached (verified); the interrupted one left nothing behind
@@ -304,7 +323,7 @@ def test_corrupt_cached_file_is_replaced(server, isolated, monkeypatch, mnist_gz
     for name, body in mnist_gz.items():
         server.routes["/m/" + name] = ("ok", body)
     _patch_idx_checksums(monkeypatch, mnist_gz)
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [server.url + "/m/"])
+    monkeypatch.setattr(mnist, "MIRRORS", [server.url + "/m/"])
     mnist.load_data()
     cached = isolated / "mnist" / "t10k-labels-idx1-ubyte.gz"
     cached.write_bytes(b"garbage")
@@ -318,7 +337,7 @@ def test_corrupt_cached_file_is_replaced(server, isolated, monkeypatch, mnist_gz
 def test_offline_error_is_fast_and_says_where_it_looked(isolated, monkeypatch, closed_port_url, tmp_path):
     monkeypatch.setenv("CNNLITE_DATA_DIR", str(tmp_path / "nowhere"))
     mirrors = [closed_port_url + "/mnist.npz", closed_port_url + "/idx/"]
-    monkeypatch.setattr(mnist.DATASET, "mirrors", mirrors)
+    monkeypatch.setattr(mnist, "MIRRORS", mirrors)
     start = time.monotonic()
     with pytest.raises(DatasetUnavailableError) as info:
         mnist.load_data()
@@ -334,11 +353,54 @@ def test_offline_error_is_fast_and_says_where_it_looked(isolated, monkeypatch, c
     assert info.value.__cause__ is None and info.value.__suppress_context__
     text = "".join(traceback.format_exception(info.type, info.value, info.tb))
     assert "During handling" not in text and "direct cause" not in text
-    assert _files_under(isolated.parent) == []
+    assert not isolated.parent.exists()          # not even an empty cache folder is left behind
+
+
+@pytest.fixture
+def slow_dns(monkeypatch):
+    """Names under .test resolve never (a dead DNS server) or fail at once (.fail), others as usual."""
+    real = socket.getaddrinfo
+
+    def fake(host, *args, **kwargs):
+        if str(host).endswith(".test"):
+            time.sleep(5)
+        if str(host).endswith(".fail"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def test_dns_failure_and_dns_timeout_are_reported(slow_dns, tmp_path):
+    with pytest.raises(_download.DownloadError, match="host name lookup failed") as info:
+        _download.download("http://mirror.fail/f", tmp_path / "f", "sha256", "0" * 64, quiet=True)
+    assert info.value.unreachable
+    start = time.monotonic()
+    with pytest.raises(_download.DownloadError, match="lookup of mirror.test timed out after 0.2 s") as info:
+        _download.download("http://mirror.test/f", tmp_path / "f", "sha256", "0" * 64, quiet=True,
+                           connect_timeout=0.2)
+    assert time.monotonic() - start < 2 and info.value.unreachable
+    assert _files_under(tmp_path) == []
+
+
+def test_offline_budget_bounds_the_time_spent_on_dead_mirrors(isolated, monkeypatch, slow_dns):
+    from cnnlite.datasets import _loader
+    monkeypatch.setattr(_download, "CONNECT_TIMEOUT", 0.3)
+    monkeypatch.setattr(_loader, "OFFLINE_BUDGET", 0.7)
+    monkeypatch.setattr(mnist, "MIRRORS", ["http://a.test/mnist.npz", "http://b.test/", "http://c.test/",
+                                                   "http://d.test/", "http://e.test/"])
+    start = time.monotonic()
+    with pytest.raises(DatasetUnavailableError) as info:
+        mnist.load_data()
+    assert time.monotonic() - start < 2.5
+    message = str(info.value)
+    assert "http://a.test/mnist.npz: host name lookup of a.test timed out" in message
+    assert "http://b.test/train-images-idx3-ubyte.gz: host name lookup of b.test timed out" in message
+    assert "http://e.test/train-images-idx3-ubyte.gz: not tried, the network looks unreachable" in message
 
 
 def test_offline_error_without_data_dir(isolated, monkeypatch, closed_port_url):
-    monkeypatch.setattr(fashion_mnist.DATASET, "mirrors", [closed_port_url + "/"])
+    monkeypatch.setattr(fashion_mnist, "MIRRORS", [closed_port_url + "/"])
     with pytest.raises(DatasetUnavailableError, match="Fashion-MNIST is not available") as info:
         fashion_mnist.load_data()
     assert "CNNLITE_DATA_DIR is not set" in str(info.value)
@@ -350,7 +412,7 @@ def test_data_dir_with_partial_files_is_reported(isolated, monkeypatch, closed_p
     folder.mkdir(parents=True)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(mnist_gz["train-images-idx3-ubyte.gz"])
     monkeypatch.setenv("CNNLITE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(mnist.DATASET, "mirrors", [closed_port_url + "/"])
+    monkeypatch.setattr(mnist, "MIRRORS", [closed_port_url + "/"])
     with pytest.raises(DatasetUnavailableError, match="has train-images-idx3-ubyte.gz but no train-labels"):
         mnist.load_data()
 

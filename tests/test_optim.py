@@ -112,8 +112,9 @@ def test_adam_rejects_bad_arguments():
         K.adam_update(w, g, m.astype(np.float64), v, 1e-3, 0.9, 0.999, 1e-7)
     with pytest.raises(ValueError, match=r"beta1 must be in \[0.0, 1.0\), got 1.0"):
         K.adam_update(w, g, m, v, 1e-3, 1.0, 0.999, 1e-7)
-    with pytest.raises(ValueError, match="lr_t must be in"):
-        K.adam_update(w, g, m, v, float("nan"), 0.9, 0.999, 1e-7)
+    for bad in (float("nan"), float("inf"), -1e-3):
+        with pytest.raises(ValueError, match=r"lr_t must be in \[0.0, inf\)"):
+            K.adam_update(w, g, m, v, bad, 0.9, 0.999, 1e-7)
     with pytest.raises(TypeError, match="eps must be a float"):
         K.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, None)
     readonly = np.zeros(4, np.float32)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import cnnlite
 from cnnlite import _kernels as K
@@ -193,3 +194,34 @@ def test_avgpool_backward_rejects_mismatched_dy():
         K.avgpool2d_backward(np.zeros((2, 3, 2, 3), np.float32), 4, 4, *GOOD)
     with pytest.raises(TypeError, match="h must be an int"):
         K.avgpool2d_backward(np.zeros((2, 2, 2, 3), np.float32), 4.5, 4, *GOOD)
+
+
+@st.composite
+def pool_problems(draw):
+    ph, pw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pads = (draw(st.integers(0, ph - 1)), draw(st.integers(0, ph - 1)),
+            draw(st.integers(0, pw - 1)), draw(st.integers(0, pw - 1)))
+    h = draw(st.integers(max(1, ph - pads[0] - pads[1]), 9))
+    w = draw(st.integers(max(1, pw - pads[2] - pads[3]), 9))
+    shape = (draw(st.integers(1, 3)), h, w, draw(st.integers(1, 20)))
+    return shape, (ph, pw, draw(st.integers(1, 3)), draw(st.integers(1, 3))), pads
+
+
+@settings(max_examples=30, deadline=None)
+@given(problem=pool_problems(), seed=st.integers(0, 2**32 - 1))
+def test_random_pool_geometries_match_reference(problem, seed):
+    shape, pool, pads = problem
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)   # small integers: ties everywhere, exact sums
+    y, argmax = K.maxpool2d_forward(x, *pool, *pads)
+    y_ref, argmax_ref = ref.maxpool2d(x.astype(np.float64), *pool, pads)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dy = rng.integers(-3, 4, size=y.shape).astype(np.float32)
+    np.testing.assert_array_equal(K.maxpool2d_backward(dy, argmax, shape[1], shape[2]),
+                                  ref.maxpool2d_backward(dy.astype(np.float64), argmax_ref, shape[1], shape[2]))
+    np.testing.assert_allclose(K.avgpool2d_forward(x, *pool, *pads), ref.avgpool2d(x.astype(np.float64), *pool, pads),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(K.avgpool2d_backward(dy, shape[1], shape[2], *pool, *pads),
+                               ref.avgpool2d_backward(dy.astype(np.float64), shape[1], shape[2], *pool, pads),
+                               rtol=1e-6, atol=1e-6)

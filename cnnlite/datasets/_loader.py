@@ -1,5 +1,6 @@
 """Find, fetch and read an MNIST-like dataset: path= > $CNNLITE_DATA_DIR/<folder> > cache > public mirrors."""
 import os
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -12,6 +13,11 @@ IDX_ROLES = (  # (role, file stem, item shape)
     ("x_test", "t10k-images-idx3-ubyte", (28, 28)),
     ("y_test", "t10k-labels-idx1-ubyte", ()),
 )
+
+
+# Total seconds one load_data call may spend on connection attempts that fail (host unknown, refused, timed out),
+# so that an offline machine gets its error within a few seconds however many mirrors there are.
+OFFLINE_BUDGET = 8.0
 
 
 class DatasetUnavailableError(OSError):
@@ -60,10 +66,10 @@ def _find_idx(folder):
 
 def _read_idx_set(dataset, paths):
     arrays = {role: read_idx(paths[role], item_shape) for role, _, item_shape in IDX_ROLES}
-    images_source = f"{paths['x_train']} and {paths['y_train']}"
+    train_source = f"{paths['x_train']} and {paths['y_train']}"
     test_source = f"{paths['x_test']} and {paths['y_test']}"
     return _checked(dataset, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                    images_source, test_source)
+                    train_source, test_source)
 
 
 def _read_npz(dataset, path):
@@ -100,8 +106,14 @@ def _load_folder(dataset, folder):
 
 
 def _load_path(dataset, path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a folder or .npz file name (str or os.PathLike), got {path!r}")
     path = os.path.expanduser(os.fspath(path))
     if os.path.isfile(path):
+        with open(path, "rb") as probe:
+            if probe.read(2) != b"PK":
+                raise ValueError(f"{path}: not an .npz archive; path= takes a folder holding the four "
+                                 f"{dataset.title} IDX files or a Keras-style {dataset.npz_name}")
         return _read_npz(dataset, path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path={path!r} does not exist; give a folder holding the four {dataset.title} "
@@ -125,7 +137,7 @@ def _cached_verified(dataset, path):
     if _download.verify(path, algorithm, digest):
         return True
     warnings.warn(f"ignoring cached file {path}: its {algorithm.upper()} does not match the published "
-                  f"checksum; it will be replaced by a fresh download", RuntimeWarning, stacklevel=4)
+                  f"checksum; it will be replaced by a fresh download", RuntimeWarning, stacklevel=5)
     return False
 
 
@@ -145,6 +157,17 @@ def _load_cache(dataset, cache):
     return None, have
 
 
+class _Attempts:
+    """Failed URLs with their reasons, and the time spent on connections that never got an answer."""
+
+    def __init__(self, budget):
+        self.lines = []
+        self.budget = budget
+
+    def connect_timeout(self):
+        return min(_download.CONNECT_TIMEOUT, self.budget)
+
+
 def _download_all(dataset, cache, mirrors, have, attempts):
     """Try the mirrors in order; return the data, or None after recording every failure in `attempts`."""
     idx_paths = _idx_cache_paths(dataset, cache)
@@ -152,7 +175,7 @@ def _download_all(dataset, cache, mirrors, have, attempts):
         if mirror.endswith(".npz"):
             target = os.path.join(cache, dataset.npz_name)
             if dataset.npz_name not in dataset.checksums:
-                attempts.append(f"{mirror}: skipped, no published checksum for {dataset.npz_name}")
+                attempts.lines.append(f"{mirror}: skipped, no published checksum for {dataset.npz_name}")
                 continue
             if _fetch(dataset, mirror, target, attempts):
                 return _read_npz(dataset, target)
@@ -172,14 +195,21 @@ def _download_all(dataset, cache, mirrors, have, attempts):
 
 
 def _fetch(dataset, url, target, attempts, raise_unreachable=False):
+    if attempts.budget <= 0.05:
+        attempts.lines.append(f"{url}: not tried, the network looks unreachable (earlier connections failed "
+                              f"for {OFFLINE_BUDGET:.0f} s)")
+        return False
     algorithm, digest = dataset.checksums[os.path.basename(target)]
+    start = time.monotonic()
     try:
-        _download.download(url, target, algorithm, digest)
+        _download.download(url, target, algorithm, digest, connect_timeout=attempts.connect_timeout())
         return True
     except _download.DownloadError as exc:
-        attempts.append(f"{url}: {exc}")
-        if raise_unreachable and getattr(exc, "unreachable", False):
-            raise
+        attempts.lines.append(f"{url}: {exc}")
+        if exc.unreachable:
+            attempts.budget -= time.monotonic() - start
+            if raise_unreachable:
+                raise
         return False
 
 
@@ -201,11 +231,11 @@ def load(dataset, path=None):
     if data is not None:
         return data
     looked.append(f"the cache {cache}: no verified {dataset.npz_name} or {dataset.folder}/*.gz")
-    attempts = []
+    attempts = _Attempts(OFFLINE_BUDGET)
     data = _download_all(dataset, cache, dataset.current_mirrors(), have, attempts)
     if data is not None:
         return data
-    raise DatasetUnavailableError(_unavailable_message(dataset, looked, attempts)) from None
+    raise DatasetUnavailableError(_unavailable_message(dataset, looked, attempts.lines)) from None
 
 
 def _unavailable_message(dataset, looked, attempts):

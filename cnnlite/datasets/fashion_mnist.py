@@ -22,8 +22,11 @@ CHECKSUMS = {
     "t10k-labels-idx1-ubyte.gz": ("sha256", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
 }
 
-DATASET = Dataset(title="Fashion-MNIST", folder="fashion-mnist", npz_name="fashion-mnist.npz", checksums=CHECKSUMS,
-                  mirrors=MIRRORS, mirrors_env="CNNLITE_FASHION_MNIST_MIRRORS")
+
+def _dataset():
+    # Built per call, so that rebinding MIRRORS or editing CHECKSUMS takes effect.
+    return Dataset(title="Fashion-MNIST", folder="fashion-mnist", npz_name="fashion-mnist.npz", checksums=CHECKSUMS, mirrors=MIRRORS,
+                   mirrors_env="CNNLITE_FASHION_MNIST_MIRRORS")
 
 
 def load_data(path=None):
@@ -34,4 +37,4 @@ def load_data(path=None):
     $CNNLITE_DATA_DIR/fashion-mnist (CNNLITE_DATA_DIR=/usr/share/datasets finds Debian's dataset-fashion-mnist),
     then the cache $CNNLITE_HOME/datasets/fashion-mnist, then a checksum-verified download from MIRRORS.
     """
-    return load(DATASET, path)
+    return load(_dataset(), path)

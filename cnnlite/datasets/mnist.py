@@ -18,8 +18,11 @@ CHECKSUMS = {
     "t10k-labels-idx1-ubyte.gz": ("md5", "ec29112dd5afa0611ce80d1b7f02629c"),
 }
 
-DATASET = Dataset(title="MNIST", folder="mnist", npz_name="mnist.npz", checksums=CHECKSUMS, mirrors=MIRRORS,
-                  mirrors_env="CNNLITE_MNIST_MIRRORS")
+
+def _dataset():
+    # Built per call, so that rebinding MIRRORS or editing CHECKSUMS takes effect.
+    return Dataset(title="MNIST", folder="mnist", npz_name="mnist.npz", checksums=CHECKSUMS, mirrors=MIRRORS,
+                   mirrors_env="CNNLITE_MNIST_MIRRORS")
 
 
 def load_data(path=None):
@@ -38,5 +41,6 @@ def load_data(path=None):
 
     Raises ValueError naming the file when a file is truncated, corrupt or has the wrong shape, and
     DatasetUnavailableError (an OSError) listing every place tried when nothing is found and nothing downloads.
+    Unlike Keras, whose `path` names a file inside its cache, `path` here is a local file or folder.
     """
-    return load(DATASET, path)
+    return load(_dataset(), path)
