@@ -67,7 +67,7 @@ def _check_suffix(path, suffix, what):
 # --- atomic writes -------------------------------------------------------------------------------------------
 
 def _temp_prefix(path):
-    return "." + os.path.basename(path) + ".cnnlite-"
+    return "." + os.path.basename(path)[:120] + ".cnnlite-"  # short enough for NAME_MAX with the suffix
 
 
 def _pid_alive(pid):
@@ -519,7 +519,11 @@ def _restore_optimizer(model, archive, arrays):
             f"{type(optimizer).__name__!r}"
         )
     if arrays:
-        optimizer.build(model.weights)  # the list fit builds the optimizer for: every weight, in model order
+        prepare = getattr(model, "_prepare_optimizer", None)  # fit's own way to build it (same weights, order)
+        if prepare is not None:
+            prepare()
+        else:
+            optimizer.build(model.trainable_weights)
         current = [np.shape(v) for v in optimizer.variables()]
         if [tuple(s) for s in current] != [tuple(a.shape) for a in arrays]:
             raise archive.error(

@@ -11,6 +11,7 @@ each time, continuing the numbering), and check after each kill that
 import os
 import pathlib
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -85,6 +86,8 @@ def test_sigkill_during_repeated_saves_never_corrupts_the_file(tmp_path):
         child = subprocess.Popen([sys.executable, str(script), str(path), str(next_version)], cwd=tmp_path,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
         try:
+            ready, _, _ = select.select([child.stdout], [], [], 60)
+            assert ready, "the child reported no save within 60 s"
             first = child.stdout.readline()  # wait until this child has completed one save
             assert first.strip().isdigit(), f"child failed: {first!r} {child.stderr.read() if not first else ''}"
             time.sleep(rng.uniform(0.0, 0.12))

@@ -337,6 +337,23 @@ def test_resumed_training_is_identical_to_uninterrupted_training(tmp_path, optim
     assert_arrays_equal(loaded.optimizer.variables(), straight.optimizer.variables())
 
 
+def test_frozen_layer_round_trip_and_resume(tmp_path):
+    x, y = data(n=24)
+    straight = Sequential([Dense(16, activation="relu", input_shape=(8,), trainable=False),
+                           Dense(3, activation="softmax")])
+    straight.compile(optimizer="adam", loss="categorical_crossentropy")
+    straight.save(tmp_path / "start.keras")
+    resumed = models.load_model(tmp_path / "start.keras")
+    assert resumed.layers[0].trainable is False
+    straight.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    resumed.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    resumed.save(tmp_path / "m.keras")
+    loaded = models.load_model(tmp_path / "m.keras")
+    assert len(loaded.optimizer.variables()) == 4  # m and v for the trainable kernel and bias only
+    loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert_arrays_equal(loaded.get_weights(), straight.get_weights())
+
+
 def test_without_the_saved_state_training_would_diverge(tmp_path):
     """The resume test above is not vacuous: a twin whose dropout steps restart at 0 ends elsewhere."""
     x, y = data(n=40)
