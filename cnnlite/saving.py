@@ -2,8 +2,10 @@
 
 A file is a zip archive (stored, not compressed) holding
   config.json               format name and version, what the file holds ("model" or "weights"), the model
-                            architecture, compile settings, optimizer configuration + iterations, and the shapes of
-                            every array below (so a file is checked before anything is set);
+                            architecture, compile settings, optimizer configuration + iterations, the random state
+                            that decides how training continues (model seed and generators, dropout seeds and
+                            steps), and the shapes of every array below (so a file is checked before anything is
+                            set); a weights file holds no architecture or compile settings;
   weights/00000.npy ...     the layers' weights in model order (each layer's `get_weights()` order);
   optimizer/00000.npy ...   the optimizer's state (`Optimizer.variables()` order), when it has been built.
 Arrays are written and read with `allow_pickle=False`: an object array or a pickle inside a file raises ValueError and
