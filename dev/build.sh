@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Development build: compiles cpp/ + src/ into cnnlite/_kernels*.so in this source tree, incrementally.
-# Then run tests from the tree root with:  PYTHONPATH=. python -m pytest tests
+# Then run tests from the tree root with:  PYTHONPATH=$PWD python -m pytest tests
 # Extra CMake options may be passed, e.g.  dev/build.sh -DCNNLITE_OPENMP=OFF  (use another build dir via BUILD_DIR=...)
 set -euo pipefail
 cd "$(dirname "$0")/.."

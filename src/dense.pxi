@@ -1,1 +1,56 @@
 # Bindings for cpp/dense.h (see src/README.md for the contract).
+cdef extern from "dense.h" namespace "cnnlite":
+    void c_dense_forward "cnnlite::dense_forward"(float* y, const float* x, const float* w, const float* bias,
+                                                  int64_t n, int64_t n_in, int64_t n_out) except + nogil
+    void c_dense_backward "cnnlite::dense_backward"(float* dx, float* dw, float* dbias, const float* dy,
+                                                    const float* x, const float* w, int64_t n, int64_t n_in,
+                                                    int64_t n_out) except + nogil
+
+
+cdef void _dense_weights(object w, object b) except *:
+    _f32(w, "w", 2)
+    if w.shape[0] == 0 or w.shape[1] == 0:
+        raise ValueError(f"w must have non-zero (in, out) dimensions, got shape {w.shape}")
+    if b is not None:
+        _f32(b, "b", 1)
+        _expect_shape(b, "b", (w.shape[1],))
+
+
+def dense_forward(x, w, b):
+    """y (n, out) = x (n, in) @ w (in, out) + b (out); b may be None."""
+    _f32(x, "x", 2)
+    _dense_weights(w, b)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
+    cdef int64_t n = x.shape[0], n_in = w.shape[0], n_out = w.shape[1]
+    y = np.empty((n, n_out), dtype=np.float32)
+    cdef float* py = _fptr(y)
+    cdef const float* px = _fptr(x)
+    cdef const float* pw = _fptr(w)
+    cdef const float* pb = _fptr_or_null(b)
+    with nogil:
+        c_dense_forward(py, px, pw, pb, n, n_in, n_out)
+    return y
+
+
+def dense_backward(dy, x, w, need_dx=True, need_db=True):
+    """Return (dx or None, dw, db or None) for y = x @ w + b given dy (n, out)."""
+    _f32(dy, "dy", 2)
+    _f32(x, "x", 2)
+    _dense_weights(w, None)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
+    _expect_shape(dy, "dy", (x.shape[0], w.shape[1]))
+    cdef int64_t n = x.shape[0], n_in = w.shape[0], n_out = w.shape[1]
+    dx = np.empty((n, n_in), dtype=np.float32) if need_dx else None
+    dw = np.empty((n_in, n_out), dtype=np.float32)
+    db = np.empty((n_out,), dtype=np.float32) if need_db else None
+    cdef float* pdx = _fptr_or_null(dx)
+    cdef float* pdw = _fptr(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdy = _fptr(dy)
+    cdef const float* px = _fptr(x)
+    cdef const float* pw = _fptr(w)
+    with nogil:
+        c_dense_backward(pdx, pdw, pdb, pdy, px, pw, n, n_in, n_out)
+    return dx, dw, db

@@ -1,0 +1,97 @@
+"""Times the dense and conv2d kernels on the chapter network's shapes and compares with numpy's matmul peak.
+
+    python benchmarks/bench_kernels_conv.py [--threads N] [--batch 1000] [--repeats 7]
+
+GFLOP/s use direct-convolution arithmetic, 2·N·OH·OW·K·Cout (K = kh·kw·cin) per forward pass; a backward pass
+counts the same for dW plus the same again for dX when dX is computed. The peak is numpy's float32 2048x2048 matmul
+(OpenBLAS) measured in the same run with the same thread count; for a fair peer run unset OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE (env -u ...).
+"""
+import argparse
+import os
+import sys
+import time
+
+
+def _parse():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=None, help="threads for cnnlite and numpy (default: all)")
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per kernel; the median is reported")
+    return p.parse_args()
+
+
+ARGS = _parse()
+if ARGS.threads is not None:  # before numpy loads OpenBLAS
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+import cnnlite  # noqa: E402
+from cnnlite import _kernels as K  # noqa: E402
+
+
+def median_seconds(fn, repeats):
+    fn()  # warm-up: workspaces, caches, thread pool
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main():
+    if ARGS.threads is not None:
+        cnnlite.set_num_threads(ARGS.threads)
+    rng = np.random.default_rng(0)
+    n = ARGS.batch
+
+    a = rng.standard_normal((2048, 2048)).astype(np.float32)
+    b = rng.standard_normal((2048, 2048)).astype(np.float32)
+    peak = 2 * 2048 ** 3 / median_seconds(lambda: a @ b, ARGS.repeats) / 1e9
+    ours = 2 * 2048 ** 3 / median_seconds(lambda: K.gemm(a, b), ARGS.repeats) / 1e9
+    print(f"cnnlite {cnnlite.__version__}, micro-kernel {K.cpu_isa()}, threads {cnnlite.get_num_threads()}, "
+          f"batch {n}, median of {ARGS.repeats}")
+    print(f"numpy float32 2048x2048 matmul: {peak:7.1f} GFLOP/s (100%); cnnlite gemm same shape: {ours:7.1f} GFLOP/s "
+          f"({100 * ours / peak:.0f}%)")
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    if core:
+        print(f"note: OPENBLAS_CORETYPE={core} is set; numpy's peak may be understated")
+    print(f"{'kernel':<34}{'ms':>9}{'GFLOP/s':>10}{'% peak':>8}")
+
+    def row(name, fn, flops):
+        sec = median_seconds(fn, ARGS.repeats)
+        gf = flops / sec / 1e9
+        print(f"{name:<34}{sec * 1e3:9.2f}{gf:10.1f}{100 * gf / peak:7.0f}%")
+
+    convs = [  # name, (h, w, cin), (kh, kw, cout), first layer (no dX needed)
+        ("conv1 28x28x1 -> 26x26x16", (28, 28, 1), (3, 3, 16), True),
+        ("conv2 26x26x16 -> 24x24x32", (26, 26, 16), (3, 3, 32), False),
+        ("conv3 12x12x32 -> 10x10x64", (12, 12, 32), (3, 3, 64), False),
+    ]
+    for name, (h, w, cin), (kh, kw, cout), first in convs:
+        x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+        k = (rng.standard_normal((kh, kw, cin, cout)) * 0.1).astype(np.float32)
+        bias = np.zeros(cout, np.float32)
+        y = K.conv2d_forward(x, k, bias, 1, 1, 0, 0, 0, 0)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        flops = 2 * n * y.shape[1] * y.shape[2] * kh * kw * cin * cout
+        row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, 0, 0, 0, 0), flops)
+        row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
+            lambda: K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=not first), flops * (1 if first else 2))
+
+    for n_in, n_out in [(1600, 128), (128, 10)]:
+        x = rng.standard_normal((n, n_in)).astype(np.float32)
+        w = (rng.standard_normal((n_in, n_out)) * 0.05).astype(np.float32)
+        bias = np.zeros(n_out, np.float32)
+        dy = rng.standard_normal((n, n_out)).astype(np.float32)
+        flops = 2 * n * n_in * n_out
+        row(f"dense {n_in} -> {n_out} fwd", lambda: K.dense_forward(x, w, bias), flops)
+        row(f"dense {n_in} -> {n_out} bwd (dX,dW,db)", lambda: K.dense_backward(dy, x, w), 2 * flops)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""The Keras training API (compile, fit, evaluate, predict, *_on_batch) for models that run a list of layers.
+
+A subclass provides `layers` (the layers to run, in order), `built`, `_build_from(input_shape)`,
+`_input_spec()` (the expected batch input shape) and `output_shape`.
+"""
+import numpy as np
+
+from cnnlite import activations, losses, metrics as metrics_mod, optimizers
+from cnnlite.engine import data_adapter as da
+from cnnlite.callbacks import CallbackList
+from cnnlite.engine.progbar import Progbar
+
+_ACC_ALIAS = {"acc": "accuracy", "accuracy": "acc"}
+
+
+def _metric_name(identifier):
+    if isinstance(identifier, str):
+        return identifier
+    return metrics_mod.resolve(identifier, None, None).name
+
+
+class Model:
+    def _init_training_state(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled_loss_name = None
+        self.compiled_metrics = []
+        self.stop_training = False
+        self.history = None
+        self._loss_obj = None
+        self._metric_specs = []
+        self._metric_objs = None
+        self._is_compiled = False
+        self._seed = None
+        self._init_rng = None
+        self._shuffle_rng = None
+        self._batch_tracker = None
+
+    # ----- randomness -------------------------------------------------------------------------------------------
+    def _ensure_rngs(self):
+        """Draw the model's seed from NumPy's global RNG once; derive the initialiser and shuffling generators."""
+        if self._seed is None:
+            self._seed = int(np.random.randint(0, 2**31 - 1))
+            init_seq, shuffle_seq = np.random.SeedSequence(self._seed).spawn(2)
+            self._init_rng = np.random.default_rng(init_seq)
+            self._shuffle_rng = np.random.default_rng(shuffle_seq)
+
+    # ----- compile ----------------------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=None, steps_per_execution=None, jit_compile=None, **kwargs):
+        """Configure training: an optimizer ('adam', 'sgd', 'rmsprop' or an instance), a loss
+        ('categorical_crossentropy', 'sparse_categorical_crossentropy', 'mse' or an instance) and metrics
+        (e.g. ['accuracy'] or ['acc'])."""
+        if kwargs:
+            raise TypeError(f"compile: unexpected keyword arguments {sorted(kwargs)}")
+        for key, value in (("loss_weights", loss_weights), ("weighted_metrics", weighted_metrics)):
+            if value is not None:
+                raise NotImplementedError(f"compile: `{key}` is not supported by cnnlite, received {value!r}")
+        if steps_per_execution not in (None, 1):
+            raise NotImplementedError(f"compile: only steps_per_execution=1 is supported, "
+                                      f"received {steps_per_execution!r}")
+        opt = optimizers.get(optimizer)
+        loss_obj = losses.get(loss) if loss is not None else None
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, dict)) or not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: `metrics` must be a list (e.g. ['accuracy']), received {metrics!r}")
+        for m in metrics:
+            metrics_mod.check_identifier(m)
+        self.optimizer = opt
+        self.loss = loss
+        self._loss_obj = loss_obj
+        if loss is None:
+            self.compiled_loss_name = None
+        elif isinstance(loss, str):
+            self.compiled_loss_name = loss
+        else:
+            self.compiled_loss_name = loss_obj.name
+        self.compiled_loss_config = None if loss_obj is None else losses.serialize(loss_obj)
+        self._metric_specs = list(metrics)
+        self.compiled_metrics = [_metric_name(m) for m in metrics]
+        self._metric_objs = None
+        self._batch_tracker = None
+        self._is_compiled = True
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + list(self.compiled_metrics)
+
+    def _require_compiled(self, what):
+        if not self._is_compiled or self.optimizer is None:
+            raise RuntimeError(f"You must compile your model before {what}: call "
+                               f"`model.compile(optimizer, loss, metrics)` first")
+        if self._loss_obj is None:
+            raise ValueError(f"No loss to compute: the model was compiled with loss=None; pass e.g. "
+                             f"loss='categorical_crossentropy' to compile() before {what}")
+
+    # ----- running layers ---------------------------------------------------------------------------------------
+    def _output_is_fused_softmax(self):
+        """True when the last layer's softmax is folded into the cross-entropy kernel."""
+        last = self.layers[-1]
+        return (self._loss_obj is not None and self._loss_obj.fusable_with_softmax
+                and not self._loss_obj.from_logits
+                and getattr(last, "activation", None) is activations.softmax)
+
+    def _forward(self, x, training, logits=False):
+        h = x
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            h = layer.forward(h, training=training, logits=logits and i == last)
+        return h
+
+    def _backward(self, dout):
+        d = dout
+        for i in range(len(self.layers) - 1, -1, -1):
+            d = self.layers[i].backward(d, need_dx=i > 0)
+
+    def _apply_gradients(self):
+        grads, weights = [], []
+        for layer in self.layers:
+            if layer.trainable:
+                grads.extend(layer.grads)
+                weights.extend(layer.weights)
+        if weights:
+            self.optimizer.apply(grads, weights)
+
+    def _loss_step(self, xb, yb, training):
+        """Forward (+ backward and update when training); returns (batch loss, predictions for metrics)."""
+        fused = self._output_is_fused_softmax()
+        out = self._forward(xb, training, logits=fused)
+        loss, dout, pred = self._loss_obj.model_step(out, yb, fused or self._loss_obj.from_logits,
+                                                     need_grad=training)
+        if training:
+            self._backward(dout)
+            self._apply_gradients()
+        return loss, pred
+
+    # ----- data -------------------------------------------------------------------------------------------------
+    def _prepare_x(self, x, name="x"):
+        x = da.to_float32(x, name)
+        if not self.layers:
+            raise ValueError("The model has no layers: add layers before training or predicting")
+        if not self.built:
+            self._build_from((None,) + x.shape[1:])
+        da.check_input(self.name, self._input_spec(), x, name)
+        return x
+
+    def _prepare_xy(self, x, y, x_name="x", y_name="y"):
+        x = self._prepare_x(x, x_name)
+        if y is None:
+            raise ValueError(f"`{y_name}` is required (the targets for `{x_name}`), received None")
+        y_arr = y if isinstance(y, np.ndarray) else np.asarray(y)
+        da.same_length(x, y_arr, x_name, y_name)
+        return x, da.prepare_targets(self._loss_obj, y_arr, self.output_shape, y_name)
+
+    def _resolved_metrics(self):
+        if self._metric_objs is None:
+            width = self.output_shape[-1]
+            self._metric_objs = [metrics_mod.resolve(m, self._loss_obj, width) for m in self._metric_specs]
+        return self._metric_objs
+
+    def _prepare_optimizer(self):
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_weights)
+
+    @staticmethod
+    def _logs(loss_sum, count, metric_objs, prefix=""):
+        logs = {prefix + "loss": loss_sum / count if count else 0.0}
+        for m in metric_objs:
+            value = float(m.result())
+            logs[prefix + m.name] = value
+            if m.name in _ACC_ALIAS:
+                logs[prefix + _ACC_ALIAS[m.name]] = value
+        return logs
+
+    @staticmethod
+    def _display(logs, metric_objs, prefix=""):
+        names = ["loss"] + [m.name for m in metric_objs]
+        return [(prefix + n, logs[prefix + n]) for n in names if prefix + n in logs]
+
+    # ----- fit --------------------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
+            max_queue_size=10, workers=1, use_multiprocessing=False):
+        """Train for `epochs` epochs over (x, y) in batches of `batch_size`; returns a History."""
+        self._require_compiled("training it (fit)")
+        batch_size = da.check_batch_size(batch_size, "fit")
+        epochs = da.check_nonneg_int(epochs, "epochs", "fit")
+        initial_epoch = da.check_nonneg_int(initial_epoch, "initial_epoch", "fit")
+        verbose = da.check_verbose(verbose, "fit")
+        val_batch_size = da.check_batch_size(validation_batch_size or batch_size, "fit")
+        validation_freq = da.check_nonneg_int(validation_freq, "validation_freq", "fit")
+        if validation_freq == 0:
+            raise ValueError("fit: `validation_freq` must be a positive integer, received 0")
+        for key, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                           ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+            if value is not None:
+                raise NotImplementedError(f"fit: `{key}` is not supported by cnnlite, received {key}={value!r}")
+        if shuffle not in (True, False, "batch"):
+            raise ValueError(f"fit: `shuffle` must be True, False or 'batch', received shuffle={shuffle!r}")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) \
+                or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: `validation_split` must be a float in [0, 1), "
+                             f"received validation_split={validation_split!r}")
+
+        x, y = self._prepare_xy(x, y)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(f"fit: `validation_data` must be a tuple (x_val, y_val), received "
+                                 f"{type(validation_data).__name__} of length "
+                                 f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}")
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                raise NotImplementedError("fit: sample weights in `validation_data` are not supported by cnnlite")
+            val = self._prepare_xy(validation_data[0], validation_data[1], "x_val", "y_val")
+        elif validation_split:
+            split_at = int(len(x) * (1.0 - validation_split))
+            if split_at == 0 or split_at == len(x):
+                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves "
+                                 f"{split_at} for training and {len(x) - split_at} for validation; both must be > 0")
+            x, y, val = x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+        if len(x) == 0:
+            raise ValueError("fit: received 0 training samples")
+
+        self._ensure_rngs()
+        self._prepare_optimizer()
+        metric_objs = self._resolved_metrics()
+        batcher = da.Batcher([x, y], batch_size)
+        self.stop_training = False
+        cbs = CallbackList(callbacks, add_history=True, model=self, epochs=epochs, steps=batcher.steps,
+                           verbose=verbose)
+        history = self.history
+        cbs.on_train_begin({})
+        logs = {}
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch, {})
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            progbar = Progbar(batcher.steps, verbose=verbose)
+            order = self._epoch_order(len(x), batch_size, shuffle)
+            loss_sum, count = 0.0, 0
+            for m in metric_objs:
+                m.reset_state()
+            for step, (start, stop, (xb, yb)) in enumerate(batcher.batches(order)):
+                cbs.on_train_batch_begin(step, {"batch": step, "size": stop - start})
+                loss, pred = self._loss_step(xb, yb, training=True)
+                loss_sum += loss * (stop - start)
+                count += stop - start
+                for m in metric_objs:
+                    m.update_state(yb, pred)
+                logs = self._logs(loss_sum, count, metric_objs)
+                cbs.on_train_batch_end(step, dict(logs))
+                progbar.update(step + 1, self._display(logs, metric_objs))
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                val_loss, val_metrics = self._evaluate_arrays(val[0], val[1], val_batch_size, cbs)
+                epoch_logs.update(self._logs(val_loss, 1, val_metrics, prefix="val_"))
+                display = self._display(epoch_logs, metric_objs) + self._display(epoch_logs, val_metrics, "val_")
+            else:
+                display = self._display(epoch_logs, metric_objs)
+            progbar.update(step + 1, display, finalize=True)
+            cbs.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self.stop_training:
+                break
+        cbs.on_train_end(dict(logs))
+        return history
+
+    def _epoch_order(self, n, batch_size, shuffle):
+        if shuffle is True:
+            return self._shuffle_rng.permutation(n)
+        if shuffle == "batch":
+            starts = self._shuffle_rng.permutation(-(-n // batch_size)) * batch_size
+            return np.concatenate([np.arange(s, min(s + batch_size, n)) for s in starts])
+        return None
+
+    # ----- evaluate / predict -----------------------------------------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size, cbs=None, progbar=None):
+        """Mean loss and metric objects over (x, y) in inference mode; fires on_test_* hooks on `cbs`."""
+        metric_objs = [metrics_mod.resolve(m, self._loss_obj, self.output_shape[-1]) for m in self._metric_specs]
+        metric_objs = [type(m).from_config(m.get_config()) for m in metric_objs]  # fresh state
+        batcher = da.Batcher([x, y], batch_size)
+        if cbs is not None:
+            cbs.on_test_begin({})
+        loss_sum, count = 0.0, 0
+        for step, (start, stop, (xb, yb)) in enumerate(batcher.batches()):
+            if cbs is not None:
+                cbs.on_test_batch_begin(step, {"batch": step, "size": stop - start})
+            loss, pred = self._loss_step(xb, yb, training=False)
+            loss_sum += loss * (stop - start)
+            count += stop - start
+            for m in metric_objs:
+                m.update_state(yb, pred)
+            if cbs is not None or progbar is not None:
+                logs = self._logs(loss_sum, count, metric_objs)
+                if cbs is not None:
+                    cbs.on_test_batch_end(step, logs)
+                if progbar is not None:
+                    progbar.update(step + 1, self._display(logs, metric_objs), finalize=stop == len(x))
+        mean = loss_sum / count if count else 0.0
+        if cbs is not None:
+            cbs.on_test_end(self._logs(loss_sum, count, metric_objs))
+        return mean, metric_objs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, max_queue_size=10, workers=1, use_multiprocessing=False, return_dict=False):
+        """Loss and metrics over (x, y) in inference mode: [loss, acc] (a float when there are no metrics)."""
+        self._require_compiled("evaluating it")
+        batch_size = da.check_batch_size(batch_size, "evaluate")
+        verbose = da.check_verbose(verbose, "evaluate")
+        for key, value in (("sample_weight", sample_weight), ("steps", steps)):
+            if value is not None:
+                raise NotImplementedError(f"evaluate: `{key}` is not supported by cnnlite, received {key}={value!r}")
+        x, y = self._prepare_xy(x, y)
+        if len(x) == 0:
+            raise ValueError("evaluate: received 0 samples")
+        cbs = CallbackList(callbacks, model=self, epochs=1, steps=-(-len(x) // batch_size), verbose=verbose)
+        progbar = Progbar(-(-len(x) // batch_size), verbose=verbose) if verbose else None
+        loss, metric_objs = self._evaluate_arrays(x, y, batch_size, cbs, progbar)
+        return self._results(loss, metric_objs, return_dict)
+
+    @staticmethod
+    def _results(loss, metric_objs, return_dict):
+        if return_dict:
+            out = {"loss": loss}
+            out.update((m.name, float(m.result())) for m in metric_objs)
+            return out
+        if not metric_objs:
+            return loss
+        return [loss] + [float(m.result()) for m in metric_objs]
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None, max_queue_size=10, workers=1,
+                use_multiprocessing=False):
+        """The model's outputs (probabilities for a softmax model) for `x`, computed in batches."""
+        batch_size = da.check_batch_size(batch_size, "predict")
+        verbose = da.check_verbose(verbose, "predict")
+        if steps is not None:
+            raise NotImplementedError(f"predict: `steps` is not supported by cnnlite, received steps={steps!r}")
+        x = self._prepare_x(x)
+        batcher = da.Batcher([x], batch_size)
+        cbs = CallbackList(callbacks, model=self, epochs=1, steps=batcher.steps, verbose=verbose)
+        progbar = Progbar(batcher.steps, verbose=verbose) if verbose else None
+        out = np.empty((len(x),) + tuple(self.output_shape[1:]), np.float32)
+        cbs.on_predict_begin({})
+        for step, (start, stop, (xb,)) in enumerate(batcher.batches()):
+            cbs.on_predict_batch_begin(step, {"batch": step, "size": stop - start})
+            out[start:stop] = self._forward(xb, training=False)
+            cbs.on_predict_batch_end(step, {"outputs": out[start:stop]})
+            if progbar is not None:
+                progbar.update(step + 1, (), finalize=stop == len(x))
+        cbs.on_predict_end({})
+        return out
+
+    # ----- single batches ---------------------------------------------------------------------------------------
+    def _tracker(self, reset):
+        if reset or self._batch_tracker is None:
+            self._batch_tracker = [0.0, 0, [type(m).from_config(m.get_config()) for m in self._resolved_metrics()]]
+        return self._batch_tracker
+
+    def _on_batch(self, x, y, training, reset_metrics, return_dict, sample_weight, class_weight=None):
+        what = "training it (train_on_batch)" if training else "evaluating it (test_on_batch)"
+        self._require_compiled(what)
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("sample_weight and class_weight are not supported by cnnlite")
+        x, y = self._prepare_xy(x, y)
+        if training:
+            self._ensure_rngs()
+            self._prepare_optimizer()
+        tracker = self._tracker(reset_metrics)
+        loss, pred = self._loss_step(x, y, training=training)
+        tracker[0] += loss * len(x)
+        tracker[1] += len(x)
+        for m in tracker[2]:
+            m.update_state(y, pred)
+        return self._results(tracker[0] / tracker[1], tracker[2], return_dict)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
+                       return_dict=False):
+        """One gradient step on (x, y); returns [loss, metrics...] for that batch."""
+        return self._on_batch(x, y, True, reset_metrics, return_dict, sample_weight, class_weight)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, reset_metrics=True, return_dict=False):
+        """Loss and metrics on one batch in inference mode."""
+        return self._on_batch(x, y, False, reset_metrics, return_dict, sample_weight)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch."""
+        return self._forward(self._prepare_x(x), training=False)
+
+    def __call__(self, inputs, training=False):
+        """Run the model eagerly on a NumPy batch."""
+        return self._forward(self._prepare_x(inputs, "inputs"), training=bool(training))

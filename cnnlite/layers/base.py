@@ -1,0 +1,238 @@
+"""The Layer base class: naming, construction keywords, weights, build and the forward/backward protocol.
+
+A layer's `forward(x, training=False, logits=False)` takes a C-contiguous float32 batch, calls one kernel per op
+and keeps in `self._cache` what `backward` needs. `backward(dy, need_dx=True)` fills `self.grads` (same order as
+`get_weights()`) and returns d(input) (None when `need_dx` is False). `logits=True` asks a layer whose activation
+is softmax to return the pre-activation values; the model then applies the fused softmax + cross-entropy kernel.
+"""
+import collections
+import re
+
+import numpy as np
+
+from cnnlite import initializers
+
+_NAME_UIDS = collections.defaultdict(int)
+
+
+def _snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(base):
+    """'dense', 'dense_1', 'dense_2', ... (per process, as Keras)."""
+    count = _NAME_UIDS[base]
+    _NAME_UIDS[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def check_positive_int(value, name, owner):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{owner}: `{name}` must be a positive integer, received {name}={value!r}")
+    return int(value)
+
+
+def check_bool(value, name, owner):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}: `{name}` must be a bool, received {name}={value!r}")
+    return bool(value)
+
+
+def check_unsupported(owner, **kwargs):
+    """Keras arguments cnnlite accepts only at their defaults (regularizers, constraints, ...)."""
+    for key, value in kwargs.items():
+        if value is not None:
+            raise NotImplementedError(f"{owner}: `{key}` is not supported by cnnlite, received {key}={value!r} "
+                                      f"(only None)")
+
+
+def _shape_tuple(shape, name, owner):
+    try:
+        items = tuple(shape)
+    except TypeError:
+        raise ValueError(f"{owner}: `{name}` must be a tuple of positive ints, received {name}={shape!r}") from None
+    for v in items:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0):
+            raise ValueError(f"{owner}: `{name}` must be a tuple of positive ints (or None), "
+                             f"received {name}={shape!r}")
+    return tuple(None if v is None else int(v) for v in items)
+
+
+class Layer:
+    """Base layer. Subclasses define `build`, `compute_output_shape`, `forward`, `backward` and `get_config`."""
+
+    # Keras's Layer keywords accepted by every layer.
+    _BASE_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "weights")
+
+    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+        cls_name = type(self).__name__
+        for key in kwargs:
+            if key not in self._BASE_KWARGS:
+                raise TypeError(f"{cls_name}: keyword argument not understood: {key!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{cls_name}: `name` must be a non-empty string, received name={name!r}")
+        if dtype is not None and dtype != "float32" and np.dtype(dtype) != np.float32:
+            raise ValueError(f"{cls_name}: cnnlite layers compute in float32, received dtype={dtype!r}")
+        self.name = name if name is not None else unique_name(_snake_case(cls_name))
+        self.trainable = check_bool(trainable, "trainable", cls_name)
+        self.built = False
+        self._weights = []          # live float32 arrays, kernel then bias
+        self._weight_names = []
+        self.grads = []
+        self._cache = None
+        self._rng = None            # the model's initialiser generator while it builds this layer
+        self._build_input_shape = None
+        self._initial_weights = kwargs.get("weights")
+        self._batch_input_shape = None
+        if kwargs.get("batch_input_shape") is not None:
+            self._batch_input_shape = _shape_tuple(kwargs["batch_input_shape"], "batch_input_shape", cls_name)
+        elif kwargs.get("input_shape") is not None:
+            batch = kwargs.get("batch_size")
+            if batch is not None:
+                batch = check_positive_int(batch, "batch_size", cls_name)
+            self._batch_input_shape = (batch,) + _shape_tuple(kwargs["input_shape"], "input_shape", cls_name)
+        if self._batch_input_shape is not None and len(self._batch_input_shape) < 2:
+            raise ValueError(f"{cls_name}: the input shape must have at least one dimension besides the batch, "
+                             f"received batch_input_shape={self._batch_input_shape}")
+
+    # ----- shapes and building -------------------------------------------------------------------------------
+    def build(self, input_shape):
+        """Create the weights for `input_shape` (batch dimension first, may be None). Subclasses call super()."""
+        self._build_input_shape = tuple(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _check_input_shape(self, input_shape):
+        """Raise ValueError if this layer cannot take `input_shape` (subclasses override)."""
+
+    def _incompatible(self, input_shape, expected):
+        return ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: {expected}. '
+                          f"Full shape received: {tuple(input_shape)}")
+
+    def _build_for(self, input_shape, rng=None):
+        """Validate `input_shape`, build once (weights drawn from `rng`) and return the output shape."""
+        input_shape = tuple(input_shape)
+        self._check_input_shape(input_shape)
+        if self.built:
+            if self._build_input_shape is not None and \
+                    tuple(self._build_input_shape[1:]) != tuple(input_shape[1:]):
+                raise self._incompatible(input_shape, f"it was built for input shape {self._build_input_shape}")
+        else:
+            self._rng = rng
+            try:
+                self.build(input_shape)
+            finally:
+                self._rng = None
+            self._build_input_shape = input_shape
+            self.built = True
+            if self._initial_weights is not None:
+                self.set_weights(self._initial_weights)
+                self._initial_weights = None
+        return self.compute_output_shape(input_shape)
+
+    @property
+    def input_shape(self):
+        if self._build_input_shape is None:
+            if self._batch_input_shape is not None:
+                return self._batch_input_shape
+            raise AttributeError(f"The layer {self.name!r} has never been built, so it has no defined input shape")
+        return self._build_input_shape
+
+    @property
+    def output_shape(self):
+        if self._build_input_shape is None:
+            raise AttributeError(f"The layer {self.name!r} has never been built, so it has no defined output shape")
+        return self.compute_output_shape(self._build_input_shape)
+
+    # ----- weights ----------------------------------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
+        """Create a float32 weight (drawn from the model's generator when building inside a model)."""
+        values = initializers.get(initializer)(tuple(shape), rng=self._rng)
+        self._weights.append(values)
+        self._weight_names.append(name)
+        return values
+
+    def _draw_seed(self):
+        """A seed for this layer's own randomness: from the model's generator, else NumPy's global RNG."""
+        if self._rng is not None:
+            return int(self._rng.integers(0, 2**31 - 1))
+        return int(np.random.randint(0, 2**31 - 1))
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return list(self._weights) if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        return [] if self.trainable else list(self._weights)
+
+    def get_weights(self):
+        return [w.copy() for w in self._weights]
+
+    def set_weights(self, weights):
+        """Copy `weights` (kernel then bias, any numeric dtype) into this layer's arrays after checking shapes."""
+        if isinstance(weights, np.ndarray) or not isinstance(weights, (list, tuple)):
+            raise TypeError(f"Layer {self.name!r}: set_weights expects a list of arrays, "
+                            f"received {type(weights).__name__}")
+        if len(weights) != len(self._weights):
+            raise ValueError(f"You called `set_weights(weights)` on layer {self.name!r} with a weight list of length "
+                             f"{len(weights)}, but the layer was expecting {len(self._weights)} weights"
+                             + ("" if self.built else " (it is not built yet)"))
+        arrays = []
+        for i, (own, new) in enumerate(zip(self._weights, weights)):
+            try:
+                arr = np.asarray(new, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise TypeError(f"Layer {self.name!r}: weight {i} ({self._weight_names[i]}) must be a numeric array, "
+                                f"received {type(new).__name__}") from None
+            if arr.shape != own.shape:
+                raise ValueError(f"Layer {self.name!r} weight shape {own.shape} is not compatible with provided "
+                                 f"weight shape {arr.shape} (weight {i}, {self._weight_names[i]})")
+            arrays.append(arr)
+        for own, arr in zip(self._weights, arrays):
+            np.copyto(own, arr)  # in place: optimizers and models keep references to these arrays
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer isn't built. "
+                             f"You can build it manually via: `layer.build(batch_input_shape)`")
+        return int(sum(w.size for w in self._weights))
+
+    # ----- running ----------------------------------------------------------------------------------------------
+    def forward(self, x, training=False, logits=False):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        raise NotImplementedError
+
+    def __call__(self, inputs, training=False):
+        """Run the layer eagerly on a NumPy batch (built on first use); returns a float32 array."""
+        if hasattr(inputs, "_input_layer"):
+            raise TypeError("cnnlite supports Sequential models only: pass the Input to Sequential([...]) "
+                            "instead of calling a layer on it")
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        if x.ndim < 1:
+            raise ValueError(f"Layer {self.name!r} expects a batch of inputs, received a scalar")
+        self._build_for((None,) + x.shape[1:])
+        return self.forward(x, training=bool(training))
+
+    # ----- configuration ----------------------------------------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

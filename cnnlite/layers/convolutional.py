@@ -1,0 +1,106 @@
+"""Conv2D (NHWC input, kernel (kh, kw, in, out)), Keras semantics for strides and 'valid'/'same' padding."""
+from cnnlite import _kernels, activations, initializers
+from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
+from cnnlite.layers.base import Layer, check_bool, check_positive_int, check_unsupported
+from cnnlite.layers.core import _Activated
+
+
+def check_channels_last(data_format, owner):
+    if data_format not in (None, "channels_last", "channels_first"):
+        raise ValueError(f"{owner}: `data_format` must be 'channels_last' or 'channels_first', "
+                         f"received data_format={data_format!r}")
+    if data_format == "channels_first":
+        raise NotImplementedError(f"{owner}: cnnlite uses channels_last (NHWC) only, "
+                                  f"received data_format='channels_first'")
+    return data_format
+
+
+def spatial_output_shape(layer, input_shape, window, strides, padding, channels):
+    """(batch, oh, ow, channels), raising if a valid-padded window does not fit."""
+    oh = output_length(input_shape[1], window[0], strides[0], padding)
+    ow = output_length(input_shape[2], window[1], strides[1], padding)
+    if (oh is not None and oh <= 0) or (ow is not None and ow <= 0):
+        raise ValueError(f'One of the dimensions in the output of layer "{layer.name}" is <= 0: input shape '
+                         f"{tuple(input_shape)} with window {window}, strides {strides} and padding '{padding}' "
+                         f"gives ({oh}, {ow}). Increase the input size or use padding='same'")
+    return (input_shape[0], oh, ow, channels)
+
+
+class Conv2D(_Activated, Layer):
+    """2-D convolution over NHWC batches: `y = activation(conv(x, kernel) + bias)`."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = check_positive_int(filters, "filters", "Conv2D")
+        self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", "Conv2D")
+        self.strides = normalize_tuple(strides, 2, "strides", "Conv2D")
+        self.padding = normalize_padding(padding, "Conv2D")
+        self.data_format = check_channels_last(data_format, "Conv2D")
+        self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", "Conv2D")
+        if self.dilation_rate != (1, 1):
+            raise NotImplementedError(f"Conv2D: only dilation_rate=(1, 1) is supported, "
+                                      f"received dilation_rate={dilation_rate!r}")
+        if check_positive_int(groups, "groups", "Conv2D") != 1:
+            raise NotImplementedError(f"Conv2D: only groups=1 is supported, received groups={groups!r}")
+        self.groups = 1
+        self.activation = activations.get(activation)
+        self.use_bias = check_bool(use_bias, "use_bias", "Conv2D")
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        check_unsupported("Conv2D", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                          activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                          bias_constraint=bias_constraint)
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise self._incompatible(input_shape, f"expected ndim=4 (batch, height, width, channels), "
+                                                  f"found ndim={len(input_shape)}")
+        if input_shape[-1] is None:
+            raise ValueError(f"The channel dimension of the inputs to Conv2D should be defined, found None "
+                             f"(input shape {tuple(input_shape)})")
+        if self.built and input_shape[-1] != self.kernel.shape[2]:
+            raise self._incompatible(input_shape, f"expected axis -1 of input shape to have value "
+                                                  f"{self.kernel.shape[2]}")
+        spatial_output_shape(self, input_shape, self.kernel_size, self.strides, self.padding, self.filters)
+
+    def build(self, input_shape):
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return spatial_output_shape(self, input_shape, self.kernel_size, self.strides, self.padding, self.filters)
+
+    def _pads(self, x):
+        return pads_2d(x.shape[1], x.shape[2], *self.kernel_size, *self.strides, self.padding)
+
+    def forward(self, x, training=False, logits=False):
+        pads = self._pads(x)
+        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads)
+        y, applied = self._activate(z, logits)
+        self._cache = (x, y, applied, pads)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        x, y, applied, pads = self._cache
+        dz = self._deactivate(dy, y, applied)
+        dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *pads,
+                                              need_dx=need_dx, need_db=self.use_bias)
+        self.grads = [dw, db] if self.use_bias else [dw]
+        return dx
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides),
+                      padding=self.padding, data_format=self.data_format, dilation_rate=list(self.dilation_rate),
+                      groups=self.groups, activation=activations.serialize(self.activation), use_bias=self.use_bias,
+                      kernel_initializer=initializers.serialize(self.kernel_initializer),
+                      bias_initializer=initializers.serialize(self.bias_initializer))
+        return config
+
+
+Convolution2D = Conv2D

@@ -1,0 +1,269 @@
+"""Dense, Activation, Flatten, Dropout, InputLayer and Input."""
+import numpy as np
+
+from cnnlite import _kernels, activations, initializers
+from cnnlite.layers.base import Layer, check_bool, check_positive_int, check_unsupported, _shape_tuple
+
+
+def _flat2d(a, width):
+    return a if a.ndim == 2 else a.reshape(-1, width)
+
+
+class _Activated:
+    """Mixin for layers ending in an activation: applies it, or skips a softmax when the model asks for logits."""
+
+    def _activate(self, z, logits):
+        if logits and self.activation is activations.softmax:
+            return z, False
+        return self.activation(z), True
+
+    def _deactivate(self, dy, y, applied):
+        return self.activation.backward(dy, y) if applied else dy
+
+
+class Dense(_Activated, Layer):
+    """`y = activation(x @ kernel + bias)` on the last axis; kernel (in, units)."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        if "input_dim" in kwargs:
+            input_dim = kwargs.pop("input_dim")
+            if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+                kwargs["input_shape"] = (check_positive_int(input_dim, "input_dim", "Dense"),)
+        super().__init__(**kwargs)
+        self.units = check_positive_int(units, "units", "Dense")
+        self.activation = activations.get(activation)
+        self.use_bias = check_bool(use_bias, "use_bias", "Dense")
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        check_unsupported("Dense", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                          activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                          bias_constraint=bias_constraint)
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise self._incompatible(input_shape, "expected min_ndim=2, found ndim=%d" % len(input_shape))
+        if input_shape[-1] is None:
+            raise ValueError(f"The last dimension of the inputs to a Dense layer should be defined, "
+                             f"found None (input shape {tuple(input_shape)})")
+        if self.built and input_shape[-1] != self.kernel.shape[0]:
+            raise self._incompatible(input_shape, f"expected axis -1 of input shape to have value "
+                                                  f"{self.kernel.shape[0]}, but received input with shape")
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, training=False, logits=False):
+        x2 = _flat2d(x, self.kernel.shape[0])
+        z = _kernels.dense_forward(x2, self.kernel, self.bias)
+        y, applied = self._activate(z, logits)
+        self._cache = (x2, y, applied, x.shape)
+        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+
+    def backward(self, dy, need_dx=True):
+        x2, y, applied, x_shape = self._cache
+        dz = self._deactivate(_flat2d(dy, self.units), y, applied)
+        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=need_dx, need_db=self.use_bias)
+        self.grads = [dw, db] if self.use_bias else [dw]
+        if dx is None:
+            return None
+        return dx if len(x_shape) == 2 else dx.reshape(x_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, activation=activations.serialize(self.activation), use_bias=self.use_bias,
+                      kernel_initializer=initializers.serialize(self.kernel_initializer),
+                      bias_initializer=initializers.serialize(self.bias_initializer))
+        return config
+
+
+class Activation(_Activated, Layer):
+    """Applies an activation function ('relu', 'sigmoid', 'tanh', 'softmax', 'linear')."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False, logits=False):
+        y, applied = self._activate(x, logits)
+        self._cache = (y, applied)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        y, applied = self._cache
+        self.grads = []
+        return self._deactivate(dy, y, applied) if need_dx else None
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = activations.serialize(self.activation)
+        return config
+
+
+class Flatten(Layer):
+    """Reshapes (batch, d1, d2, ...) to (batch, d1·d2·...) (a view: the input is C-contiguous)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ValueError(f"Flatten: `data_format` must be 'channels_last' or 'channels_first', "
+                             f"received data_format={data_format!r}")
+        if data_format == "channels_first":
+            raise NotImplementedError("Flatten: cnnlite uses channels_last only, received data_format='channels_first'")
+        self.data_format = data_format
+
+    def _check_input_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise self._incompatible(input_shape, "expected min_ndim=2, found ndim=%d" % len(input_shape))
+        if any(d is None for d in input_shape[1:]):
+            raise ValueError(f"Flatten needs fully defined input dimensions, received input shape "
+                             f"{tuple(input_shape)}")
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def forward(self, x, training=False, logits=False):
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, need_dx=True):
+        self.grads = []
+        return dy.reshape(self._cache) if need_dx else None
+
+    def get_config(self):
+        config = super().get_config()
+        config["data_format"] = self.data_format
+        return config
+
+
+class Dropout(Layer):
+    """Sets a fraction `rate` of inputs to 0 during training and scales the rest by 1/(1 − rate).
+
+    Masks come from a counter-based generator keyed by (seed, step): the seed is the layer's `seed`, or drawn from
+    the model's generator when the model is built; `step` counts training calls.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not 0 <= rate < 1:
+            raise ValueError(f"Invalid value received for argument `rate` of Dropout: expected a float value "
+                             f"in [0, 1), received rate={rate!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"Dropout: `seed` must be None or a non-negative int, received seed={seed!r}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = None if seed is None else int(seed)
+        self._seed_value = self.seed
+        self._step = 0
+
+    def build(self, input_shape):
+        if self._seed_value is None:
+            self._seed_value = self._draw_seed()
+        if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
+            raise ValueError(f"Dropout: `noise_shape` must have the rank of the input {tuple(input_shape)}, "
+                             f"received noise_shape={self.noise_shape}")
+        super().build(input_shape)
+
+    def _resolved_noise_shape(self, x):
+        shape = tuple(d if n is None else n for n, d in zip(self.noise_shape, x.shape))
+        if any(n != 1 and n != d for n, d in zip(shape, x.shape)):
+            raise ValueError(f"Dropout: noise_shape {self.noise_shape} does not broadcast to input shape {x.shape}")
+        return shape
+
+    def forward(self, x, training=False, logits=False):
+        if not training or self.rate == 0.0:
+            self._cache = None
+            return x
+        if self._seed_value is None:
+            self._seed_value = self._draw_seed()
+        self._step += 1
+        if self.noise_shape is None:
+            self._cache = ("elementwise", self._step)
+            return _kernels.dropout_forward(x, self.rate, self._seed_value, self._step)
+        ones = np.ones(self._resolved_noise_shape(x), np.float32)
+        mask = _kernels.dropout_forward(ones, self.rate, self._seed_value, self._step)
+        self._cache = ("broadcast", mask)
+        return np.multiply(x, mask, dtype=np.float32)
+
+    def backward(self, dy, need_dx=True):
+        self.grads = []
+        if not need_dx:
+            return None
+        if self._cache is None:
+            return dy
+        kind, value = self._cache
+        if kind == "elementwise":
+            return _kernels.dropout_backward(dy, self.rate, self._seed_value, value)
+        return np.multiply(dy, value, dtype=np.float32)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, noise_shape=None if self.noise_shape is None else list(self.noise_shape),
+                      seed=self.seed)
+        return config
+
+
+class InputLayer(Layer):
+    """Declares the model's input shape (excluding the batch); passes its input through."""
+
+    def __init__(self, input_shape=None, batch_size=None, dtype=None, name=None, shape=None, batch_shape=None,
+                 **kwargs):
+        for key in ("input_tensor", "sparse", "ragged", "type_spec"):
+            if kwargs.get(key) not in (None, False):
+                raise NotImplementedError(f"InputLayer: `{key}` is not supported by cnnlite, "
+                                          f"received {key}={kwargs[key]!r}")
+            kwargs.pop(key, None)
+        if shape is not None and input_shape is not None:
+            raise ValueError(f"InputLayer: pass `shape` or `input_shape`, not both (received shape={shape!r}, "
+                             f"input_shape={input_shape!r})")
+        input_shape = shape if shape is not None else input_shape
+        batch_shape = kwargs.pop("batch_input_shape", batch_shape)
+        if batch_shape is None and input_shape is None:
+            raise ValueError("InputLayer needs `shape` (or `input_shape`, or `batch_shape`), received none of them")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if batch_shape is not None:
+            self._batch_input_shape = _shape_tuple(batch_shape, "batch_shape", "InputLayer")
+        else:
+            if batch_size is not None:
+                batch_size = check_positive_int(batch_size, "batch_size", "InputLayer")
+            self._batch_input_shape = (batch_size,) + _shape_tuple(input_shape, "shape", "InputLayer")
+        if len(self._batch_input_shape) < 2:
+            raise ValueError(f"InputLayer: the shape must have at least one dimension besides the batch, "
+                             f"received {self._batch_input_shape}")
+
+    def forward(self, x, training=False, logits=False):
+        return x
+
+    def backward(self, dy, need_dx=True):
+        self.grads = []
+        return dy
+
+    def get_config(self):
+        return {"batch_input_shape": list(self._batch_input_shape), "dtype": "float32", "name": self.name}
+
+
+class KerasTensor:
+    """What `Input(...)` returns: a symbolic batch of the given shape, to put first in a Sequential model."""
+
+    def __init__(self, input_layer):
+        self._input_layer = input_layer
+        self.shape = input_layer._batch_input_shape
+        self.dtype = "float32"
+        self.name = input_layer.name
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, **kwargs):
+    """`Input(shape=(28, 28, 1))`: the input of a Sequential model (the batch dimension is left out of `shape`)."""
+    if shape is None and batch_shape is None:
+        raise ValueError("Please provide to Input a `shape` (or `batch_shape`) argument, received neither")
+    return KerasTensor(InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
+                                  batch_shape=batch_shape, **kwargs))

@@ -1,0 +1,373 @@
+#include "conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "threads.h"
+
+namespace cnnlite {
+
+namespace {
+
+struct Geometry {
+  idx n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, oh, ow;
+  idx depth() const { return kh * kw * cin; }  // GEMM K: one im2col row
+  idx pixels() const { return oh * ow; }       // output rows per image
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt + pb + pl + pr == 0; }
+};
+
+Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
+                       idx pb, idx pl, idx pr) {
+  auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(fn) + ": " + what); };
+  if (n < 0) fail("batch size must be >= 0, got " + std::to_string(n));
+  if (h <= 0 || w <= 0 || cin <= 0)
+    fail("input height, width, channels must be > 0, got " + std::to_string(h) + "x" + std::to_string(w) + "x" +
+         std::to_string(cin));
+  if (kh <= 0 || kw <= 0 || cout <= 0)
+    fail("kernel height, width, output channels must be > 0, got " + std::to_string(kh) + "x" + std::to_string(kw) +
+         "x" + std::to_string(cout));
+  if (sh <= 0 || sw <= 0) fail("strides must be > 0, got " + std::to_string(sh) + "x" + std::to_string(sw));
+  if (pt < 0 || pb < 0 || pl < 0 || pr < 0) fail("pads must be >= 0");
+  Geometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
+  g.oh = conv2d_out_size(h, kh, sh, pt, pb);
+  g.ow = conv2d_out_size(w, kw, sw, pl, pr);
+  if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
+  return g;
+}
+
+// Output rows per forward task (fixed): enough work per task, a small indirection buffer.
+constexpr idx kForwardChunkRows = 960;
+
+// Fixed chunk of output rows (depends on the geometry only, never on the thread count): its im2col panel stays
+// around 384 KiB, well inside L2.
+idx chunk_rows(idx depth) {
+  constexpr idx kColBudget = 96 * 1024;  // floats
+  idx rows = kColBudget / depth;
+  rows = std::max<idx>(48, std::min<idx>(rows, 6144));
+  return rows / 48 * 48;
+}
+
+// col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch).
+void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
+  const idx depth = g.depth(), span = g.kw * g.cin;
+  idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
+  for (idx r = r0; r < r1; ++r) {
+    float* dst = col + (r - r0) * depth;
+    const float* xi = x + img * g.h * g.w * g.cin;
+    const idx iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+    const bool cols_inside = ix0 >= 0 && ix0 + g.kw <= g.w;
+    for (idx ky = 0; ky < g.kh; ++ky, dst += span) {
+      const idx iy = iy0 + ky;
+      if (iy < 0 || iy >= g.h) {
+        std::memset(dst, 0, sizeof(float) * span);
+        continue;
+      }
+      const float* src = xi + (iy * g.w + ix0) * g.cin;
+      if (cols_inside) {
+        for (idx t = 0; t < span; ++t) dst[t] = src[t];
+        continue;
+      }
+      for (idx kx = 0; kx < g.kw; ++kx) {
+        const idx ix = ix0 + kx;
+        float* d = dst + kx * g.cin;
+        if (ix < 0 || ix >= g.w) {
+          for (idx ci = 0; ci < g.cin; ++ci) d[ci] = 0.0f;
+        } else {
+          const float* s = src + kx * g.cin;
+          for (idx ci = 0; ci < g.cin; ++ci) d[ci] = s[ci];
+        }
+      }
+    }
+    if (++ox == g.ow) {
+      ox = 0;
+      if (++oy == g.oh) {
+        oy = 0;
+        ++img;
+      }
+    }
+  }
+}
+
+// dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
+void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0, idx i1) {
+  const idx depth = g.depth(), image = g.h * g.w * g.cin;
+  std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
+  const float* src = dcol;
+  for (idx img = i0; img < i1; ++img) {
+    float* xi = dx + img * image;
+    for (idx oy = 0; oy < g.oh; ++oy) {
+      for (idx ox = 0; ox < g.ow; ++ox, src += depth) {
+        const idx iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+        for (idx ky = 0; ky < g.kh; ++ky) {
+          const idx iy = iy0 + ky;
+          if (iy < 0 || iy >= g.h) continue;
+          for (idx kx = 0; kx < g.kw; ++kx) {
+            const idx ix = ix0 + kx;
+            if (ix < 0 || ix >= g.w) continue;
+            float* d = xi + (iy * g.w + ix) * g.cin;
+            const float* s = src + (ky * g.kw + kx) * g.cin;
+            for (idx ci = 0; ci < g.cin; ++ci) d[ci] += s[ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+// ind (r1 - r0, kh): for output rows [r0, r1) (over the whole batch), a pointer per kernel row ky to the kw * cin
+// input floats it multiplies. Inside the input those are contiguous in x; a window that overlaps the padding gets its
+// spans copied, zero-filled, into `patch` (room for (r1 - r0) * kh * kw * cin floats) instead, and kernel rows that
+// fall entirely into the padding point at `zero` (kw * cin zeros).
+void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Geometry& g, idx r0,
+                       idx r1) {
+  const idx span = g.kw * g.cin;
+  idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
+  for (idx r = r0; r < r1; ++r) {
+    const float* xi = x + img * g.h * g.w * g.cin;
+    const idx iy0 = oy * g.sh - g.pt, ix0 = ox * g.sw - g.pl;
+    if (iy0 >= 0 && iy0 + g.kh <= g.h && ix0 >= 0 && ix0 + g.kw <= g.w) {  // the whole window is inside
+      const float* row = xi + (iy0 * g.w + ix0) * g.cin;
+      for (idx ky = 0; ky < g.kh; ++ky, row += g.w * g.cin) *ind++ = row;
+    } else {
+      const bool cols_inside = ix0 >= 0 && ix0 + g.kw <= g.w;
+      for (idx ky = 0; ky < g.kh; ++ky) {
+        const idx iy = iy0 + ky;
+        if (iy < 0 || iy >= g.h) {
+          *ind++ = zero;
+        } else if (cols_inside) {
+          *ind++ = xi + (iy * g.w + ix0) * g.cin;
+        } else {
+          *ind++ = patch;
+          for (idx kx = 0; kx < g.kw; ++kx) {
+            const idx ix = ix0 + kx;
+            float* d = patch + kx * g.cin;
+            if (ix < 0 || ix >= g.w) {
+              for (idx ci = 0; ci < g.cin; ++ci) d[ci] = 0.0f;
+            } else {
+              const float* src = xi + (iy * g.w + ix) * g.cin;
+              for (idx ci = 0; ci < g.cin; ++ci) d[ci] = src[ci];
+            }
+          }
+          patch += span;
+        }
+      }
+    }
+    if (++ox == g.ow) {
+      ox = 0;
+      if (++oy == g.oh) {
+        oy = 0;
+        ++img;
+      }
+    }
+  }
+}
+
+std::vector<const float*>& indirection_workspace() {
+  static thread_local std::vector<const float*> ws;
+  return ws;
+}
+const float* zero_workspace(idx cin) {
+  static thread_local Workspace ws;
+  static thread_local idx zeroed = 0;
+  float* z = ws.get(cin);
+  if (zeroed < cin) {
+    std::fill(z, z + cin, 0.0f);
+    zeroed = cin;
+  }
+  return z;
+}
+
+Workspace& col_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& dcol_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& total_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& partial_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+
+int threads_for(idx chunks) {
+  const int nthreads = in_parallel() ? 1 : get_num_threads();
+  // Too few chunks to share out: run them one after the other and let the GEMMs inside use the threads.
+  return chunks < nthreads ? 1 : nthreads;
+}
+
+// Captures the first exception thrown inside a parallel region, to rethrow once the region has ended.
+class ErrorSlot {
+ public:
+  template <class Fn>
+  void run(Fn&& fn) {
+    try {
+      fn();
+    } catch (...) {
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp critical(cnnlite_conv_error)
+#endif
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  void rethrow() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+};
+
+// Runs body(c) for every chunk c in [0, chunks), in parallel when there are enough chunks.
+template <class Body>
+void for_chunks(idx chunks, Body body) {
+  const int nthreads = threads_for(chunks);
+  if (nthreads <= 1) {
+    for (idx c = 0; c < chunks; ++c) body(c);
+    return;
+  }
+  ErrorSlot error;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+#endif
+  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
+  error.rethrow();
+}
+
+// Sums per-chunk partials into `total` (size floats, overwritten): body(c, partial) fills chunk c's partial; the
+// partials of a fixed-size wave of chunks are then added to the total element by element in chunk order. Neither
+// the waves nor the order depend on the thread count, so the sums are bitwise reproducible.
+template <class Body>
+void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
+  // Chunks per wave: as many partials as fit in about 4 MiB (fewer barriers), from the sizes alone.
+  const idx wave = std::max<idx>(16, std::min<idx>(256, (1 << 20) / size));
+  constexpr idx kSlice = 1024;  // elements per reduction task
+  std::fill(total, total + size, 0.0f);
+  float* partials = partial_workspace().get(std::min(chunks, wave) * size);
+  const int nthreads = threads_for(chunks);
+  const idx slices = (size + kSlice - 1) / kSlice;
+  for (idx w0 = 0; w0 < chunks; w0 += wave) {
+    const idx w1 = std::min(chunks, w0 + wave);
+    auto reduce_slice = [&](idx s) {
+      const idx e0 = s * kSlice, e1 = std::min(size, e0 + kSlice);
+      for (idx c = w0; c < w1; ++c) {
+        const float* part = partials + (c - w0) * size;
+        for (idx e = e0; e < e1; ++e) total[e] += part[e];
+      }
+    };
+    if (nthreads <= 1) {
+      for (idx c = w0; c < w1; ++c) body(c, partials + (c - w0) * size);
+      for (idx s = 0; s < slices; ++s) reduce_slice(s);
+      continue;
+    }
+    ErrorSlot error;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (idx c = w0; c < w1; ++c) error.run([&] { body(c, partials + (c - w0) * size); });
+#pragma omp for schedule(static)
+      for (idx s = 0; s < slices; ++s) reduce_slice(s);
+    }
+#endif
+    error.rethrow();
+  }
+}
+
+// y = conv(x, k) + bias for a checked geometry (see conv2d_forward).
+void forward_impl(float* y, const float* x, const float* k, const float* bias, const Geometry& g) {
+  const idx cin = g.cin, cout = g.cout;
+  const idx rows = g.n * g.pixels(), depth = g.depth();
+  if (rows == 0) return;
+  if (g.pointwise()) {
+    sgemm(false, false, rows, cout, depth, 1.0f, x, depth, k, cout, 0.0f, y, cout, bias);
+    return;
+  }
+  // Indirect GEMM: each output pixel gets kh pointers, each to the kw * cin input floats of one kernel row.
+  const idx span = g.kw * cin;
+  const idx chunk = kForwardChunkRows;
+  const idx chunks = (rows + chunk - 1) / chunk;
+  auto body = [&](idx c) {
+    const idx r0 = c * chunk, r1 = std::min(rows, r0 + chunk);
+    std::vector<const float*>& ind = indirection_workspace();
+    if (static_cast<idx>(ind.size()) < chunk * g.kh) ind.resize(chunk * g.kh);
+    float* patch = col_workspace().get(chunk * depth);
+    const float* zero = zero_workspace(span);
+    build_indirection(ind.data(), patch, zero, x, g, r0, r1);
+    sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias);
+  };
+  for_chunks(chunks, body);
+}
+
+}  // namespace
+
+idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
+  const idx span = in + pad_before + pad_after - k;
+  if (stride <= 0 || span < 0) return 0;
+  return span / stride + 1;
+}
+
+void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
+                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+  forward_impl(y, x, k, bias, make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr));
+}
+
+void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
+                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+  const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin;
+  if (n == 0) {
+    std::fill(dk, dk + depth * cout, 0.0f);
+    if (dbias) std::fill(dbias, dbias + cout, 0.0f);
+    return;
+  }
+  // Chunks of whole images: col2im of a chunk touches only its own images, so threads never write the same memory.
+  const idx imgs = std::max<idx>(1, chunk_rows(depth) / pixels);
+  const idx chunks = (n + imgs - 1) / imgs;
+  // Each chunk's partial holds its dk (depth x cout) followed by its dbias (cout).
+  const idx dk_size = depth * cout, partial_size = dk_size + (dbias ? cout : 0);
+  auto body = [&](idx c, float* part) {
+    const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
+    const idx rows = (i1 - i0) * pixels;
+    const float* dyc = dy + i0 * pixels * cout;
+    const float* col;
+    if (g.pointwise()) {
+      col = x + i0 * image;
+    } else {
+      float* buf = col_workspace().get(imgs * pixels * depth);
+      im2col(buf, x, g, i0 * pixels, i1 * pixels);
+      col = buf;
+    }
+    sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
+    if (dbias) {
+      float* pbias = part + dk_size;
+      for (idx j = 0; j < cout; ++j) pbias[j] = 0.0f;
+      for (idx r = 0; r < rows; ++r)
+        for (idx j = 0; j < cout; ++j) pbias[j] += dyc[r * cout + j];
+    }
+    if (dx) {
+      if (g.pointwise()) {
+        sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);
+      } else {
+        float* dcol = dcol_workspace().get(imgs * pixels * depth);
+        sgemm(false, true, rows, depth, cout, 1.0f, dyc, cout, k, cout, 0.0f, dcol, depth);
+        col2im(dx, dcol, g, i0, i1);
+      }
+    }
+  };
+  float* total = total_workspace().get(partial_size);
+  sum_over_chunks(chunks, total, partial_size, body);
+  std::copy(total, total + dk_size, dk);
+  if (dbias) std::copy(total + dk_size, total + partial_size, dbias);
+}
+
+}  // namespace cnnlite

@@ -1,0 +1,40 @@
+#include "dense.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "gemm.h"
+
+namespace cnnlite {
+
+namespace {
+
+void check_sizes(const char* fn, idx n, idx in, idx out) {
+  if (n < 0 || in <= 0 || out <= 0)
+    throw std::invalid_argument(std::string(fn) + ": need n >= 0, in > 0, out > 0; got n=" + std::to_string(n) +
+                                " in=" + std::to_string(in) + " out=" + std::to_string(out));
+}
+
+}  // namespace
+
+void dense_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out) {
+  check_sizes("dense_forward", n, in, out);
+  sgemm(false, false, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out, bias);
+}
+
+void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n,
+                    idx in, idx out) {
+  check_sizes("dense_backward", n, in, out);
+  if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
+  sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
+  if (dbias) {
+    // Serial, row by row: a fixed order, vectorised across the columns; n * out is small next to the GEMMs.
+    for (idx j = 0; j < out; ++j) dbias[j] = 0.0f;
+    for (idx r = 0; r < n; ++r) {
+      const float* row = dy + r * out;
+      for (idx j = 0; j < out; ++j) dbias[j] += row[j];
+    }
+  }
+}
+
+}  // namespace cnnlite

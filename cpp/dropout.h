@@ -1,0 +1,16 @@
+// Inverted dropout with a counter-based mask: element i of call (seed, step) is kept iff
+// splitmix64(key(seed, step) + i * golden) / 2^64 >= rate, so the mask depends on (seed, step, i) only - not on the
+// thread count - and the backward pass regenerates it exactly.
+#pragma once
+#include <cstdint>
+
+#include "common.h"
+
+namespace cnnlite {
+
+// y, x: (n,). y = x / (1 - rate) where kept, else 0. rate in [0, 1) (else std::invalid_argument); rate 0 copies x.
+void dropout_forward(float* y, const float* x, idx n, double rate, uint64_t seed, uint64_t step);
+// dx, dy: (n,). dx = dy / (1 - rate) where kept, else 0 (overwritten), the same mask as the forward call.
+void dropout_backward(float* dx, const float* dy, idx n, double rate, uint64_t seed, uint64_t step);
+
+}  // namespace cnnlite

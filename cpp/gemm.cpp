@@ -1,0 +1,240 @@
+// GEMM driver: argument checks, run-time ISA choice, cache blocking, packing and OpenMP over C tiles.
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gemm_kernel.h"
+#include "threads.h"
+
+namespace cnnlite {
+
+using gemm_detail::GemmKernel;
+
+namespace {
+
+const GemmKernel* choose_kernel() {
+  const char* env = std::getenv("CNNLITE_GEMM_ISA");
+  const std::string want = env ? env : "";
+#ifdef CNNLITE_X86
+  __builtin_cpu_init();
+  const bool has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (has_avx512 && want != "avx2" && want != "generic") return gemm_detail::gemm_kernel_avx512();
+  if (has_avx2 && want != "generic") return gemm_detail::gemm_kernel_avx2();
+#endif
+  return gemm_detail::gemm_kernel_generic();
+}
+
+const GemmKernel& kernel() {
+  static const GemmKernel* const k = choose_kernel();
+  return *k;
+}
+
+// Up to this many columns the micro-kernels read op(a) in place instead of packing it.
+constexpr idx kInPlaceMaxN = 128;
+// Upper bound on the packed op(b) panel (all of k times the panel width), in floats: 8 MiB, inside L3.
+constexpr idx kPanelFloats = 2 * 1024 * 1024;
+
+inline idx ceil_div(idx a, idx b) { return (a + b - 1) / b; }
+inline idx round_up(idx a, idx b) { return ceil_div(a, b) * b; }
+
+// Per-thread packing buffers, grown on demand and reused across calls.
+Workspace& a_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& b_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+
+// c = beta * c [+ bias] (used when k == 0 or alpha == 0).
+void scale_c(idx m, idx n, float beta, float* c, idx ldc, const float* bias) {
+  for (idx i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    for (idx j = 0; j < n; ++j) {
+      float r = beta == 0.0f ? 0.0f : beta * row[j];
+      row[j] = bias ? r + bias[j] : r;
+    }
+  }
+}
+
+void check_args(bool ta, bool tb, idx m, idx n, idx k, const float* a, idx lda, const float* b, idx ldb, float* c,
+                idx ldc) {
+  if (m < 0 || n < 0 || k < 0)
+    throw std::invalid_argument("sgemm: sizes must be >= 0, got m=" + std::to_string(m) +
+                                " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  const idx min_lda = std::max<idx>(1, ta ? m : k);
+  const idx min_ldb = std::max<idx>(1, tb ? k : n);
+  if (lda < min_lda) throw std::invalid_argument("sgemm: lda=" + std::to_string(lda) + " < " + std::to_string(min_lda));
+  if (ldb < min_ldb) throw std::invalid_argument("sgemm: ldb=" + std::to_string(ldb) + " < " + std::to_string(min_ldb));
+  if (ldc < std::max<idx>(1, n))
+    throw std::invalid_argument("sgemm: ldc=" + std::to_string(ldc) + " < " + std::to_string(n));
+  if (m > 0 && n > 0 && (!c || (k > 0 && (!a || !b)))) throw std::invalid_argument("sgemm: null pointer");
+}
+
+std::vector<const float*>& pointer_workspace() {
+  static thread_local std::vector<const float*> ws;
+  return ws;
+}
+
+}  // namespace
+
+const char* gemm_isa() { return kernel().name; }
+
+void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
+           idx ldb, float beta, float* c, idx ldc, const float* bias) {
+  check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(m, n, beta, c, ldc, bias);
+    return;
+  }
+  const GemmKernel& K = kernel();
+  const idx MR = K.mr;
+  const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
+  // Few columns: each row of op(a) is used by few micro-tiles, so copying it into a packed block costs more than it
+  // saves; the micro-kernels then read op(a) in place (the skinny convolution and dense shapes).
+  const bool a_in_place = n <= kInPlaceMaxN;
+  const int a_mode = !a_in_place ? gemm_detail::kPacked : trans_a ? gemm_detail::kColumns : gemm_detail::kRows;
+  // Depth blocks depend on k alone (never on threads), so every element's summation order is fixed.
+  const idx k_blocks = ceil_div(k, K.kc);
+  const idx kc_max = ceil_div(k, k_blocks);
+
+  int nthreads = in_parallel() ? 1 : get_num_threads();
+  if (static_cast<double>(m) * n * k < 64.0 * 64 * 64) nthreads = 1;
+  // Columns per panel: op(b) is packed for the whole depth at once (so a task can run every depth block without a
+  // barrier), which bounds the panel width.
+  idx nc_max = std::min<idx>(K.nc, round_up(n, NR));
+  nc_max = std::max<idx>(NR, std::min<idx>(nc_max, kPanelFloats / k / NR * NR));
+  // Row blocks: at most K.mc rows, and a multiple of the thread count so the last wave of tasks is full.
+  idx m_blocks = ceil_div(m, K.mc);
+  if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
+  const idx mc = round_up(ceil_div(m, m_blocks), MR);
+  m_blocks = ceil_div(m, mc);
+
+  const idx panel_floats = k * nc_max + kc_max * NR;
+  float* bp = b_workspace().get(panel_floats);
+  const idx a_size = (a_in_place ? 0 : kc_max * mc) + MR * kc_max;  // packed block + edge sliver
+  if (nthreads == 1) a_workspace().get(a_size);  // allocate outside any parallel region where possible
+
+  for (idx jc = 0; jc < n; jc += nc_max) {
+    const idx nc = std::min<idx>(nc_max, n - jc);
+    const idx n_slivers = ceil_div(nc, NR);
+    const idx nc_pad = n_slivers * NR;
+    // When there are fewer row blocks than threads, also split the columns (in whole slivers).
+    const idx n_parts = m_blocks >= nthreads ? 1 : std::min<idx>(n_slivers, ceil_div(nthreads, m_blocks));
+    const idx slivers_per_part = ceil_div(n_slivers, n_parts);
+    const idx tasks = m_blocks * n_parts;
+
+    // Depth block pc of the panel starts at bp + pc * nc_pad; its sliver j0 at + j0 * kc.
+    auto pack_b_sliver = [&](idx t) {
+      const idx pc = (t / n_slivers) * kc_max, j0 = (t % n_slivers) * NR;
+      const idx kc = std::min<idx>(kc_max, k - pc), cols = std::min<idx>(NR, nc - j0);
+      const float* src = trans_b ? b + (jc + j0) * ldb + pc : b + pc * ldb + jc + j0;
+      K.pack_b(bp + pc * nc_pad + j0 * kc, src, ldb, trans_b, kc, cols, NR);
+    };
+    auto run_task = [&](idx t) {
+      const idx ib = t / n_parts, part = t % n_parts;
+      const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
+      const idx j0 = part * slivers_per_part * NR;
+      if (j0 >= nc) return;
+      const idx cols = std::min<idx>(slivers_per_part * NR, nc - j0);
+      float* ws = a_workspace().get(a_size);
+      float* edge = ws + (a_size - MR * kc_max);
+      for (idx pc = 0; pc < k; pc += kc_max) {
+        const idx kc = std::min<idx>(kc_max, k - pc);
+        const float* a_blk = trans_a ? a + pc * lda + i0 : a + i0 * lda + pc;
+        if (!a_in_place) {
+          K.pack_a(ws, a_blk, lda, trans_a, rows, kc);
+          a_blk = ws;
+        }
+        const float* bias_j = pc + kc >= k && bias ? bias + jc + j0 : nullptr;
+        K.macro(rows, cols, kc, a_blk, lda, a_mode, bp + pc * nc_pad + j0 * kc, NR, c + i0 * ldc + jc + j0, ldc,
+                alpha, pc == 0 ? beta : 1.0f, bias_j, edge);
+      }
+    };
+
+    if (nthreads == 1) {
+      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < tasks; ++t) run_task(t);
+      continue;
+    }
+#ifdef CNNLITE_HAVE_OPENMP
+    std::exception_ptr error;
+#pragma omp parallel num_threads(nthreads)
+    {
+#pragma omp for schedule(static)
+      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+#pragma omp for schedule(dynamic, 1) nowait
+      for (idx t = 0; t < tasks; ++t) {
+        try {
+          run_task(t);
+        } catch (...) {
+#pragma omp critical(cnnlite_gemm_error)
+          if (!error) error = std::current_exception();
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
+#endif
+  }
+}
+
+void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
+                    float* c, idx ldc, const float* bias) {
+  if (m < 0 || n < 0 || taps <= 0 || cin <= 0 || ldc < std::max<idx>(1, n))
+    throw std::invalid_argument("sgemm_indirect: bad sizes m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                " taps=" + std::to_string(taps) + " cin=" + std::to_string(cin) +
+                                " ldc=" + std::to_string(ldc));
+  if (m == 0 || n == 0) return;
+  if (!ind || !zero || !b || !c) throw std::invalid_argument("sgemm_indirect: null pointer");
+  const GemmKernel& K = kernel();
+  const idx MR = K.mr;
+  const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
+  const idx depth = taps * cin, n_slivers = ceil_div(n, NR);
+  int nthreads = in_parallel() ? 1 : get_num_threads();
+  if (static_cast<double>(m) * n * depth < 64.0 * 64 * 64) nthreads = 1;
+  idx m_blocks = ceil_div(m, K.mc);
+  if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
+  const idx mc = round_up(ceil_div(m, m_blocks), MR);
+  m_blocks = ceil_div(m, mc);
+
+  float* bp = b_workspace().get(depth * n_slivers * NR);
+  for (idx s = 0; s < n_slivers; ++s) {
+    const idx j0 = s * NR;
+    K.pack_b(bp + j0 * depth, b + j0, n, false, depth, std::min<idx>(NR, n - j0), NR);
+  }
+  auto run_task = [&](idx ib) {
+    std::vector<const float*>& scratch = pointer_workspace();
+    if (static_cast<idx>(scratch.size()) < taps * MR) scratch.resize(taps * MR);
+    const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
+    K.macro_indirect(rows, n, taps, cin, ind + i0 * taps, zero, bp, NR, c + i0 * ldc, ldc, bias, scratch.data());
+  };
+  if (nthreads == 1) {
+    for (idx ib = 0; ib < m_blocks; ++ib) run_task(ib);
+    return;
+  }
+#ifdef CNNLITE_HAVE_OPENMP
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+  for (idx ib = 0; ib < m_blocks; ++ib) {
+    try {
+      run_task(ib);
+    } catch (...) {
+#pragma omp critical(cnnlite_gemm_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#endif
+}
+
+}  // namespace cnnlite

@@ -1,0 +1,25 @@
+// Single-precision GEMM: cache-blocked, packed panels, one register-blocked micro-kernel per ISA chosen at run time.
+#pragma once
+#include "common.h"
+
+namespace cnnlite {
+
+// c (m, n) = alpha * op(a) (m, k) @ op(b) (k, n) + beta * c [+ bias (n) added to every row]; row-major.
+// op(a) = a (m x k, lda >= k) or, with trans_a, a^T where a is (k x m, lda >= m); likewise b (ldb) and c (ldc >= n).
+// beta == 0 means c is only written, never read. bias may be null. k == 0 gives beta * c [+ bias].
+// Each element's summation order depends only on k (fixed KC blocks), never on the thread count. Runs serially
+// when called inside a parallel region. Throws std::invalid_argument on negative sizes or too-small leading dims.
+void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
+           idx ldb, float beta, float* c, idx ldc, const float* bias = nullptr);
+
+// Indirect GEMM, a convolution without im2col: c (m, n) = A (m, taps * cin) @ b (taps * cin, n, row-major)
+// [+ bias (n)], where row i of A is the concatenation over t = 0 .. taps of the cin floats at ind[i * taps + t]
+// (a pointer into the input, or at `zero`, cin zeros, for padding). Same threading rules as sgemm.
+void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
+                    float* c, idx ldc, const float* bias = nullptr);
+
+// Name of the micro-kernel in use: "avx512", "avx2" or "generic". Chosen once, on first use, from the CPU's
+// features; the environment variable CNNLITE_GEMM_ISA may only downgrade it (for tests of the other paths).
+const char* gemm_isa();
+
+}  // namespace cnnlite

@@ -1,0 +1,135 @@
+// AVX2+FMA GEMM micro-kernels: 6 x 16 (12 ymm accumulators) and, for n <= 8, 6 x 8.
+#include <immintrin.h>
+
+#include "gemm_pack.h"
+
+namespace cnnlite {
+namespace gemm_detail {
+namespace {
+
+constexpr int MR = 6;
+
+// Lane mask for _mm256_maskload/maskstore: lanes [0, n) active.
+inline __m256i lane_mask(idx n) {
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const int v = n < 0 ? 0 : n > 8 ? 8 : static_cast<int>(n);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(v), lanes);
+}
+
+// c tile (mv x nv) = alpha * acc + beta * c [+ bias]; beta == 0: c not read.
+template <int NV>
+__attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV], float* c, idx ldc, float alpha,
+                                                      float beta, idx mv, idx nv, const float* bias) {
+    __m256i mask[NV];
+    __m256 bias_v[NV];
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      mask[v] = lane_mask(nv - 8 * v);
+      bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      if (i >= mv) break;
+      float* row = c + i * ldc;
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        __m256 r = alpha == 1.0f ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
+        if (bias) r = _mm256_add_ps(r, bias_v[v]);
+        _mm256_maskstore_ps(row + 8 * v, mask[v], r);
+      }
+    }
+}
+
+template <int MODE, int NR>
+struct Micro {
+  static constexpr int NV = NR / 8;
+  __attribute__((always_inline)) static inline void run(idx kc, const float* __restrict a, idx lda,
+                                                        const float* __restrict b, float* c, idx ldc, float alpha,
+                                                        float beta, idx mv, idx nv, const float* bias) {
+    __m256 acc[MR][NV];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+    const idx a_step = MODE == kPacked ? MR : MODE == kColumns ? lda : 1;
+    for (idx p = 0; p < kc; ++p) {
+      __m256 bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; ++i) {
+        const __m256 ai = _mm256_broadcast_ss(MODE == kRows ? a + i * lda : a + i);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+      }
+      a += a_step;
+      b += NR;
+    }
+    store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+  }
+};
+
+template <int NR>
+struct MicroInd {
+  static constexpr int NV = NR / 8;
+  __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
+                                                        const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
+                                                        const float* bias) {
+    __m256 acc[MR][NV];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+    for (idx t = 0; t < taps; ++t, ptrs += MR) {
+      for (idx ci = 0; ci < cin; ++ci) {
+        __m256 bv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) {
+          const __m256 ai = _mm256_broadcast_ss(ptrs[i] + ci);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        b += NR;
+      }
+    }
+    store_tile<NV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+  }
+};
+
+void pack_a(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc) {
+  pack_a_tmpl<MR>(dst, a, lda, trans, mc, kc);
+}
+void pack_b(float* dst, const float* b, idx ldb, bool trans, idx kc, idx nc, idx nr) {
+  if (nr == 8)
+    pack_b_tmpl<8>(dst, b, ldb, trans, kc, nc);
+  else
+    pack_b_tmpl<16>(dst, b, ldb, trans, kc, nc);
+}
+void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c, idx ldc,
+           float alpha, float beta, const float* bias, float* edge) {
+  if (nr == 8)
+    macro_tmpl<MR, 8, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+  else
+    macro_tmpl<MR, 16, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+}
+void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
+                    idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
+  if (nr == 8)
+    macro_indirect_tmpl<MR, 8, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+  else
+    macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+}
+
+const GemmKernel kKernel = {"avx2", MR, 16, 8, /*kc=*/256, /*mc=*/240, /*nc=*/4096, pack_a, pack_b, macro,
+                            macro_indirect};
+
+}  // namespace
+
+const GemmKernel* gemm_kernel_avx2() { return &kKernel; }
+
+}  // namespace gemm_detail
+}  // namespace cnnlite

@@ -1,0 +1,133 @@
+// AVX-512 GEMM micro-kernels: 12 x 32 (24 zmm accumulators) and, for n <= 16, 12 x 16; one broadcast of a and one
+// FMA per accumulator and k step.
+#include <immintrin.h>
+
+#include "gemm_pack.h"
+
+namespace cnnlite {
+namespace gemm_detail {
+namespace {
+
+constexpr int MR = 12;
+
+inline __mmask16 low_mask(idx n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// c tile (mv x nv) = alpha * acc + beta * c [+ bias]; beta == 0: c not read.
+template <int NV>
+__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[MR][NV], float* c, idx ldc, float alpha,
+                                                      float beta, idx mv, idx nv, const float* bias) {
+  __mmask16 mask[NV];
+  __m512 bias_v[NV];
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = low_mask(nv - 16 * v);
+    bias_v[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    float* row = c + i * ldc;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      __m512 r = alpha == 1.0f ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], row + 16 * v), r);
+      if (bias) r = _mm512_add_ps(r, bias_v[v]);
+      _mm512_mask_storeu_ps(row + 16 * v, mask[v], r);
+    }
+  }
+}
+
+template <int MODE, int NR>
+struct Micro {
+  static constexpr int NV = NR / 16;
+  __attribute__((always_inline)) static inline void run(idx kc, const float* __restrict a, idx lda,
+                                                        const float* __restrict b, float* c, idx ldc, float alpha,
+                                                        float beta, idx mv, idx nv, const float* bias) {
+    __m512 acc[MR][NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    const idx a_step = MODE == kPacked ? MR : MODE == kColumns ? lda : 1;
+    for (idx p = 0; p < kc; ++p) {
+      __m512 bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(MODE == kRows ? a[i * lda] : a[i]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+      }
+      a += a_step;
+      b += NR;
+    }
+    store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+  }
+};
+
+template <int NR>
+struct MicroInd {
+  static constexpr int NV = NR / 16;
+  __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
+                                                        const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
+                                                        const float* bias) {
+    __m512 acc[MR][NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (idx t = 0; t < taps; ++t, ptrs += MR) {
+      for (idx ci = 0; ci < cin; ++ci) {
+        __m512 bv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; ++i) {
+          const __m512 ai = _mm512_set1_ps(ptrs[i][ci]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        }
+        b += NR;
+      }
+    }
+    store_tile<NV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+  }
+};
+
+void pack_a(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc) {
+  pack_a_tmpl<MR>(dst, a, lda, trans, mc, kc);
+}
+void pack_b(float* dst, const float* b, idx ldb, bool trans, idx kc, idx nc, idx nr) {
+  if (nr == 16)
+    pack_b_tmpl<16>(dst, b, ldb, trans, kc, nc);
+  else
+    pack_b_tmpl<32>(dst, b, ldb, trans, kc, nc);
+}
+void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c, idx ldc,
+           float alpha, float beta, const float* bias, float* edge) {
+  if (nr == 16)
+    macro_tmpl<MR, 16, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+  else
+    macro_tmpl<MR, 32, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+}
+void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
+                    idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
+  if (nr == 16)
+    macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+  else
+    macro_indirect_tmpl<MR, 32, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+}
+
+const GemmKernel kKernel = {"avx512", MR, 32, 16, /*kc=*/256, /*mc=*/240, /*nc=*/4096,
+                            pack_a, pack_b, macro, macro_indirect};
+
+}  // namespace
+
+const GemmKernel* gemm_kernel_avx512() { return &kKernel; }
+
+}  // namespace gemm_detail
+}  // namespace cnnlite

@@ -1,0 +1,119 @@
+// Packing and the macro-kernel loops, shared by the per-ISA kernel files. Everything here is `static` (internal
+// linkage) on purpose: each ISA file compiles its own copy with its own flags.
+#pragma once
+#include "gemm_kernel.h"
+
+namespace cnnlite {
+namespace gemm_detail {
+
+
+template <int MR>
+static void pack_a_tmpl(float* __restrict dst, const float* __restrict a, idx lda, bool trans, idx mc, idx kc) {
+  for (idx i0 = 0; i0 < mc; i0 += MR) {
+    const idx rows = mc - i0 < MR ? mc - i0 : MR;
+    float* __restrict d = dst + i0 * kc;
+    if (trans) {
+      for (idx p = 0; p < kc; ++p) {
+        const float* s = a + p * lda + i0;
+        if (rows == MR) {
+          for (int i = 0; i < MR; ++i) d[p * MR + i] = s[i];
+        } else {
+          for (int i = 0; i < MR; ++i) d[p * MR + i] = i < rows ? s[i] : 0.0f;
+        }
+      }
+    } else {  // read rows contiguously, write with stride MR
+      for (idx i = 0; i < rows; ++i) {
+        const float* s = a + (i0 + i) * lda;
+        for (idx p = 0; p < kc; ++p) d[p * MR + i] = s[p];
+      }
+      for (idx i = rows; i < MR; ++i)
+        for (idx p = 0; p < kc; ++p) d[p * MR + i] = 0.0f;
+    }
+  }
+}
+
+template <int NR>
+static void pack_b_tmpl(float* __restrict dst, const float* __restrict b, idx ldb, bool trans, idx kc, idx nc) {
+  for (idx j0 = 0; j0 < nc; j0 += NR) {
+    const idx cols = nc - j0 < NR ? nc - j0 : NR;
+    float* __restrict d = dst + j0 * kc;
+    if (!trans) {  // op(b)(p, j) = b[p * ldb + j]
+      for (idx p = 0; p < kc; ++p) {
+        const float* s = b + p * ldb + j0;
+        if (cols == NR) {
+          for (int j = 0; j < NR; ++j) d[p * NR + j] = s[j];
+        } else {
+          for (int j = 0; j < NR; ++j) d[p * NR + j] = j < cols ? s[j] : 0.0f;
+        }
+      }
+    } else {  // op(b)(p, j) = b[j * ldb + p]
+      for (idx j = 0; j < cols; ++j) {
+        const float* s = b + (j0 + j) * ldb;
+        for (idx p = 0; p < kc; ++p) d[p * NR + j] = s[p];
+      }
+      for (idx j = cols; j < NR; ++j)
+        for (idx p = 0; p < kc; ++p) d[p * NR + j] = 0.0f;
+    }
+  }
+}
+
+// Loops a micro-kernel family over one (mc x nc x kc) block. Micro<MODE, NR>::run(kc, a, lda, b, c, ldc, alpha,
+// beta, mv, nv, bias) computes one MR x NR tile. With a packed a-block the b-sliver is the outer loop (it stays in
+// L1) and the a-slivers stream from L2; with a read in place the a-sliver is the outer loop (it stays in L1) and the
+// few packed b-slivers are the inner one. In-place edge slivers (fewer than MR rows) are first copied into `edge`
+// (MR * kc floats, zero-padded) so no row past the matrix is ever read.
+template <int MR, int NR, template <int, int> class Micro>
+static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, float* c, idx ldc,
+                       float alpha, float beta, const float* bias, float* edge) {
+  if (mode == kPacked) {
+    for (idx j0 = 0; j0 < nc; j0 += NR) {
+      const idx nv = nc - j0 < NR ? nc - j0 : NR;
+      const float* bs = bp + j0 * kc;
+      const float* bias_j = bias ? bias + j0 : nullptr;
+      for (idx i0 = 0; i0 < mc; i0 += MR) {
+        const idx mv = mc - i0 < MR ? mc - i0 : MR;
+        Micro<kPacked, NR>::run(kc, a + i0 * kc, 0, bs, c + i0 * ldc + j0, ldc, alpha, beta, mv, nv, bias_j);
+      }
+    }
+    return;
+  }
+  for (idx i0 = 0; i0 < mc; i0 += MR) {
+    const idx mv = mc - i0 < MR ? mc - i0 : MR;
+    const float* as = mode == kColumns ? a + i0 : a + i0 * lda;
+    const bool packed_edge = mv < MR;
+    if (packed_edge) pack_a_tmpl<MR>(edge, as, lda, mode == kColumns, mv, kc);
+    for (idx j0 = 0; j0 < nc; j0 += NR) {
+      const idx nv = nc - j0 < NR ? nc - j0 : NR;
+      const float* bs = bp + j0 * kc;
+      float* ct = c + i0 * ldc + j0;
+      const float* bias_j = bias ? bias + j0 : nullptr;
+      if (packed_edge)
+        Micro<kPacked, NR>::run(kc, edge, 0, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+      else if (mode == kColumns)
+        Micro<kColumns, NR>::run(kc, as, lda, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+      else
+        Micro<kRows, NR>::run(kc, as, lda, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+    }
+  }
+}
+
+// Indirect variant (see GemmKernel::macro_indirect): per MR-row sliver, the row pointers are first gathered tap-major
+// into `scratch` (rows past mc point at `zero`), then MicroInd<NR>::run(taps, cin, scratch, b, c, ldc, mv, nv, bias)
+// runs over every b-sliver.
+template <int MR, int NR, template <int> class MicroInd>
+static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
+                                const float* bp, float* c, idx ldc, const float* bias, const float** scratch) {
+  const idx depth = taps * cin;
+  for (idx i0 = 0; i0 < mc; i0 += MR) {
+    const idx mv = mc - i0 < MR ? mc - i0 : MR;
+    for (idx t = 0; t < taps; ++t)
+      for (idx i = 0; i < MR; ++i) scratch[t * MR + i] = i < mv ? ind[(i0 + i) * taps + t] : zero;
+    for (idx j0 = 0; j0 < nc; j0 += NR) {
+      const idx nv = nc - j0 < NR ? nc - j0 : NR;
+      MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv, bias ? bias + j0 : nullptr);
+    }
+  }
+}
+
+}  // namespace gemm_detail
+}  // namespace cnnlite

@@ -1,0 +1,78 @@
+#include "optim.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "parallel_chunks.h"
+
+namespace cnnlite {
+
+// Scalars are rounded to float32 once, as Keras casts them to the variable's dtype; (1 - beta) is formed in double
+// first, as in Keras where the Python float is subtracted before the cast.
+
+void adam_update(float* w, float* m, float* v, const float* g, idx n, double lr_t, double beta1, double beta2,
+                 double eps) {
+  if (n < 0) throw std::invalid_argument("adam_update: n must be non-negative");
+  const float alpha = static_cast<float>(lr_t);
+  const float one_minus_b1 = static_cast<float>(1.0 - beta1), one_minus_b2 = static_cast<float>(1.0 - beta2);
+  const float epsilon = static_cast<float>(eps);
+  for_each_chunk(n, [=](idx begin, idx end) {
+    float* __restrict wp = w;
+    float* __restrict mp = m;
+    float* __restrict vp = v;
+    const float* __restrict gp = g;
+    for (idx i = begin; i < end; ++i) {
+      const float gi = gp[i];
+      const float mi = mp[i] + (gi - mp[i]) * one_minus_b1;
+      const float vi = vp[i] + (gi * gi - vp[i]) * one_minus_b2;
+      mp[i] = mi;
+      vp[i] = vi;
+      wp[i] -= (mi * alpha) / (std::sqrt(vi) + epsilon);
+    }
+  });
+}
+
+void sgd_update(float* w, float* velocity, const float* g, idx n, double lr, double momentum, bool nesterov) {
+  if (n < 0) throw std::invalid_argument("sgd_update: n must be non-negative");
+  if (momentum != 0.0 && velocity == nullptr) {
+    throw std::invalid_argument("sgd_update: velocity is required when momentum != 0");
+  }
+  const float rate = static_cast<float>(lr), mom = static_cast<float>(momentum);
+  if (momentum == 0.0) {
+    for_each_chunk(n, [=](idx begin, idx end) {
+      float* __restrict wp = w;
+      const float* __restrict gp = g;
+      for (idx i = begin; i < end; ++i) wp[i] -= gp[i] * rate;
+    });
+    return;
+  }
+  for_each_chunk(n, [=](idx begin, idx end) {
+    float* __restrict wp = w;
+    float* __restrict vp = velocity;
+    const float* __restrict gp = g;
+    for (idx i = begin; i < end; ++i) {
+      const float vi = vp[i] * mom - gp[i] * rate;
+      vp[i] = vi;
+      wp[i] += nesterov ? vi * mom - gp[i] * rate : vi;
+    }
+  });
+}
+
+void rmsprop_update(float* w, float* acc, const float* g, idx n, double lr, double rho, double eps) {
+  if (n < 0) throw std::invalid_argument("rmsprop_update: n must be non-negative");
+  const float rate = static_cast<float>(lr), r = static_cast<float>(rho);
+  const float one_minus_rho = static_cast<float>(1.0 - rho), epsilon = static_cast<float>(eps);
+  for_each_chunk(n, [=](idx begin, idx end) {
+    float* __restrict wp = w;
+    float* __restrict ap = acc;
+    const float* __restrict gp = g;
+    for (idx i = begin; i < end; ++i) {
+      const float gi = gp[i];
+      const float ai = r * ap[i] + one_minus_rho * (gi * gi);
+      ap[i] = ai;
+      wp[i] -= (rate * gi) / std::sqrt(ai + epsilon);
+    }
+  });
+}
+
+}  // namespace cnnlite

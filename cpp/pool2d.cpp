@@ -1,0 +1,232 @@
+#include "pool2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "ops_isa.h"
+
+namespace cnnlite {
+
+namespace {
+
+// Range [begin, end) of real input rows (or columns) covered by output position o.
+struct Span {
+  idx begin, end;
+};
+
+inline Span window(idx o, idx stride, idx pad_before, idx pool, idx in) {
+  const idx start = o * stride - pad_before;
+  return {std::max<idx>(start, 0), std::min<idx>(start + pool, in)};
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+}  // namespace
+
+void check_pool2d_geometry(const Pool2dGeometry& g) {
+  require(g.n >= 0 && g.h > 0 && g.w > 0 && g.c > 0, "pool2d: input sizes must be positive (n may be 0)");
+  require(g.ph > 0 && g.pw > 0 && g.sh > 0 && g.sw > 0, "pool2d: pool sizes and strides must be positive");
+  require(g.pad_top >= 0 && g.pad_bottom >= 0 && g.pad_left >= 0 && g.pad_right >= 0,
+          "pool2d: pads must be non-negative");
+  require(g.pad_top < g.ph && g.pad_bottom < g.ph && g.pad_left < g.pw && g.pad_right < g.pw,
+          "pool2d: every pad must be smaller than the pool size");
+  require(g.h + g.pad_top + g.pad_bottom >= g.ph && g.w + g.pad_left + g.pad_right >= g.pw,
+          "pool2d: the padded input is smaller than the pool");
+  require(g.h * g.w <= INT32_MAX, "pool2d: h*w must fit in int32 (argmax)");
+}
+
+namespace {
+
+// The max-pool forward pass keeps blocks of channels' running max and argmax in SIMD registers, written with
+// GCC/Clang vector extensions (a plain loop does not vectorise: the compilers will not if-convert the argmax
+// select). The portable build holds 16 channels in four 4-lane vectors (SSE2 on baseline x86-64); the AVX-512
+// build in one 16-lane vector.
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef int32_t i32x4 __attribute__((vector_size(16)));
+
+// Max and argmax over one window for the kVecs * lanes(FV) channels starting at xi (channel cb of the image's
+// cell 0). Strict '>' keeps the first maximum in row-major window order (TensorFlow's tie rule).
+template <class FV, class IV, int kVecs>
+inline __attribute__((always_inline)) void max_window_block(float* yo, int32_t* ao, const float* xi, idx c, idx w,
+                                                            Span rs, Span cs) {
+  constexpr idx kLanes = sizeof(FV) / sizeof(float);
+  const int32_t first = static_cast<int32_t>(rs.begin * w + cs.begin);
+  FV best[kVecs];
+  IV arg[kVecs];
+  for (int q = 0; q < kVecs; ++q) {
+    std::memcpy(&best[q], xi + first * c + q * kLanes, sizeof(FV));
+    arg[q] = first - IV{};
+  }
+  for (idx r = rs.begin; r < rs.end; ++r) {
+    for (idx col = (r == rs.begin ? cs.begin + 1 : cs.begin); col < cs.end; ++col) {
+      const int32_t cell = static_cast<int32_t>(r * w + col);
+      const float* xp = xi + cell * c;
+      for (int q = 0; q < kVecs; ++q) {
+        FV v;
+        std::memcpy(&v, xp + q * kLanes, sizeof v);
+        const IV greater = v > best[q];  // all-ones lanes where v wins
+        best[q] = greater ? v : best[q];
+        arg[q] = greater ? cell - IV{} : arg[q];
+      }
+    }
+  }
+  for (int q = 0; q < kVecs; ++q) {
+    std::memcpy(yo + q * kLanes, &best[q], sizeof(FV));
+    std::memcpy(ao + q * kLanes, &arg[q], sizeof(IV));
+  }
+}
+
+// The same for the last `lanes` < 4 channels, one channel at a time.
+inline void max_window_tail(float* yo, int32_t* ao, const float* xi, idx c, idx w, Span rs, Span cs, idx lanes) {
+  for (idx l = 0; l < lanes; ++l) {
+    int32_t arg = static_cast<int32_t>(rs.begin * w + cs.begin);
+    float best = xi[arg * c + l];
+    for (idx r = rs.begin; r < rs.end; ++r) {
+      for (idx col = (r == rs.begin ? cs.begin + 1 : cs.begin); col < cs.end; ++col) {
+        const int32_t cell = static_cast<int32_t>(r * w + col);
+        const float v = xi[cell * c + l];
+        if (v > best) {
+          best = v;
+          arg = cell;
+        }
+      }
+    }
+    yo[l] = best;
+    ao[l] = arg;
+  }
+}
+
+// Output rows [row_begin, row_end) of the flattened (n, oh) range; inlined into a portable and an AVX-512 build.
+template <class Vec16, class Int16, int kVecs16>
+inline __attribute__((always_inline)) void maxpool2d_rows(float* y, int32_t* argmax, const float* x,
+                                                          const Pool2dGeometry& g, idx row_begin, idx row_end) {
+  const idx oh = g.oh(), ow = g.ow(), c = g.c;
+  for (idx row = row_begin; row < row_end; ++row) {
+    const idx img = row / oh, i = row % oh;
+    const float* xi = x + img * g.h * g.w * c;
+    const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+    for (idx j = 0; j < ow; ++j) {
+      const Span cs = window(j, g.sw, g.pad_left, g.pw, g.w);
+      float* yo = y + (row * ow + j) * c;
+      int32_t* ao = argmax + (row * ow + j) * c;
+      idx cb = 0;
+      for (; cb + 16 <= c; cb += 16) {
+        max_window_block<Vec16, Int16, kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
+      }
+      for (; cb + 4 <= c; cb += 4) max_window_block<f32x4, i32x4, 1>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
+      if (cb < c) max_window_tail(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs, c - cb);
+    }
+  }
+}
+
+void maxpool2d_rows_generic(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g, idx begin, idx end) {
+  maxpool2d_rows<f32x4, i32x4, 4>(y, argmax, x, g, begin, end);
+}
+
+CNNLITE_TARGET_AVX512
+void maxpool2d_rows_avx512(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g, idx begin, idx end) {
+  maxpool2d_rows<f32x16, i32x16, 1>(y, argmax, x, g, begin, end);
+}
+
+}  // namespace
+
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx rows = g.n * g.oh();
+  const auto rows_fn = ops_use_avx512() ? maxpool2d_rows_avx512 : maxpool2d_rows_generic;
+  // Output rows (image, oh) are independent: any partition gives the same bits (max and argmax are exact).
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (rows > 1)
+#endif
+  for (idx row = 0; row < rows; ++row) rows_fn(y, argmax, x, g, row, row + 1);
+}
+
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow,
+                        idx c) {
+  require(n >= 0 && h > 0 && w > 0 && oh > 0 && ow > 0 && c > 0, "maxpool2d_backward: sizes must be positive");
+  const idx plane = h * w, out_plane = oh * ow;
+  int bad = 0;
+  // One thread owns one image of dx, so overlapping windows accumulate without races in a fixed order.
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 1)
+#endif
+  for (idx img = 0; img < n; ++img) {
+    float* __restrict dxi = dx + img * plane * c;
+    const float* __restrict dyi = dy + img * out_plane * c;
+    const int32_t* __restrict ai = argmax + img * out_plane * c;
+    std::memset(dxi, 0, sizeof(float) * plane * c);
+    for (idx o = 0; o < out_plane; ++o) {
+      const float* dyo = dyi + o * c;
+      const int32_t* ao = ai + o * c;
+      for (idx ch = 0; ch < c; ++ch) {
+        const int32_t a = ao[ch];
+        if (a < 0 || a >= plane) {
+          bad = 1;
+          continue;
+        }
+        dxi[a * c + ch] += dyo[ch];
+      }
+    }
+  }
+  require(!bad, "maxpool2d_backward: argmax holds an index outside [0, h*w)");
+}
+
+void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx oh = g.oh(), ow = g.ow(), c = g.c, rows = g.n * oh;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (rows > 1)
+#endif
+  for (idx row = 0; row < rows; ++row) {
+    const idx img = row / oh, i = row % oh;
+    const float* xi = x + img * g.h * g.w * c;
+    const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+    for (idx j = 0; j < ow; ++j) {
+      const Span cs = window(j, g.sw, g.pad_left, g.pw, g.w);
+      float* __restrict yo = y + (row * ow + j) * c;
+      std::fill(yo, yo + c, 0.0f);
+      for (idx r = rs.begin; r < rs.end; ++r) {
+        for (idx col = cs.begin; col < cs.end; ++col) {
+          const float* __restrict xp = xi + (r * g.w + col) * c;
+          for (idx ch = 0; ch < c; ++ch) yo[ch] += xp[ch];
+        }
+      }
+      const float count = static_cast<float>((rs.end - rs.begin) * (cs.end - cs.begin));
+      for (idx ch = 0; ch < c; ++ch) yo[ch] /= count;
+    }
+  }
+}
+
+void avgpool2d_backward(float* dx, const float* dy, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx oh = g.oh(), ow = g.ow(), c = g.c, plane = g.h * g.w;
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) if (g.n > 1)
+#endif
+  for (idx img = 0; img < g.n; ++img) {
+    float* __restrict dxi = dx + img * plane * c;
+    std::memset(dxi, 0, sizeof(float) * plane * c);
+    for (idx i = 0; i < oh; ++i) {
+      const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+      for (idx j = 0; j < ow; ++j) {
+        const Span cs = window(j, g.sw, g.pad_left, g.pw, g.w);
+        const float* __restrict dyo = dy + ((img * oh + i) * ow + j) * c;
+        const float count = static_cast<float>((rs.end - rs.begin) * (cs.end - cs.begin));
+        for (idx r = rs.begin; r < rs.end; ++r) {
+          for (idx col = cs.begin; col < cs.end; ++col) {
+            float* __restrict dxp = dxi + (r * g.w + col) * c;
+            for (idx ch = 0; ch < c; ++ch) dxp[ch] += dyo[ch] / count;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace cnnlite

@@ -1,0 +1,93 @@
+"""The benchmark scripts run with tiny settings and print their tables and ratios. cnnlite's side needs the Keras-like
+API (skipped until it imports); PyTorch / Keras are included only when the peer interpreter (see BENCHMARKS.md) has
+them. Scripts run by path from a temporary directory, so the installed cnnlite is the one measured."""
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import _common  # noqa: E402
+import bench_e2e  # noqa: E402
+
+
+def _cnnlite_api_importable():
+    try:
+        return importlib.util.find_spec("cnnlite.models") is not None
+    except ImportError:
+        return False
+
+
+needs_api = pytest.mark.skipif(not _cnnlite_api_importable(), reason="cnnlite.models not available yet")
+
+
+def _env():
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):  # a relative source-tree entry must survive cwd=tmp_path
+        env["PYTHONPATH"] = os.pathsep.join(str(pathlib.Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep)
+                                            if p)
+    return env
+
+
+def _run(script, args, tmp_path, timeout=240):
+    r = subprocess.run([sys.executable, str(BENCH / script)] + args, cwd=tmp_path, env=_env(), capture_output=True,
+                       text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def _peers_available():
+    peer = _common.default_peer_python()
+    return [fw for fw in ("torch", "keras") if bench_e2e.available(peer, fw)[0]]
+
+
+def test_load_data_shapes_and_ranges():
+    xtr, ytr, xte, yte, source = _common.load_data("random", 50, 20, image=True)
+    assert xtr.shape == (50, 28, 28, 1) and xte.shape == (20, 28, 28, 1)
+    assert ytr.shape == (50, 10) and (ytr.sum(1) == 1).all()
+    assert xtr.dtype == ytr.dtype == "float32" and 0 <= xtr.min() and xtr.max() <= 1
+    assert source == "random"
+    xtr, *_ = _common.load_data("auto", 30, 10, image=False)
+    assert xtr.shape == (30, 784) and xtr.flags.c_contiguous
+
+
+def test_markdown_reports_medians_ratios_and_speedup():
+    def run(fw, threads, train, val):
+        return {"framework": fw, "model": "full", "threads": threads, "train_epoch_s": train, "val_epoch_s": val}
+    report = {"frameworks": ["cnnlite", "torch"], "gemm": {1: {"numpy_gflops_median": 100.0}},
+              "runs": [run("cnnlite", 1, [2.0, 4.0, 3.0], [5.0]), run("torch", 1, [6.0], [10.0]),
+                       run("cnnlite", 2, [1.5], [2.5]), run("torch", 2, [4.0], [6.0]),
+                       {"framework": "torch", "model": "full", "threads": 2, "error": "boom"}]}
+    text = bench_e2e.markdown(report)
+    assert "| full | 1 | 3.000 | 6.000 | 0.50 |" in text  # median of 2, 4, 3; ratio 3/6
+    assert "| full | 1 | 5.000 | 10.000 | 0.50 |" in text
+    assert "| full | 2.00 | 1.50 |" in text  # speed-up 3.0/1.5 and 6.0/4.0
+    assert "| 1 | 100.0 | — |" in text
+
+
+def test_gemm_peak_reports_gflops(tmp_path):
+    res = _common.parse_result(_run("gemm_peak.py", ["--size", "128", "--min-time", "0.05"], tmp_path))
+    assert res["size"] == 128 and res["numpy_gflops_median"] > 0
+
+
+@needs_api
+def test_bench_e2e_quick_prints_times_and_ratios(tmp_path):
+    peers = _peers_available()
+    out = _run("bench_e2e.py", ["--quick", "--threads", "1", "--models", "mlp_relu", "cnn8", "--no-gemm",
+                                "--frameworks", "cnnlite"] + peers, tmp_path)
+    assert "| mlp_relu | 1 |" in out and "| cnn8 | 1 |" in out
+    for peer in peers:
+        assert f"cnnlite/{peer}" in out
+
+
+@needs_api
+def test_bench_memory_quick_prints_peaks(tmp_path):
+    peers = _peers_available()[:1]
+    out = _run("bench_memory.py", ["--quick", "--model", "mlp_relu", "--frameworks", "cnnlite"] + peers, tmp_path)
+    assert "| cnnlite |" in out
+    if peers:
+        assert f"peak ratio cnnlite/{peers[0]}" in out

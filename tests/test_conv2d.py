@@ -1,0 +1,171 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import cnnlite
+from cnnlite import _kernels as K
+
+sys.path.insert(0, os.path.dirname(__file__))
+from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad, same_pads  # noqa: E402
+
+
+def _pads(mode, h, w, kh, kw, sh, sw):
+    if mode == "valid":
+        return 0, 0, 0, 0
+    if mode == "same":
+        return same_pads(h, kh, sh) + same_pads(w, kw, sw)
+    return mode  # explicit (top, bottom, left, right)
+
+
+def _data(rng, n, h, w, cin, kh, kw, cout):
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    k = (rng.standard_normal((kh, kw, cin, cout)) / np.sqrt(kh * kw * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, k, b
+
+
+# (n, h, w, cin, kh, kw, cout, sh, sw, pads)
+CASES = [
+    (1, 5, 5, 1, 3, 3, 2, 1, 1, "valid"),
+    (2, 7, 6, 3, 3, 3, 4, 1, 1, "same"),
+    (3, 8, 8, 16, 3, 3, 5, 2, 2, "same"),        # even size, stride 2: TF puts the extra pad bottom/right
+    (2, 9, 7, 3, 2, 3, 16, 2, 1, "same"),        # 2x3 kernel, asymmetric pads
+    (1, 11, 10, 1, 5, 5, 3, 1, 1, "same"),
+    (2, 12, 9, 3, 5, 5, 7, 2, 2, "valid"),
+    (3, 6, 5, 16, 1, 1, 8, 1, 1, "valid"),       # pointwise: the GEMM runs on x directly
+    (2, 7, 7, 3, 1, 1, 4, 2, 2, "valid"),        # 1x1 with stride
+    (1, 6, 6, 3, 3, 3, 2, 1, 1, (0, 1, 2, 0)),   # explicit asymmetric pads
+    (2, 4, 4, 1, 3, 3, 3, 3, 3, (2, 2, 2, 2)),   # pads larger than the stride; windows of pure padding
+    (4, 28, 28, 1, 3, 3, 16, 1, 1, "valid"),     # the chapter's first convolution
+    (3, 13, 13, 32, 3, 3, 64, 1, 1, "valid"),    # the chapter's third, odd size
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv2d_forward_matches_reference(rng, case, with_bias):
+    n, h, w, cin, kh, kw, cout, sh, sw, mode = case
+    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    b = b if with_bias else None
+    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    y = K.conv2d_forward(x, k, b, sh, sw, *pads)
+    ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+    assert y.shape == ref.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, ref, rtol=2e-4, atol=2e-4)
+
+
+def test_same_pads_keep_the_size():
+    assert same_pads(28, 3, 1) == (1, 1)
+    assert same_pads(8, 3, 2) == (0, 1)
+    assert same_pads(7, 2, 1) == (0, 1)
+    assert same_pads(5, 1, 2) == (0, 0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_conv2d_backward_matches_reference(rng, case):
+    n, h, w, cin, kh, kw, cout, sh, sw, mode = case
+    x, k, _ = _data(rng, n, h, w, cin, kh, kw, cout)
+    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    oh, ow = K.conv2d_forward(x, k, None, sh, sw, *pads).shape[1:3]
+    dy = rng.standard_normal((n, oh, ow, cout)).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads)
+    rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, sh, sw, *pads)
+    scale = np.sqrt(n * oh * ow)
+    np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+
+
+def test_conv2d_backward_optional_outputs(rng):
+    x, k, _ = _data(rng, 2, 6, 6, 3, 3, 3, 4)
+    dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False, need_db=False)
+    assert dx is None and db is None
+    np.testing.assert_allclose(dk, conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)[1], rtol=2e-4, atol=2e-4)
+
+
+def test_conv2d_empty_batch(rng):
+    _, k, b = _data(rng, 1, 5, 5, 2, 3, 3, 4)
+    x = np.empty((0, 5, 5, 2), np.float32)
+    assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
+    dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert dx.shape == x.shape and not dk.any() and not db.any()
+
+
+@pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (2, 2, (0, 0, 0, 0))])
+def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
+    x, k, b = (t.astype(np.float64) for t in _data(rng, 2, 5, 4, 2, 3, 2, 3))
+    oh, ow = conv2d_forward_ref(x, k, b, sh, sw, *pads).shape[1:3]
+    r = rng.standard_normal((2, oh, ow, 3))  # loss = sum(y * r), so dy = r
+
+    def loss():
+        return float((conv2d_forward_ref(x, k, b, sh, sw, *pads) * r).sum())
+
+    dx, dk, db = K.conv2d_backward(r.astype(np.float32), x.astype(np.float32), k.astype(np.float32), sh, sw, *pads)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, numeric_grad(loss, k), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,h,cin,kh,cout,pads", [
+    (64, 14, 16, 3, 32, (0, 0, 0, 0)),   # many chunks: parallel over chunks, ordered reduction of dk/db
+    (1, 40, 8, 3, 16, (1, 1, 1, 1)),     # a single chunk: the GEMMs are parallel inside
+    (40, 6, 8, 1, 16, (0, 0, 0, 0)),     # pointwise path
+])
+def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, pads):
+    x, k, b = _data(rng, n, h, h, cin, kh, kh, cout)
+    oh = h + pads[0] + pads[1] - kh + 1
+    dy = rng.standard_normal((n, oh, oh, cout)).astype(np.float32)
+    old = cnnlite.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            cnnlite.set_num_threads(threads)
+            y = K.conv2d_forward(x, k, b, 1, 1, *pads)
+            results.append((y,) + K.conv2d_backward(dy, x, k, 1, 1, *pads))
+    finally:
+        cnnlite.set_num_threads(old)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+def _ok():
+    return np.ones((2, 5, 5, 3), np.float32), np.ones((3, 3, 3, 4), np.float32), np.ones(4, np.float32)
+
+
+@pytest.mark.parametrize("change,exc,match", [
+    (dict(x=np.ones((2, 5, 5, 3), np.float64)), TypeError, "x must have dtype float32"),
+    (dict(x=np.ones((5, 5, 3), np.float32)), ValueError, "x must be 4-D"),
+    (dict(w=np.ones((3, 3, 3), np.float32)), ValueError, "w must be 4-D"),
+    (dict(w=np.ones((3, 3, 2, 4), np.float32)), ValueError, "x has 3 channels"),
+    (dict(b=np.ones(5, np.float32)), ValueError, r"b must have shape \(4,\)"),
+    (dict(b=[1.0, 2.0]), TypeError, "b must be a numpy.ndarray"),
+    (dict(x=np.ones((2, 5, 5, 6), np.float32)[..., ::2]), ValueError, "x must be C-contiguous"),
+    (dict(sh=0), ValueError, "sh must be a positive integer"),
+    (dict(sw=-1), ValueError, "sw must be a positive integer"),
+    (dict(pt=-1), ValueError, "pad_top must be a non-negative integer"),
+    (dict(pr=-2), ValueError, "pad_right must be a non-negative integer"),
+    (dict(w=np.ones((7, 3, 3, 4), np.float32)), ValueError, "kernel height kh=7 exceeds"),
+    (dict(w=np.ones((3, 6, 3, 4), np.float32), pl=0), ValueError, "kernel width kw=6 exceeds"),
+    (dict(x=np.ones((2, 0, 5, 3), np.float32)), ValueError, "x must have non-zero"),
+    (dict(w=np.ones((3, 3, 3, 0), np.float32), b=None), ValueError, "w must have non-zero"),
+])
+def test_conv2d_forward_rejects_bad_arguments(change, exc, match):
+    x, w, b = _ok()
+    args = dict(x=x, w=w, b=b, sh=1, sw=1, pt=0, pb=0, pl=0, pr=0)
+    args.update(change)
+    with pytest.raises(exc, match=match):
+        K.conv2d_forward(args["x"], args["w"], args["b"], args["sh"], args["sw"],
+                         args["pt"], args["pb"], args["pl"], args["pr"])
+
+
+def test_conv2d_backward_rejects_bad_dy():
+    x, w, _ = _ok()
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 3, 3, 4\)"):
+        K.conv2d_backward(np.ones((2, 5, 5, 4), np.float32), x, w, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(TypeError, match="dy must have dtype float32"):
+        K.conv2d_backward(np.ones((2, 3, 3, 4), np.float16), x, w, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="sh must be a positive integer"):
+        K.conv2d_backward(np.ones((2, 3, 3, 4), np.float32), x, w, 0, 1, 0, 0, 0, 0)

@@ -1,0 +1,110 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import cnnlite
+from cnnlite import _kernels as K
+
+sys.path.insert(0, os.path.dirname(__file__))
+from reference_conv import dense_backward_ref, dense_forward_ref, numeric_grad  # noqa: E402
+
+TOL = dict(rtol=2e-4, atol=2e-4)
+
+
+def _data(rng, n, n_in, n_out):
+    x = rng.standard_normal((n, n_in)).astype(np.float32)
+    w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+    b = rng.standard_normal(n_out).astype(np.float32)
+    return x, w, b
+
+
+SHAPES = [(1, 1, 1), (1, 5, 3), (7, 13, 10), (32, 784, 128), (33, 128, 10), (5, 1600, 17)]
+
+
+@pytest.mark.parametrize("n,n_in,n_out", SHAPES)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_dense_forward_matches_reference(rng, n, n_in, n_out, with_bias):
+    x, w, b = _data(rng, n, n_in, n_out)
+    b = b if with_bias else None
+    y = K.dense_forward(x, w, b)
+    assert y.shape == (n, n_out) and y.dtype == np.float32
+    np.testing.assert_allclose(y, dense_forward_ref(x, w, b), **TOL)
+
+
+@pytest.mark.parametrize("n,n_in,n_out", SHAPES)
+def test_dense_backward_matches_reference(rng, n, n_in, n_out):
+    x, w, _ = _data(rng, n, n_in, n_out)
+    dy = rng.standard_normal((n, n_out)).astype(np.float32)
+    dx, dw, db = K.dense_backward(dy, x, w)
+    rdx, rdw, rdb = dense_backward_ref(dy, x, w)
+    np.testing.assert_allclose(dx, rdx, **TOL)
+    np.testing.assert_allclose(dw, rdw, rtol=2e-4, atol=2e-4 * np.sqrt(n))
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=2e-4 * np.sqrt(n))
+
+
+def test_dense_backward_optional_outputs(rng):
+    x, w, _ = _data(rng, 6, 5, 4)
+    dy = rng.standard_normal((6, 4)).astype(np.float32)
+    dx, dw, db = K.dense_backward(dy, x, w, need_dx=False, need_db=False)
+    assert dx is None and db is None
+    np.testing.assert_allclose(dw, dense_backward_ref(dy, x, w)[1], **TOL)
+
+
+def test_dense_empty_batch(rng):
+    _, w, b = _data(rng, 1, 4, 3)
+    x = np.empty((0, 4), np.float32)
+    assert K.dense_forward(x, w, b).shape == (0, 3)
+    dx, dw, db = K.dense_backward(np.empty((0, 3), np.float32), x, w)
+    assert dx.shape == (0, 4) and not dw.any() and not db.any()
+
+
+def test_dense_gradients_match_finite_differences(rng):
+    n, n_in, n_out = 3, 4, 5
+    x, w, b = (t.astype(np.float64) for t in _data(rng, n, n_in, n_out))
+    r = rng.standard_normal((n, n_out))  # loss = sum(y * r), so dy = r
+
+    def loss():
+        return float((dense_forward_ref(x, w, b) * r).sum())
+
+    dx, dw, db = K.dense_backward(r.astype(np.float32), x.astype(np.float32), w.astype(np.float32))
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, numeric_grad(loss, w), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
+
+
+def test_dense_bitwise_identical_for_1_and_2_threads(rng):
+    x, w, b = _data(rng, 300, 500, 70)
+    dy = rng.standard_normal((300, 70)).astype(np.float32)
+    old = cnnlite.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            cnnlite.set_num_threads(threads)
+            results.append((K.dense_forward(x, w, b),) + K.dense_backward(dy, x, w))
+    finally:
+        cnnlite.set_num_threads(old)
+    for one, two in zip(*results):
+        assert np.array_equal(one, two)
+
+
+def test_dense_rejects_bad_arguments():
+    x = np.ones((2, 3), np.float32)
+    w = np.ones((3, 4), np.float32)
+    with pytest.raises(TypeError, match="x must have dtype float32"):
+        K.dense_forward(x.astype(np.float64), w, None)
+    with pytest.raises(ValueError, match="w must be 2-D"):
+        K.dense_forward(x, w[None], None)
+    with pytest.raises(ValueError, match="x has 3 features"):
+        K.dense_forward(x, np.ones((4, 4), np.float32), None)
+    with pytest.raises(ValueError, match=r"b must have shape \(4,\)"):
+        K.dense_forward(x, w, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        K.dense_forward(np.ones((3, 2), np.float32).T, w, None)
+    with pytest.raises(ValueError, match="non-zero"):
+        K.dense_forward(np.ones((2, 0), np.float32), np.ones((0, 4), np.float32), None)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 4\)"):
+        K.dense_backward(np.ones((2, 5), np.float32), x, w)
+    with pytest.raises(TypeError, match="dy must be a numpy.ndarray"):
+        K.dense_backward([[1.0]], x, w)

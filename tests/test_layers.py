@@ -1,0 +1,279 @@
+"""Layers: Keras arguments, defaults and validation; shape inference; weights; configs; initialisers."""
+import json
+
+import numpy as np
+import pytest
+
+from cnnlite import initializers, layers
+from cnnlite.layers import (Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Input, InputLayer,
+                            MaxPooling2D)
+
+
+# ----- constructor validation ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("make,match", [
+    (lambda: Dense(0), r"units.*received units=0"),
+    (lambda: Dense(2.5), r"units.*received units=2.5"),
+    (lambda: Dense("10"), r"units.*received units='10'"),
+    (lambda: Dense(3, activation="swishy"), "swishy"),
+    (lambda: Dense(3, use_bias="no"), "use_bias"),
+    (lambda: Dense(3, kernel_initializer="glorot_nope"), "glorot_nope"),
+    (lambda: Dense(3, input_dim=0), r"input_dim.*received input_dim=0"),
+    (lambda: Dense(3, input_shape=(0,)), "input_shape"),
+    (lambda: Conv2D(0, 3), r"filters.*received filters=0"),
+    (lambda: Conv2D(4, (3, 3, 3)), r"kernel_size.*received kernel_size=\(3, 3, 3\)"),
+    (lambda: Conv2D(4, 3, strides=0), r"strides.*received strides=0"),
+    (lambda: Conv2D(4, 3, padding="full"), r"padding.*received padding='full'"),
+    (lambda: Conv2D(4, 3, data_format="nhwc"), "data_format"),
+    (lambda: MaxPooling2D(pool_size=-2), r"pool_size.*received pool_size=-2"),
+    (lambda: MaxPooling2D(padding="causal"), "padding"),
+    (lambda: AveragePooling2D(strides=(1, 0)), "strides"),
+    (lambda: Dropout(1.0), r"rate.*received rate=1.0"),
+    (lambda: Dropout(-0.1), r"rate.*received rate=-0.1"),
+    (lambda: Dropout("half"), "rate"),
+    (lambda: Dropout(0.5, seed=-1), "seed"),
+    (lambda: Activation("nope"), "nope"),
+    (lambda: Dense(3, name=""), "name"),
+    (lambda: Input(), "shape"),
+])
+def test_constructor_validation(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="kernal_size"):
+        Conv2D(4, 3, kernal_size=3)
+
+
+def test_unsupported_keras_options_say_so():
+    with pytest.raises(NotImplementedError, match="kernel_regularizer"):
+        Dense(3, kernel_regularizer="l2")
+    with pytest.raises(NotImplementedError, match="dilation_rate"):
+        Conv2D(3, 3, dilation_rate=2)
+    with pytest.raises(NotImplementedError, match="channels_last"):
+        Conv2D(3, 3, data_format="channels_first")
+
+
+def test_keras_defaults():
+    d = Dense(4)
+    assert d.use_bias and isinstance(d.kernel_initializer, initializers.GlorotUniform)
+    assert isinstance(d.bias_initializer, initializers.Zeros)
+    c = Conv2D(8, 3)
+    assert (c.kernel_size, c.strides, c.padding) == ((3, 3), (1, 1), "valid")
+    p = MaxPooling2D()
+    assert (p.pool_size, p.strides, p.padding) == ((2, 2), (2, 2), "valid")
+    assert MaxPooling2D(3).strides == (3, 3)
+    assert MaxPooling2D(3, strides=1).strides == (1, 1)
+    assert Conv2D(8, 3, padding="SAME").padding == "same"
+
+
+def test_automatic_names_are_unique_per_class():
+    a, b = Dense(1), Dense(1)
+    assert a.name.startswith("dense") and b.name.startswith("dense") and a.name != b.name
+    assert Conv2D(1, 1).name.startswith("conv2d")
+    assert MaxPooling2D().name.startswith("max_pooling2d")
+    assert Dense(1, name="out").name == "out"
+
+
+# ----- shapes -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("layer,in_shape,out_shape", [
+    (Dense(7), (None, 5), (None, 7)),
+    (Dense(7), (None, 3, 5), (None, 3, 7)),
+    (Conv2D(4, 3), (None, 28, 28, 1), (None, 26, 26, 4)),
+    (Conv2D(4, 3, strides=2), (None, 28, 28, 1), (None, 13, 13, 4)),
+    (Conv2D(4, 3, strides=2, padding="same"), (None, 7, 5, 2), (None, 4, 3, 4)),
+    (Conv2D(4, (5, 2), strides=(3, 1), padding="same"), (None, 10, 9, 2), (None, 4, 9, 4)),
+    (MaxPooling2D(), (None, 5, 5, 3), (None, 2, 2, 3)),
+    (MaxPooling2D(padding="same"), (None, 5, 5, 3), (None, 3, 3, 3)),
+    (AveragePooling2D(3, strides=1), (None, 5, 4, 2), (None, 3, 2, 2)),
+    (Flatten(), (None, 5, 5, 64), (None, 1600)),
+    (Dropout(0.5), (None, 9), (None, 9)),
+    (Activation("relu"), (None, 2, 3), (None, 2, 3)),
+])
+def test_output_shapes(layer, in_shape, out_shape):
+    assert layer._build_for(in_shape) == out_shape
+    assert layer.output_shape == out_shape
+    assert layer.input_shape == in_shape
+
+
+@pytest.mark.parametrize("layer,in_shape,match", [
+    (Conv2D(4, 3), (None, 784), "expected ndim=4"),
+    (Conv2D(4, 5), (None, 3, 3, 1), r"<= 0"),
+    (MaxPooling2D(), (None, 1, 1, 3), r"<= 0"),
+    (MaxPooling2D(), (None, 8, 3), "expected ndim=4"),
+    (Flatten(), (None, None, 3), "fully defined"),
+    (Dense(3), (None,), "min_ndim=2"),
+])
+def test_incompatible_input_shapes(layer, in_shape, match):
+    with pytest.raises(ValueError, match=match):
+        layer._build_for(in_shape)
+
+
+def test_parameter_counts():
+    d = Dense(16)
+    d._build_for((None, 784))
+    assert d.count_params() == 12560
+    c = Conv2D(32, 3)
+    c._build_for((None, 26, 26, 16))
+    assert c.count_params() == 4640
+    nb = Conv2D(32, 3, use_bias=False)
+    nb._build_for((None, 26, 26, 16))
+    assert nb.count_params() == 4608 and len(nb.get_weights()) == 1
+
+
+def test_count_params_before_build_is_an_error():
+    with pytest.raises(ValueError, match="isn't built"):
+        Dense(3).count_params()
+
+
+# ----- weights ------------------------------------------------------------------------------------------------
+def test_get_set_weights_round_trip_and_order():
+    layer = Dense(3)
+    layer._build_for((None, 2))
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (2, 3) and bias.shape == (3,)
+    assert kernel.dtype == np.float32 and not bias.any()
+    layer.set_weights([np.arange(6).reshape(2, 3), [1, 2, 3]])   # any numeric dtype, lists too
+    k, b = layer.get_weights()
+    np.testing.assert_array_equal(k, np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(b, [1, 2, 3])
+    assert k.dtype == np.float32
+    k[...] = 99  # get_weights returns copies
+    assert layer.get_weights()[0].max() == 5
+
+
+def test_set_weights_keeps_the_live_arrays():
+    layer = Dense(3)
+    layer._build_for((None, 2))
+    live = layer.weights[0]
+    layer.set_weights([np.ones((2, 3)), np.zeros(3)])
+    assert layer.weights[0] is live and live.sum() == 6
+
+
+@pytest.mark.parametrize("weights,error,match", [
+    ([np.ones((2, 3))], ValueError, "expecting 2 weights"),
+    ([np.ones((3, 2)), np.zeros(3)], ValueError, r"\(2, 3\).*\(3, 2\)"),
+    ([np.ones((2, 3)), np.zeros(4)], ValueError, r"\(3,\).*\(4,\)"),
+    (np.ones((2, 3)), TypeError, "list"),
+    ([np.ones((2, 3)), ["a", "b", "c"]], TypeError, "numeric"),
+])
+def test_set_weights_validation(weights, error, match):
+    layer = Dense(3)
+    layer._build_for((None, 2))
+    before = layer.get_weights()
+    with pytest.raises(error, match=match):
+        layer.set_weights(weights)
+    for a, b in zip(before, layer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_weights_on_unbuilt_layer():
+    with pytest.raises(ValueError, match="expecting 0 weights"):
+        Dense(3).set_weights([np.ones((2, 3)), np.zeros(3)])
+
+
+def test_weights_keyword_sets_initial_values():
+    layer = Dense(2, weights=[np.ones((3, 2)), np.full(2, 5.0)])
+    layer._build_for((None, 3))
+    np.testing.assert_array_equal(layer.get_weights()[1], [5, 5])
+
+
+# ----- eager calls --------------------------------------------------------------------------------------------
+def test_dense_call_computes_activation_of_affine_map():
+    layer = Dense(2, activation="relu")
+    x = np.array([[1.0, -2.0, 0.5]])
+    y = layer(x)
+    k, b = layer.get_weights()
+    np.testing.assert_allclose(y, np.maximum(x @ k + b, 0), rtol=1e-6)
+
+
+def test_dropout_only_in_training():
+    layer = Dropout(0.5, seed=3)
+    x = np.ones((50, 40), np.float32)
+    np.testing.assert_array_equal(layer(x), x)
+    y = layer(x, training=True)
+    assert set(np.unique(y)) <= {0.0, 2.0}
+    assert 0.4 < (y == 0).mean() < 0.6
+    y2 = layer(x, training=True)
+    assert not np.array_equal(y, y2)  # a new mask each training step
+
+
+def test_dropout_noise_shape_broadcasts_the_mask():
+    layer = Dropout(0.5, noise_shape=(None, 1, 1, 6), seed=1)
+    y = layer(np.ones((4, 3, 3, 6), np.float32), training=True)
+    for sample in y:   # every spatial position of a channel shares the mask value
+        assert (sample == sample[:1, :1, :]).all()
+
+
+def test_flatten_and_pooling_calls():
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.float32).reshape(2, 4, 4, 1)
+    np.testing.assert_array_equal(MaxPooling2D()(x)[0, :, :, 0], [[5, 7], [13, 15]])
+    np.testing.assert_array_equal(AveragePooling2D()(x)[0, :, :, 0], [[2.5, 4.5], [10.5, 12.5]])
+    assert Flatten()(x).shape == (2, 16)
+
+
+# ----- configs ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("layer", [
+    Dense(5, activation="relu", use_bias=False, kernel_initializer="he_normal", input_dim=3, name="d"),
+    Conv2D(4, (3, 2), strides=2, padding="same", activation="sigmoid", input_shape=(8, 8, 1)),
+    MaxPooling2D(3, strides=1, padding="same"),
+    AveragePooling2D(),
+    Dropout(0.3, seed=4),
+    Flatten(),
+    Activation("softmax"),
+    InputLayer(input_shape=(4,)),
+])
+def test_serialize_round_trip(layer):
+    blob = layers.serialize(layer)
+    json.dumps(blob)  # JSON-able
+    again = layers.deserialize(json.loads(json.dumps(blob)))
+    assert type(again) is type(layer)
+    assert again.get_config() == layer.get_config()
+
+
+def test_first_layer_config_keeps_input_shape():
+    assert Dense(16, input_dim=784).get_config()["batch_input_shape"] == [None, 784]
+
+
+def test_deserialize_unknown_class():
+    with pytest.raises(ValueError, match="Unknown layer: 'LSTM'"):
+        layers.deserialize({"class_name": "LSTM", "config": {}})
+
+
+# ----- initialisers -------------------------------------------------------------------------------------------
+def test_fans_follow_keras():
+    assert initializers.compute_fans((784, 16)) == (784, 16)
+    assert initializers.compute_fans((3, 3, 16, 32)) == (144, 288)
+    assert initializers.compute_fans((10,)) == (10, 10)
+
+
+@pytest.mark.parametrize("name,shape,check", [
+    ("glorot_uniform", (300, 200), lambda a: abs(a).max() <= np.sqrt(6 / 500) and a.std() == pytest.approx(
+        np.sqrt(2 / 500), rel=0.03)),
+    ("he_normal", (3, 3, 64, 32), lambda a: a.std() == pytest.approx(np.sqrt(2 / 576), rel=0.05)
+     and abs(a).max() <= 2 * np.sqrt(2 / 576) / 0.87962566103423978 + 1e-6),
+    ("he_uniform", (400, 100), lambda a: abs(a).max() <= np.sqrt(6 / 400)),
+    ("lecun_normal", (500, 100), lambda a: a.std() == pytest.approx(np.sqrt(1 / 500), rel=0.05)),
+    ("zeros", (3, 4), lambda a: not a.any()),
+    ("ones", (3, 4), lambda a: (a == 1).all()),
+])
+def test_initializer_statistics(name, shape, check):
+    values = initializers.get(name)(shape, rng=np.random.default_rng(0))
+    assert values.shape == shape and values.dtype == np.float32
+    assert check(values)
+
+
+def test_seeded_initializer_repeats_and_unseeded_uses_rng():
+    init = initializers.GlorotUniform(seed=5)
+    np.testing.assert_array_equal(init((4, 4)), init((4, 4)))
+    a = initializers.GlorotUniform()((4, 4), rng=np.random.default_rng(1))
+    b = initializers.GlorotUniform()((4, 4), rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_initializer_serialize_round_trip():
+    init = initializers.VarianceScaling(2.0, "fan_out", "uniform", seed=3)
+    again = initializers.deserialize(initializers.serialize(init))
+    assert again.get_config() == init.get_config()
+    with pytest.raises(ValueError, match="mode"):
+        initializers.VarianceScaling(mode="fan_sideways")

@@ -1,0 +1,46 @@
+"""The portable and the AVX-512 builds of the max-pool and dropout loops give bitwise identical results.
+
+CNNLITE_OPS_ISA=generic (read once per process) forces the portable code, so it runs in a subprocess.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from cnnlite import _kernels as K
+
+SCRIPT = r"""
+import sys
+import numpy as np
+from cnnlite import _kernels as K
+rng = np.random.default_rng(5)
+x = rng.integers(-4, 5, size=(3, 9, 8, 37)).astype(np.float32)   # ties, and 37 = 2*16 + 4 + 1 channels
+out = {}
+for name, args in {"2x2": (2, 2, 2, 2, 0, 1, 0, 0), "3x3": (3, 3, 1, 1, 1, 1, 1, 1)}.items():
+    out["y" + name], out["a" + name] = K.maxpool2d_forward(x, *args)
+out["drop"] = K.dropout_forward(rng.standard_normal(50001).astype(np.float32), 0.3, 11, 4)
+np.savez(sys.argv[1], **out)
+"""
+
+
+def run_script(path, isa):
+    env = dict(os.environ)
+    env.pop("CNNLITE_OPS_ISA", None)
+    if isa:
+        env["CNNLITE_OPS_ISA"] = isa
+    # cwd outside the source tree, so the installed package (with its extension) is the one imported
+    subprocess.run([sys.executable, "-c", SCRIPT, str(path)], env=env, cwd=path.parent, check=True)
+    return np.load(path)
+
+
+def test_generic_and_default_isa_agree_bitwise(tmp_path):
+    generic = run_script(tmp_path / "generic.npz", "generic")
+    default = run_script(tmp_path / "default.npz", None)
+    assert sorted(generic.files) == sorted(default.files)
+    for name in generic.files:
+        assert generic[name].tobytes() == default[name].tobytes(), name
+    # and the subprocess computed what this process computes
+    x = np.random.default_rng(5).integers(-4, 5, size=(3, 9, 8, 37)).astype(np.float32)
+    y, argmax = K.maxpool2d_forward(x, 3, 3, 1, 1, 1, 1, 1, 1)
+    assert y.tobytes() == default["y3x3"].tobytes() and argmax.tobytes() == default["a3x3"].tobytes()
