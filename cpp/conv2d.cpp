@@ -46,10 +46,16 @@ Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx
          "x" + std::to_string(cout));
   if (sh <= 0 || sw <= 0) fail("strides must be > 0, got " + std::to_string(sh) + "x" + std::to_string(sw));
   if (pt < 0 || pb < 0 || pl < 0 || pr < 0) fail("pads must be >= 0");
+  for (idx v : {h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr})
+    if (v > kMaxExtent) fail("a size, stride or pad exceeds " + std::to_string(kMaxExtent) + ": " + std::to_string(v));
   Geometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
   g.oh = conv2d_out_size(h, kh, sh, pt, pb);
   g.ow = conv2d_out_size(w, kw, sw, pl, pr);
   if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
+  // Every buffer size the kernels form (x, y, w, im2col rows) must be representable, even for an empty batch.
+  checked_product(fn, {std::max<idx>(n, 1), h, w, cin});
+  checked_product(fn, {std::max<idx>(n, 1), g.oh, g.ow, std::max(cout, checked_product(fn, {kh, kw, cin}))});
+  checked_product(fn, {kh, kw, cin, cout});
   return g;
 }
 
