@@ -213,19 +213,18 @@ class Sequential(_TrainingModel):
     def to_json(self, **kwargs):
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath, overwrite=True):
+        """Save architecture, weights, compile settings and optimizer state (see cnnlite.saving)."""
         from cnnlite import saving
-        return saving.save_model(self, filepath, **kwargs) if overwrite is True else \
-            saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+        return saving.save_model(self, filepath, overwrite=overwrite)
 
-    def save_weights(self, filepath, overwrite=True, **kwargs):
+    def save_weights(self, filepath, overwrite=True):
         from cnnlite import saving
-        return saving.save_weights(self, filepath, **kwargs) if overwrite is True else \
-            saving.save_weights(self, filepath, overwrite=overwrite, **kwargs)
+        return saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, **kwargs):
+    def load_weights(self, filepath):
         from cnnlite import saving
-        return saving.load_weights(self, filepath, **kwargs)
+        return saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={len(self._layers)} built={self.built}>"
@@ -238,11 +237,12 @@ def model_from_json(json_string, custom_objects=None):
     return Sequential.from_config(data["config"])
 
 
-def load_model(filepath, custom_objects=None, compile=True, **kwargs):
+def load_model(filepath, custom_objects=None, compile=True):
     """Load a model saved with `model.save(path)` (see cnnlite.saving)."""
+    if custom_objects:
+        raise NotImplementedError("load_model: custom_objects are not supported (cnnlite has no custom layers)")
     from cnnlite import saving
-    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, **kwargs) \
-        if (custom_objects is not None or compile is not True or kwargs) else saving.load_model(filepath)
+    return saving.load_model(filepath, compile=compile)
 
 
 __all__ = ["Sequential", "load_model", "model_from_json"]

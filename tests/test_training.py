@@ -363,6 +363,7 @@ def _mnist():
     return x_train, y_train, x_test, y_test
 
 
+@pytest.mark.slow
 def test_mnist_mlp_sanity():
     x_train, y_train, x_test, y_test = _mnist()
     x = x_train[:10000].reshape(10000, 784) / 255.0
@@ -375,6 +376,7 @@ def test_mnist_mlp_sanity():
     assert acc > 0.8
 
 
+@pytest.mark.slow
 def test_chapter_code_runs_with_cnnlite_in_place_of_keras(tmp_path):
     """The chapter's MLP, as Keras code with the import swapped, in a fresh interpreter (1 quick epoch)."""
     script = tmp_path / "chapter_mlp.py"
