@@ -18,8 +18,8 @@ class Sequential(_TrainingModel):
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"Sequential: `name` must be a non-empty string, received name={name!r}")
         self.name = name if name is not None else unique_name("sequential")
-        self.trainable = trainable
         self._layers = []
+        self._trainable = bool(trainable)
         self._input_layer = None
         self._build_input_shape = None
         self._init_training_state()
@@ -30,6 +30,17 @@ class Sequential(_TrainingModel):
                 self.add(layer)
 
     # ----- structure --------------------------------------------------------------------------------------------
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Setting it sets every layer's `trainable` too (Keras)."""
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = self._trainable
+
     @property
     def layers(self):
         return list(self._layers)
@@ -145,12 +156,10 @@ class Sequential(_TrainingModel):
 
     @property
     def trainable_weights(self):
-        return [w for layer in self._layers for w in layer.trainable_weights] if self.trainable else []
+        return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def get_weights(self):

@@ -116,8 +116,6 @@ class Model:
             d = self.layers[i].backward(d, need_dx=i > 0)
 
     def _apply_gradients(self):
-        if not getattr(self, "trainable", True):
-            return
         grads, weights = [], []
         for layer in self.layers:
             if layer.trainable:
