@@ -105,6 +105,9 @@ def parse_args(argv):
     p.add_argument("--no-gemm", action="store_true")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per child process")
     p.add_argument("--json", help="also write all raw results to this file")
+    p.add_argument("--include", nargs="+", default=[], metavar="JSON",
+                   help="add the runs saved by earlier --json runs to the tables (e.g. peers measured before; "
+                        "ratios across runs are only as comparable as the machine's load was)")
     p.add_argument("--quick", action="store_true",
                    help="tiny settings (2000 train / 1000 test samples, batch 500, 1 repeat, small GEMM)")
     args = p.parse_args(argv)
@@ -151,6 +154,11 @@ def collect(args, log=print):
                     log(f"# {fw:8s} {model:12s} {threads}t rep {rep}: train {res['train_epoch_s']} "
                         f"val {res.get('val_epoch_s')}")
                     report["runs"].append(res)
+    for path in args.include:
+        earlier = json.loads(pathlib.Path(path).read_text())
+        report["runs"] += earlier["runs"]
+        report.setdefault("included", []).append({"path": path, "date": earlier.get("date")})
+        frameworks = [fw for fw in FRAMEWORKS if fw in frameworks or fw in earlier.get("frameworks", [])]
     report["frameworks"] = frameworks
     return report
 
@@ -219,6 +227,8 @@ def main(argv=None):
     print(f"\n{report['date']}  {m.get('cpu')}  {m.get('cpus')} CPUs  data: "
           f"{next((r['data'] for r in report['runs'] if 'data' in r), '?')}  batch {args.batch}, "
           f"{args.n_train} train / {args.n_test} test samples, {args.repeats} repeat(s) x {args.epochs} epoch(s)")
+    for inc in report.get("included", []):
+        print(f"(includes runs from {inc['path']}, measured {inc['date']})")
     print(markdown(report))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=1))

@@ -10,6 +10,19 @@
 #include "gemm.h"
 #include "threads.h"
 
+// The copy and scatter-add loops below are plain C++; on x86-64 with GCC and glibc they are also compiled for AVX2 and
+// AVX-512 and the best version is picked at load time (function multiversioning).
+#if defined(CNNLITE_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
+#define CNNLITE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CNNLITE_VECTOR_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define CNNLITE_NO_MEMCPY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CNNLITE_NO_MEMCPY_CALLS
+#endif
+
 namespace cnnlite {
 
 namespace {
@@ -33,12 +46,22 @@ Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx
          "x" + std::to_string(cout));
   if (sh <= 0 || sw <= 0) fail("strides must be > 0, got " + std::to_string(sh) + "x" + std::to_string(sw));
   if (pt < 0 || pb < 0 || pl < 0 || pr < 0) fail("pads must be >= 0");
+  for (idx v : {h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr})
+    if (v > kMaxExtent) fail("a size, stride or pad exceeds " + std::to_string(kMaxExtent) + ": " + std::to_string(v));
   Geometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
   g.oh = conv2d_out_size(h, kh, sh, pt, pb);
   g.ow = conv2d_out_size(w, kw, sw, pl, pr);
   if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
+  // Every buffer size the kernels form (x, y, w, im2col rows) must be representable, even for an empty batch.
+  checked_product(fn, {std::max<idx>(n, 1), h, w, cin});
+  checked_product(fn, {std::max<idx>(n, 1), g.oh, g.ow, std::max(cout, checked_product(fn, {kh, kw, cin}))});
+  checked_product(fn, {kh, kw, cin, cout});
   return g;
 }
+
+// Below this many floats per kernel row (kw * cin) the weight gradient goes through an im2col panel: the indirect
+// kernel would have to gather most micro-tiles element by element.
+constexpr idx kMinIndirectSpan = 16;
 
 // Output rows per forward task (fixed): enough work per task, a small indirection buffer.
 constexpr idx kForwardChunkRows = 960;
@@ -52,8 +75,10 @@ idx chunk_rows(idx depth) {
   return rows / 48 * 48;
 }
 
-// col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch).
-void im2col(float* __restrict col, const float* __restrict x, const Geometry& g, idx r0, idx r1) {
+// col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch). Used for
+// short kernel rows only, so the copies are inlined rather than turned into memcpy calls.
+CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col, const float* __restrict x,
+                                                          const Geometry& g, idx r0, idx r1) {
   const idx depth = g.depth(), span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -64,7 +89,7 @@ void im2col(float* __restrict col, const float* __restrict x, const Geometry& g,
     for (idx ky = 0; ky < g.kh; ++ky, dst += span) {
       const idx iy = iy0 + ky;
       if (iy < 0 || iy >= g.h) {
-        std::memset(dst, 0, sizeof(float) * span);
+        for (idx t = 0; t < span; ++t) dst[t] = 0.0f;
         continue;
       }
       const float* src = xi + (iy * g.w + ix0) * g.cin;
@@ -94,7 +119,8 @@ void im2col(float* __restrict col, const float* __restrict x, const Geometry& g,
 }
 
 // dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
-void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0, idx i1) {
+CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0,
+                                  idx i1) {
   const idx depth = g.depth(), image = g.h * g.w * g.cin;
   std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
   const float* src = dcol;
@@ -180,6 +206,13 @@ const float* zero_workspace(idx cin) {
     zeroed = cin;
   }
   return z;
+}
+
+// sums (cout) = column sums of rows (n, cout), added row by row (a fixed order). Overwrites sums.
+CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __restrict rows, idx n, idx cout) {
+  for (idx j = 0; j < cout; ++j) sums[j] = 0.0f;
+  for (idx r = 0; r < n; ++r)
+    for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
 }
 
 Workspace& col_workspace() {
@@ -324,7 +357,7 @@ void conv2d_forward(float* y, const float* x, const float* k, const float* bias,
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
                      idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
   const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin;
+  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin, span = kw * cin;
   if (n == 0) {
     std::fill(dk, dk + depth * cout, 0.0f);
     if (dbias) std::fill(dbias, dbias + cout, 0.0f);
@@ -339,21 +372,21 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
     const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
     const idx rows = (i1 - i0) * pixels;
     const float* dyc = dy + i0 * pixels * cout;
-    const float* col;
     if (g.pointwise()) {
-      col = x + i0 * image;
-    } else {
-      float* buf = col_workspace().get(imgs * pixels * depth);
-      im2col(buf, x, g, i0 * pixels, i1 * pixels);
-      col = buf;
+      sgemm(true, false, depth, cout, rows, 1.0f, x + i0 * image, depth, dyc, cout, 0.0f, part, cout);
+    } else if (span < kMinIndirectSpan) {  // short kernel rows: an explicit im2col panel is cheaper
+      float* col = col_workspace().get(imgs * pixels * depth);
+      im2col(col, x, g, i0 * pixels, i1 * pixels);
+      sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
+    } else {  // dk = col^T @ dy with col read through kernel-row pointers, as in the forward pass
+      std::vector<const float*>& ind = indirection_workspace();
+      if (static_cast<idx>(ind.size()) < imgs * pixels * kh) ind.resize(imgs * pixels * kh);
+      float* patch = col_workspace().get(imgs * pixels * depth);
+      const float* zero = zero_workspace(span);
+      build_indirection(ind.data(), patch, zero, x, g, i0 * pixels, i1 * pixels);
+      sgemm_indirect_t(kh, span, cout, rows, ind.data(), dyc, cout, part, cout);
     }
-    sgemm(true, false, depth, cout, rows, 1.0f, col, depth, dyc, cout, 0.0f, part, cout);
-    if (dbias) {
-      float* pbias = part + dk_size;
-      for (idx j = 0; j < cout; ++j) pbias[j] = 0.0f;
-      for (idx r = 0; r < rows; ++r)
-        for (idx j = 0; j < cout; ++j) pbias[j] += dyc[r * cout + j];
-    }
+    if (dbias) column_sums(part + dk_size, dyc, rows, cout);
     if (dx) {
       if (g.pointwise()) {
         sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);

@@ -1,5 +1,7 @@
 // 2-D convolution (cross-correlation, as Keras): NHWC activations, HWIO kernels, explicit pads, strides, bias.
-// Implemented as im2col over fixed-size chunks of output rows (per-thread reused workspaces) times the HWIO kernel.
+// Forward and weight gradient are indirect GEMMs (cpp/gemm.h): per output pixel, one pointer per kernel row into x,
+// no im2col copy except zero-filled patches at the borders; the input gradient is dy @ k^T scattered back (col2im)
+// per chunk of whole images. Work is split into fixed-size chunks with per-thread workspaces reused across calls.
 #pragma once
 #include "common.h"
 

@@ -22,8 +22,8 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
   sgemm(false, false, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out, bias);
 }
 
-void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n,
-                    idx in, idx out) {
+void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
+                    idx out) {
   check_sizes("dense_backward", n, in, out);
   if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
   sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);

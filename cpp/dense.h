@@ -9,7 +9,7 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 
 // dx (n, in) = dy @ w^T, dw (in, out) = x^T @ dy, dbias (out) = column sums of dy (n, out); dx and dbias may be null
 // (not computed). Overwrites every gradient it writes. Results do not depend on the thread count.
-void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n,
-                    idx in, idx out);
+void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
+                    idx out);
 
 }  // namespace cnnlite

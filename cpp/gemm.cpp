@@ -69,8 +69,8 @@ void scale_c(idx m, idx n, float beta, float* c, idx ldc, const float* bias) {
 void check_args(bool ta, bool tb, idx m, idx n, idx k, const float* a, idx lda, const float* b, idx ldb, float* c,
                 idx ldc) {
   if (m < 0 || n < 0 || k < 0)
-    throw std::invalid_argument("sgemm: sizes must be >= 0, got m=" + std::to_string(m) +
-                                " n=" + std::to_string(n) + " k=" + std::to_string(k));
+    throw std::invalid_argument("sgemm: sizes must be >= 0, got m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                " k=" + std::to_string(k));
   const idx min_lda = std::max<idx>(1, ta ? m : k);
   const idx min_ldb = std::max<idx>(1, tb ? k : n);
   if (lda < min_lda) throw std::invalid_argument("sgemm: lda=" + std::to_string(lda) + " < " + std::to_string(min_lda));
@@ -89,9 +89,18 @@ std::vector<const float*>& pointer_workspace() {
 
 const char* gemm_isa() { return kernel().name; }
 
-void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
-           idx ldb, float beta, float* c, idx ldc, const float* bias) {
-  check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+namespace {
+
+// Operand a given as row pointers (sgemm_indirect_t): op(a) = A^T, A (k, taps * span) with row p the concatenation
+// over t of the span floats at ind[p * taps + t].
+struct IndirectA {
+  const float* const* ind;
+  idx taps, span;
+};
+
+// The blocked, threaded GEMM behind sgemm and sgemm_indirect_t (ind non-null: a is read through it).
+void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda,
+                 const IndirectA* ind, const float* b, idx ldb, float beta, float* c, idx ldc, const float* bias) {
   if (m == 0 || n == 0) return;
   if (k == 0 || alpha == 0.0f) {
     scale_c(m, n, beta, c, ldc, bias);
@@ -133,6 +142,9 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
     const idx n_parts = m_blocks >= nthreads ? 1 : std::min<idx>(n_slivers, ceil_div(nthreads, m_blocks));
     const idx slivers_per_part = ceil_div(n_slivers, n_parts);
     const idx tasks = m_blocks * n_parts;
+    // op(b) exactly one sliver wide and dense is already in packed layout: use it in place.
+    const bool b_packed = !trans_b && n == NR && ldb == NR;
+    const idx pack_tasks = b_packed ? 0 : k_blocks * n_slivers;
 
     // Depth block pc of the panel starts at bp + pc * nc_pad; its sliver j0 at + j0 * kc.
     auto pack_b_sliver = [&](idx t) {
@@ -151,19 +163,25 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
       float* edge = ws + (a_size - MR * kc_max);
       for (idx pc = 0; pc < k; pc += kc_max) {
         const idx kc = std::min<idx>(kc_max, k - pc);
+        const float* b_blk = b_packed ? b + pc * ldb : bp + pc * nc_pad + j0 * kc;
+        if (ind) {
+          K.macro_indirect_t(rows, cols, kc, ind->ind + pc * ind->taps, ind->taps, ind->span, i0, m, b_blk, NR,
+                             c + i0 * ldc + jc + j0, ldc, pc == 0 ? beta : 1.0f, edge);
+          continue;
+        }
         const float* a_blk = trans_a ? a + pc * lda + i0 : a + i0 * lda + pc;
         if (!a_in_place) {
           K.pack_a(ws, a_blk, lda, trans_a, rows, kc);
           a_blk = ws;
         }
         const float* bias_j = pc + kc >= k && bias ? bias + jc + j0 : nullptr;
-        K.macro(rows, cols, kc, a_blk, lda, a_mode, bp + pc * nc_pad + j0 * kc, NR, c + i0 * ldc + jc + j0, ldc,
-                alpha, pc == 0 ? beta : 1.0f, bias_j, edge);
+        K.macro(rows, cols, kc, a_blk, lda, a_mode, b_blk, NR, c + i0 * ldc + jc + j0, ldc, alpha,
+                pc == 0 ? beta : 1.0f, bias_j, edge);
       }
     };
 
     if (nthreads == 1) {
-      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < pack_tasks; ++t) pack_b_sliver(t);
       for (idx t = 0; t < tasks; ++t) run_task(t);
       continue;
     }
@@ -172,7 +190,7 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
 #pragma omp parallel num_threads(nthreads)
     {
 #pragma omp for schedule(static)
-      for (idx t = 0; t < k_blocks * n_slivers; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < pack_tasks; ++t) pack_b_sliver(t);
 #pragma omp for schedule(dynamic, 1) nowait
       for (idx t = 0; t < tasks; ++t) {
         try {
@@ -186,6 +204,24 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
     if (error) std::rethrow_exception(error);
 #endif
   }
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
+           idx ldb, float beta, float* c, idx ldc, const float* bias) {
+  check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
+  gemm_driver(trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, beta, c, ldc, bias);
+}
+
+void sgemm_indirect_t(idx taps, idx span, idx n, idx k, const float* const* ind, const float* b, idx ldb, float* c,
+                      idx ldc) {
+  if (taps <= 0 || span <= 0 || n < 0 || k < 0 || ldb < std::max<idx>(1, n) || ldc < std::max<idx>(1, n))
+    throw std::invalid_argument("sgemm_indirect_t: bad sizes taps=" + std::to_string(taps) + " span=" +
+                                std::to_string(span) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
+  if (n > 0 && (!c || (k > 0 && (!ind || !b)))) throw std::invalid_argument("sgemm_indirect_t: null pointer");
+  const IndirectA indirect{ind, taps, span};
+  gemm_driver(true, false, taps * span, n, k, 1.0f, nullptr, 1, &indirect, b, ldb, 0.0f, c, ldc, nullptr);
 }
 
 void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,

@@ -18,6 +18,12 @@ void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const f
 void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
                     float* c, idx ldc, const float* bias = nullptr);
 
+// Transposed indirect GEMM, a convolution's weight gradient without im2col: c (taps * span, n) = A^T @ b (k, n,
+// leading dimension ldb), where A (k, taps * span) has row p equal to the concatenation over t = 0 .. taps of the
+// span floats at ind[p * taps + t]. Overwrites c. Same summation order and threading rules as sgemm.
+void sgemm_indirect_t(idx taps, idx span, idx n, idx k, const float* const* ind, const float* b, idx ldb, float* c,
+                      idx ldc);
+
 // Name of the micro-kernel in use: "avx512", "avx2" or "generic". Chosen once, on first use, from the CPU's
 // features; the environment variable CNNLITE_GEMM_ISA may only downgrade it (for tests of the other paths).
 const char* gemm_isa();

@@ -17,10 +17,10 @@ enum AMode { kPacked = 0, kColumns = 1, kRows = 2 };
 
 struct GemmKernel {
   const char* name;
-  idx mr;                // micro-tile rows
-  idx nr_wide;           // micro-tile columns
-  idx nr_narrow;         // narrower micro-tile used when n <= nr_narrow (0: none)
-  idx kc, mc, nc;        // cache blocks: depth, rows of an a-block (multiple of mr), columns of a b-panel
+  idx mr;          // micro-tile rows
+  idx nr_wide;     // micro-tile columns
+  idx nr_narrow;   // narrower micro-tile used when n <= nr_narrow (0: none)
+  idx kc, mc, nc;  // cache blocks: depth, rows of an a-block (multiple of mr), columns of a b-panel
   // Packs the (mc x kc) block of op(a) starting at `a` into mr-row slivers, k-major, zero-padded to a multiple of mr.
   void (*pack_a)(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc);
   // Packs the (kc x nc) block of op(b) starting at `b` into nr-column slivers, k-major, zero-padded to nr.
@@ -32,8 +32,13 @@ struct GemmKernel {
   // Indirect GEMM block: c (mc x nc) = A @ bp [+ bias], row i of A being the taps * cin floats
   // ind[i * taps + t][0 .. cin) for t = 0 .. taps; bp holds op(b) for the whole depth taps * cin packed in nr-slivers.
   // `zero` points at cin zeros (rows past mc read it); `scratch` holds taps * mr pointers.
-  void (*macro_indirect)(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
-                         const float* bp, idx nr, float* c, idx ldc, const float* bias, const float** scratch);
+  void (*macro_indirect)(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
+                         idx nr, float* c, idx ldc, const float* bias, const float** scratch);
+  // Transposed indirect GEMM block: rows [row0, row0 + mc) and columns (nc) of c = A^T @ bp + beta * c, where A
+  // (kc x m, m = taps * span) has row p equal to the concatenation over t of the span floats at ind[p * taps + t].
+  // `edge` holds mr * kc floats.
+  void (*macro_indirect_t)(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                           const float* bp, idx nr, float* c, idx ldc, float beta, float* edge);
 };
 
 const GemmKernel* gemm_kernel_generic();

@@ -20,54 +20,62 @@ inline __m256i lane_mask(idx n) {
 template <int NV>
 __attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV], float* c, idx ldc, float alpha,
                                                       float beta, idx mv, idx nv, const float* bias) {
-    __m256i mask[NV];
-    __m256 bias_v[NV];
-    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  __m256i mask[NV];
+  __m256 bias_v[NV];
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = lane_mask(nv - 8 * v);
+    bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mv) break;
+    float* row = c + i * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
-      mask[v] = lane_mask(nv - 8 * v);
-      bias_v[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+      __m256 r = alpha == 1.0f ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
+      if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
+      if (bias) r = _mm256_add_ps(r, bias_v[v]);
+      _mm256_maskstore_ps(row + 8 * v, mask[v], r);
     }
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      if (i >= mv) break;
-      float* row = c + i * ldc;
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) {
-        __m256 r = alpha == 1.0f ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
-        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
-        if (bias) r = _mm256_add_ps(r, bias_v[v]);
-        _mm256_maskstore_ps(row + 8 * v, mask[v], r);
-      }
-    }
+  }
 }
 
-template <int MODE, int NR>
+// One MR x NR tile; a last, half-empty tile of a 2-vector-wide sliver runs the 1-vector kernel (same b layout).
+template <int NR>
 struct Micro {
   static constexpr int NV = NR / 8;
-  __attribute__((always_inline)) static inline void run(idx kc, const float* __restrict a, idx lda,
-                                                        const float* __restrict b, float* c, idx ldc, float alpha,
-                                                        float beta, idx mv, idx nv, const float* bias) {
-    __m256 acc[MR][NV];
+  template <class Acc>
+  __attribute__((always_inline)) static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
+                                                        float alpha, float beta, idx mv, idx nv, const float* bias) {
+    if constexpr (NV == 2) {
+      if (nv <= 8) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+    }
+    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+  }
+  template <int TV, class Acc>
+  __attribute__((always_inline)) static inline void tile(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
+                                                         float alpha, float beta, idx mv, idx nv, const float* bias) {
+    __m256 acc[MR][TV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
-    const idx a_step = MODE == kPacked ? MR : MODE == kColumns ? lda : 1;
+      for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_setzero_ps();
     for (idx p = 0; p < kc; ++p) {
-      __m256 bv[NV];
+      __m256 bv[TV];
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+      for (int v = 0; v < TV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
       for (int i = 0; i < MR; ++i) {
-        const __m256 ai = _mm256_broadcast_ss(MODE == kRows ? a + i * lda : a + i);
+        const __m256 ai = _mm256_broadcast_ss(a.at(i));
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
       }
-      a += a_step;
+      a.next();
       b += NR;
     }
-    store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias);
   }
 };
 
@@ -77,26 +85,35 @@ struct MicroInd {
   __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
                                                         const float* bias) {
-    __m256 acc[MR][NV];
+    if constexpr (NV == 2) {
+      if (nv <= 8) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+    }
+    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+  }
+  template <int TV>
+  __attribute__((always_inline)) static inline void tile(idx taps, idx cin, const float* const* ptrs,
+                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
+                                                         const float* bias) {
+    __m256 acc[MR][TV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_ps();
+      for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_setzero_ps();
     for (idx t = 0; t < taps; ++t, ptrs += MR) {
       for (idx ci = 0; ci < cin; ++ci) {
-        __m256 bv[NV];
+        __m256 bv[TV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = _mm256_load_ps(b + 8 * v);
+        for (int v = 0; v < TV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
           const __m256 ai = _mm256_broadcast_ss(ptrs[i] + ci);
 #pragma GCC unroll 2
-          for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
+          for (int v = 0; v < TV; ++v) acc[i][v] = _mm256_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         b += NR;
       }
     }
-    store_tile<NV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
   }
 };
 
@@ -123,9 +140,16 @@ void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, 
   else
     macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
 }
+void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                      const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {
+  if (nr == 8)
+    macro_indirect_t_tmpl<MR, 8, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+  else
+    macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+}
 
-const GemmKernel kKernel = {"avx2", MR, 16, 8, /*kc=*/256, /*mc=*/240, /*nc=*/4096, pack_a, pack_b, macro,
-                            macro_indirect};
+const GemmKernel kKernel = {"avx2",      MR,     16,     8,     /*kc=*/256,     /*mc=*/240,
+                            /*nc=*/4096, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
 
 }  // namespace
 

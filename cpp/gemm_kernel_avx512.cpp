@@ -40,32 +40,40 @@ __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[MR][NV
   }
 }
 
-template <int MODE, int NR>
+// One MR x NR tile; a last, half-empty tile of a 2-vector-wide sliver runs the 1-vector kernel (same b layout).
+template <int NR>
 struct Micro {
   static constexpr int NV = NR / 16;
-  __attribute__((always_inline)) static inline void run(idx kc, const float* __restrict a, idx lda,
-                                                        const float* __restrict b, float* c, idx ldc, float alpha,
-                                                        float beta, idx mv, idx nv, const float* bias) {
-    __m512 acc[MR][NV];
+  template <class Acc>
+  __attribute__((always_inline)) static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
+                                                        float alpha, float beta, idx mv, idx nv, const float* bias) {
+    if constexpr (NV == 2) {
+      if (nv <= 16) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+    }
+    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+  }
+  template <int TV, class Acc>
+  __attribute__((always_inline)) static inline void tile(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
+                                                         float alpha, float beta, idx mv, idx nv, const float* bias) {
+    __m512 acc[MR][TV];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
-    const idx a_step = MODE == kPacked ? MR : MODE == kColumns ? lda : 1;
+      for (int v = 0; v < TV; ++v) acc[i][v] = _mm512_setzero_ps();
     for (idx p = 0; p < kc; ++p) {
-      __m512 bv[NV];
+      __m512 bv[TV];
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+      for (int v = 0; v < TV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(MODE == kRows ? a[i * lda] : a[i]);
+        const __m512 ai = _mm512_set1_ps(*a.at(i));
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < TV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
       }
-      a += a_step;
+      a.next();
       b += NR;
     }
-    store_tile<NV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias);
   }
 };
 
@@ -75,26 +83,35 @@ struct MicroInd {
   __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
                                                         const float* bias) {
-    __m512 acc[MR][NV];
+    if constexpr (NV == 2) {
+      if (nv <= 16) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+    }
+    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+  }
+  template <int TV>
+  __attribute__((always_inline)) static inline void tile(idx taps, idx cin, const float* const* ptrs,
+                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
+                                                         const float* bias) {
+    __m512 acc[MR][TV];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+      for (int v = 0; v < TV; ++v) acc[i][v] = _mm512_setzero_ps();
     for (idx t = 0; t < taps; ++t, ptrs += MR) {
       for (idx ci = 0; ci < cin; ++ci) {
-        __m512 bv[NV];
+        __m512 bv[TV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+        for (int v = 0; v < TV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; ++i) {
           const __m512 ai = _mm512_set1_ps(ptrs[i][ci]);
 #pragma GCC unroll 2
-          for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+          for (int v = 0; v < TV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
         b += NR;
       }
     }
-    store_tile<NV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
   }
 };
 
@@ -121,9 +138,16 @@ void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, 
   else
     macro_indirect_tmpl<MR, 32, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
 }
+void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                      const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {
+  if (nr == 16)
+    macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+  else
+    macro_indirect_t_tmpl<MR, 32, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+}
 
-const GemmKernel kKernel = {"avx512", MR, 32, 16, /*kc=*/256, /*mc=*/240, /*nc=*/4096,
-                            pack_a, pack_b, macro, macro_indirect};
+const GemmKernel kKernel = {"avx512",    MR,     32,     16,    /*kc=*/256,     /*mc=*/240,
+                            /*nc=*/4096, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
 
 }  // namespace
 

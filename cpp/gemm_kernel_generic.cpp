@@ -7,18 +7,18 @@ namespace {
 
 constexpr int MR = 4;
 
-template <int MODE, int NR>
+template <int NR>
 struct Micro {
-  static inline void run(idx kc, const float* __restrict a, idx lda, const float* __restrict b, float* c, idx ldc,
-                         float alpha, float beta, idx mv, idx nv, const float* bias) {
+  template <class Acc>
+  static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc, float alpha, float beta, idx mv,
+                         idx nv, const float* bias) {
     float acc[MR][NR] = {};
-    const idx a_step = MODE == kPacked ? MR : MODE == kColumns ? lda : 1;
     for (idx p = 0; p < kc; ++p) {
       for (int i = 0; i < MR; ++i) {
-        const float ai = MODE == kRows ? a[i * lda] : a[i];
+        const float ai = *a.at(i);
         for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
       }
-      a += a_step;
+      a.next();
       b += NR;
     }
     for (idx i = 0; i < mv; ++i) {
@@ -75,9 +75,16 @@ void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, 
   else
     macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
 }
+void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                      const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {
+  if (nr == 8)
+    macro_indirect_t_tmpl<MR, 8, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+  else
+    macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+}
 
-const GemmKernel kKernel = {"generic", MR, 16, 8, /*kc=*/256, /*mc=*/128, /*nc=*/2048, pack_a, pack_b, macro,
-                            macro_indirect};
+const GemmKernel kKernel = {"generic",   MR,     16,     8,     /*kc=*/256,     /*mc=*/128,
+                            /*nc=*/2048, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
 
 }  // namespace
 

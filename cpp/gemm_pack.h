@@ -6,7 +6,6 @@
 namespace cnnlite {
 namespace gemm_detail {
 
-
 template <int MR>
 static void pack_a_tmpl(float* __restrict dst, const float* __restrict a, idx lda, bool trans, idx mc, idx kc) {
   for (idx i0 = 0; i0 < mc; i0 += MR) {
@@ -57,12 +56,39 @@ static void pack_b_tmpl(float* __restrict dst, const float* __restrict b, idx ld
   }
 }
 
-// Loops a micro-kernel family over one (mc x nc x kc) block. Micro<MODE, NR>::run(kc, a, lda, b, c, ldc, alpha,
-// beta, mv, nv, bias) computes one MR x NR tile. With a packed a-block the b-sliver is the outer loop (it stays in
-// L1) and the a-slivers stream from L2; with a read in place the a-sliver is the outer loop (it stays in L1) and the
-// few packed b-slivers are the inner one. In-place edge slivers (fewer than MR rows) are first copied into `edge`
-// (MR * kc floats, zero-padded) so no row past the matrix is ever read.
-template <int MR, int NR, template <int, int> class Micro>
+// Operand-a accessors for the micro-kernels: at k step p (after p calls to next()), element i of the MR-row sliver
+// is *at(i).
+template <int MR>
+struct APacked {  // packed, zero-padded to MR rows: a[p * MR + i]
+  const float* p;
+  const float* at(int i) const { return p + i; }
+  void next() { p += MR; }
+};
+struct AColumns {  // op(a) = a^T read in place: a[p * lda + i]
+  const float* p;
+  idx lda;
+  const float* at(int i) const { return p + i; }
+  void next() { p += lda; }
+};
+struct ARows {  // op(a) = a read in place: a[i * lda + p]
+  const float* p;
+  idx lda;
+  const float* at(int i) const { return p + i * lda; }
+  void next() { p += 1; }
+};
+struct AIndirectColumns {  // (k, taps * span) rows given by pointers, transposed: ind[p * taps][s0 + i]
+  const float* const* ind;
+  idx taps, s0;
+  const float* at(int i) const { return *ind + s0 + i; }
+  void next() { ind += taps; }
+};
+
+// Loops a micro-kernel family over one (mc x nc x kc) block. Micro<NR>::run(kc, acc, b, c, ldc, alpha, beta, mv, nv,
+// bias) computes one MR x NR tile reading a through the accessor `acc`. With a packed a-block the b-sliver is the
+// outer loop (it stays in L1) and the a-slivers stream from L2; with a read in place the a-sliver is the outer loop
+// (it stays in L1) and the few packed b-slivers are the inner one. In-place edge slivers (fewer than MR rows) are
+// first copied into `edge` (MR * kc floats, zero-padded) so no row past the matrix is ever read.
+template <int MR, int NR, template <int> class Micro>
 static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, float* c, idx ldc,
                        float alpha, float beta, const float* bias, float* edge) {
   if (mode == kPacked) {
@@ -72,7 +98,7 @@ static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode
       const float* bias_j = bias ? bias + j0 : nullptr;
       for (idx i0 = 0; i0 < mc; i0 += MR) {
         const idx mv = mc - i0 < MR ? mc - i0 : MR;
-        Micro<kPacked, NR>::run(kc, a + i0 * kc, 0, bs, c + i0 * ldc + j0, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, APacked<MR>{a + i0 * kc}, bs, c + i0 * ldc + j0, ldc, alpha, beta, mv, nv, bias_j);
       }
     }
     return;
@@ -88,11 +114,40 @@ static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode
       float* ct = c + i0 * ldc + j0;
       const float* bias_j = bias ? bias + j0 : nullptr;
       if (packed_edge)
-        Micro<kPacked, NR>::run(kc, edge, 0, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, APacked<MR>{edge}, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
       else if (mode == kColumns)
-        Micro<kColumns, NR>::run(kc, as, lda, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, AColumns{as, lda}, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
       else
-        Micro<kRows, NR>::run(kc, as, lda, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, ARows{as, lda}, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+    }
+  }
+}
+
+// Transposed indirect variant (see GemmKernel::macro_indirect_t): c rows [row0, row0 + mc) of A^T @ b. A sliver that
+// lies inside one kernel-row span is read through the pointers; one that straddles two spans, or the matrix end, is
+// gathered into `edge` first.
+template <int MR, int NR, template <int> class Micro>
+static void macro_indirect_t_tmpl(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                                  const float* bp, float* c, idx ldc, float beta, float* edge) {
+  for (idx i0 = 0; i0 < mc; i0 += MR) {
+    const idx mv = mc - i0 < MR ? mc - i0 : MR;
+    const idx r = row0 + i0, t0 = r / span, s0 = r % span;
+    const bool direct = mv == MR && s0 + MR <= span;
+    if (!direct) {
+      for (idx p = 0; p < kc; ++p)
+        for (int i = 0; i < MR; ++i) {
+          const idx ri = r + i;
+          edge[p * MR + i] = i < mv && ri < m ? ind[p * taps + ri / span][ri % span] : 0.0f;
+        }
+    }
+    for (idx j0 = 0; j0 < nc; j0 += NR) {
+      const idx nv = nc - j0 < NR ? nc - j0 : NR;
+      const float* bs = bp + j0 * kc;
+      float* ct = c + i0 * ldc + j0;
+      if (direct)
+        Micro<NR>::run(kc, AIndirectColumns{ind + t0, taps, s0}, bs, ct, ldc, 1.0f, beta, mv, nv, nullptr);
+      else
+        Micro<NR>::run(kc, APacked<MR>{edge}, bs, ct, ldc, 1.0f, beta, mv, nv, nullptr);
     }
   }
 }
@@ -110,7 +165,8 @@ static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* 
       for (idx i = 0; i < MR; ++i) scratch[t * MR + i] = i < mv ? ind[(i0 + i) * taps + t] : zero;
     for (idx j0 = 0; j0 < nc; j0 += NR) {
       const idx nv = nc - j0 < NR ? nc - j0 : NR;
-      MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv, bias ? bias + j0 : nullptr);
+      MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv,
+                        bias ? bias + j0 : nullptr);
     }
   }
 }

@@ -40,6 +40,8 @@ CASES = [
     (2, 4, 4, 1, 3, 3, 3, 3, 3, (2, 2, 2, 2)),   # pads larger than the stride; windows of pure padding
     (4, 28, 28, 1, 3, 3, 16, 1, 1, "valid"),     # the chapter's first convolution
     (3, 13, 13, 32, 3, 3, 64, 1, 1, "valid"),    # the chapter's third, odd size
+    (2, 7, 7, 6, 3, 3, 5, 1, 1, "same"),         # kernel rows of 18 floats: GEMM tiles straddle two rows
+    (2, 10, 9, 8, 3, 5, 33, 2, 1, "same"),       # 40-float kernel rows, output channels past a 32-wide tile
 ]
 
 

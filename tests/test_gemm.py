@@ -129,6 +129,21 @@ _ISA_SCRIPT = textwrap.dedent("""
     xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (0, 1), (0, 0)))
     ref = sum(np.einsum("nhwc,co->nhwo", xp[:, i:i + 9:2, j:j + 8, :], w[i, j]) for i in range(3) for j in range(2))
     np.testing.assert_allclose(y, ref + bias, rtol=1e-4, atol=1e-4)
+    # backward with kernel rows of 21 floats (indirect weight-gradient kernel, tiles straddling kernel rows)
+    x = rng.standard_normal((2, 7, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 7, 5)).astype(np.float32)
+    dy = rng.standard_normal((2, 7, 6, 5)).astype(np.float32)
+    dx, dw, db = K.conv2d_backward(dy, x, w, 1, 1, 1, 1, 1, 1)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ref_dw = np.stack([np.stack([np.einsum("nhwc,nhwo->co", xp[:, i:i + 7, j:j + 6, :], dy) for j in range(3)])
+                       for i in range(3)])
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
+    dxp = np.zeros_like(xp)
+    for i in range(3):
+        for j in range(3):
+            dxp[:, i:i + 7, j:j + 6, :] += np.einsum("nhwo,co->nhwc", dy, w[i, j])
+    np.testing.assert_allclose(dx, dxp[:, 1:8, 1:7, :], rtol=1e-4, atol=1e-4)
     print(K.cpu_isa())
 """)
 
