@@ -246,12 +246,10 @@ def model_from_json(json_string, custom_objects=None):
     return Sequential.from_config(data["config"])
 
 
-def load_model(filepath, custom_objects=None, compile=True):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved with `model.save(path)` (see cnnlite.saving)."""
-    if custom_objects:
-        raise NotImplementedError("load_model: custom_objects are not supported (cnnlite has no custom layers)")
     from cnnlite import saving
-    return saving.load_model(filepath, compile=compile)
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 __all__ = ["Sequential", "load_model", "model_from_json"]
