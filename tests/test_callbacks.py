@@ -1,14 +1,15 @@
 """Callbacks: unit tests driving the hooks directly, then the same callbacks inside a real `fit`."""
 import math
-import warnings
 
 import numpy as np
 import pytest
 
-from cnnlite import callbacks
+from cnnlite import callbacks, optimizers, saving
 from cnnlite.callbacks import (
     Callback, CallbackList, EarlyStopping, History, LambdaCallback, ModelCheckpoint, TerminateOnNaN,
 )
+from cnnlite.layers import Dense
+from cnnlite.models import Sequential
 
 
 class StandInModel:
@@ -327,11 +328,6 @@ def test_lambda_callback_rejects_unknown_hooks_and_non_callables():
 
 # --- inside a real fit ---------------------------------------------------------------------------------------
 
-from cnnlite import saving  # noqa: E402
-from cnnlite.layers import Dense  # noqa: E402
-from cnnlite.models import Sequential  # noqa: E402
-
-
 def tiny_data(n=16, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 6)).astype(np.float32)
@@ -492,7 +488,7 @@ def test_early_stopping_in_fit_stops_at_the_right_epoch_and_restores_best_weight
 
 def test_early_stopping_on_a_flat_loss():
     x, y = tiny_data(8)
-    model = tiny_model(optimizer=__import__("cnnlite").optimizers.SGD(learning_rate=0.0))
+    model = tiny_model(optimizer=optimizers.SGD(learning_rate=0.0))
     history = model.fit(x, y, batch_size=4, epochs=10, verbose=0,
                         callbacks=[EarlyStopping(monitor="loss", patience=3, min_delta=1e-4)])
     assert len(history.history["loss"]) == 4
@@ -598,8 +594,6 @@ def test_terminate_on_nan_input_stops_after_the_first_batch():
 
 
 def test_terminate_on_nan_with_a_huge_learning_rate():
-    from cnnlite import optimizers
-
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 6)).astype(np.float32)
     y = rng.standard_normal((64, 1)).astype(np.float32)

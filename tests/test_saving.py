@@ -11,7 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnlite import saving
+from cnnlite import models, optimizers, saving
+from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from cnnlite.models import Sequential
 
 
 # --- crafted files (no model needed: every array is checked before a model is built) -----------------------
@@ -248,11 +250,6 @@ def test_save_weights_extension(tmp_path, name, match):
 
 
 # --- real models ---------------------------------------------------------------------------------------------
-
-from cnnlite import layers, models, optimizers  # noqa: E402
-from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
-from cnnlite.models import Sequential  # noqa: E402
-
 
 def mlp(optimizer="adam", metrics=("accuracy",)):
     model = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dropout(0.25, seed=7),
