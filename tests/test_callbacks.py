@@ -146,6 +146,14 @@ def test_early_stopping_stops_after_patience_and_restores_best_weights():
     np.testing.assert_array_equal(model.weights[0], np.full(3, 1.0))
 
 
+def test_early_stopping_verbose_messages(capsys):
+    run_epochs(EarlyStopping(patience=1, verbose=1, restore_best_weights=True), [1.0, 2.0, 3.0])
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 2: early stopping", "Restoring model weights from the end of the best epoch: 1."]
+    run_epochs(EarlyStopping(patience=1), [1.0, 2.0, 3.0])
+    assert capsys.readouterr().out == ""
+
+
 def test_early_stopping_patience_zero_stops_at_first_non_improvement():
     es = EarlyStopping(monitor="loss")
     ran, model = run_epochs(es, [3.0, 2.0, 2.0, 1.0], key="loss")
@@ -534,6 +542,18 @@ def test_model_checkpoint_save_best_only_keeps_only_improvements(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "e1.keras", "e2.keras", "e4.keras"]
     assert_weights_equal(saving.load_model(tmp_path / "best.keras").get_weights(), snapshots.weights[3])
     assert_weights_equal(saving.load_model(tmp_path / "e2.keras").get_weights(), snapshots.weights[1])
+
+
+def test_model_checkpoint_verbose_messages(tmp_path, capsys):
+    x, y = tiny_data(8)
+    path = tmp_path / "best.keras"
+    tiny_model().fit(x, y, batch_size=8, epochs=3, verbose=0,
+                     callbacks=[inject("score", [3.0, 1.0, 2.0]),
+                                ModelCheckpoint(path, monitor="score", mode="min", save_best_only=True, verbose=1)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert lines == [f"Epoch 1: score improved from inf to 3.00000, saving model to {path}",
+                     f"Epoch 2: score improved from 3.00000 to 1.00000, saving model to {path}",
+                     "Epoch 3: score did not improve from 1.00000"]
 
 
 def test_model_checkpoint_initial_value_threshold_and_max_mode(tmp_path):

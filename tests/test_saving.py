@@ -302,6 +302,16 @@ def test_round_trip_keeps_architecture_weights_compile_and_optimizer_state(tmp_p
     assert loaded.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
 
 
+def test_model_with_an_input_layer_round_trips(tmp_path):
+    from cnnlite import Input
+
+    model = Sequential([Input((6,)), Dense(4, activation="relu"), Dense(2)])
+    model.save(tmp_path / "m.keras")
+    loaded = models.load_model(tmp_path / "m.keras")
+    assert loaded.get_config() == model.get_config() and loaded.input_shape == (None, 6)
+    assert_arrays_equal(loaded.get_weights(), model.get_weights())
+
+
 def test_files_are_deterministic(tmp_path):
     model = mlp()
     model.save(tmp_path / "a.keras")
