@@ -38,7 +38,9 @@ inline __attribute__((always_inline)) float float_of(uint32_t u) {
 
 // c ? a : b on bit patterns, as arithmetic. Written so because GCC (under the default -ftrapping-math) sinks the
 // float operations feeding only one arm of a ?: into a branch and then refuses to vectorise the loop.
-inline __attribute__((always_inline)) uint32_t select_bits(bool c, uint32_t a, uint32_t b) { return b ^ ((a ^ b) & (0u - static_cast<uint32_t>(c))); }
+inline __attribute__((always_inline)) uint32_t select_bits(bool c, uint32_t a, uint32_t b) {
+  return b ^ ((a ^ b) & (0u - static_cast<uint32_t>(c)));
+}
 
 constexpr uint32_t kAbsMask = 0x7fffffffu;
 constexpr uint32_t kInfBits = 0x7f800000u;
