@@ -208,11 +208,19 @@ def test_atomic_write_file_gets_normal_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def dead_process_id(tmp_path):
+    """A pid no process has: above the kernel's limit where it is known, else that of a finished child."""
+    try:
+        return int(pathlib.Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    except (OSError, ValueError):
+        done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True, cwd=tmp_path)
+        return int(done.stdout)
+
+
 def test_next_save_removes_temps_of_dead_writers_only(tmp_path):
     path = tmp_path / "m.keras"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True, cwd=tmp_path)
-    dead_pid = int(dead.stdout)
+    dead_pid = dead_process_id(tmp_path)
     live_pid = os.getppid()  # our parent is alive while we run
     stale = tmp_path / f".m.keras.cnnlite-{dead_pid}-abc.tmp"
     busy = tmp_path / f".m.keras.cnnlite-{live_pid}-def.tmp"
