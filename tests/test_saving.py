@@ -115,6 +115,8 @@ def test_oversized_member_is_refused_before_reading(tmp_path):
     (lambda p: write_zip(p, {"weights/00000.npy": b""}), "no 'config.json' in the zip archive"),
     (lambda p: write_zip(p, {"config.json": "[1, 2]"}), "does not describe a cnnlite file"),
     (lambda p: write_zip(p, {"config.json": '{"format": "keras"}'}), "does not describe a cnnlite file"),
+    (lambda p: write_zip(p, {"metadata.json": "{}", "config.json": '{"class_name": "Sequential"}',
+                             "model.weights.h5": b"\x89HDF"}), "it is a Keras .keras file"),
     (lambda p: crafted(p, config=base_config(format_version=99)),
      "format version 99 is not supported (this cnnlite reads version 1)"),
     (lambda p: crafted(p, config=base_config(kind="checkpoint")), "unknown file kind 'checkpoint'"),
