@@ -1,14 +1,15 @@
 """Callbacks: unit tests driving the hooks directly, then the same callbacks inside a real `fit`."""
 import math
-import warnings
 
 import numpy as np
 import pytest
 
-from cnnlite import callbacks
+from cnnlite import callbacks, optimizers, saving
 from cnnlite.callbacks import (
     Callback, CallbackList, EarlyStopping, History, LambdaCallback, ModelCheckpoint, TerminateOnNaN,
 )
+from cnnlite.layers import Dense
+from cnnlite.models import Sequential
 
 
 class StandInModel:
@@ -143,6 +144,14 @@ def test_early_stopping_stops_after_patience_and_restores_best_weights():
     ran, model = run_epochs(es, [1.0, 0.5, 0.6, 0.7, 0.4, 0.3])
     assert ran == 4 and es.stopped_epoch == 3 and es.best_epoch == 1 and es.best == 0.5
     np.testing.assert_array_equal(model.weights[0], np.full(3, 1.0))
+
+
+def test_early_stopping_verbose_messages(capsys):
+    run_epochs(EarlyStopping(patience=1, verbose=1, restore_best_weights=True), [1.0, 2.0, 3.0])
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 2: early stopping", "Restoring model weights from the end of the best epoch: 1."]
+    run_epochs(EarlyStopping(patience=1), [1.0, 2.0, 3.0])
+    assert capsys.readouterr().out == ""
 
 
 def test_early_stopping_patience_zero_stops_at_first_non_improvement():
@@ -327,11 +336,6 @@ def test_lambda_callback_rejects_unknown_hooks_and_non_callables():
 
 # --- inside a real fit ---------------------------------------------------------------------------------------
 
-from cnnlite import saving  # noqa: E402
-from cnnlite.layers import Dense  # noqa: E402
-from cnnlite.models import Sequential  # noqa: E402
-
-
 def tiny_data(n=16, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 6)).astype(np.float32)
@@ -492,7 +496,7 @@ def test_early_stopping_in_fit_stops_at_the_right_epoch_and_restores_best_weight
 
 def test_early_stopping_on_a_flat_loss():
     x, y = tiny_data(8)
-    model = tiny_model(optimizer=__import__("cnnlite").optimizers.SGD(learning_rate=0.0))
+    model = tiny_model(optimizer=optimizers.SGD(learning_rate=0.0))
     history = model.fit(x, y, batch_size=4, epochs=10, verbose=0,
                         callbacks=[EarlyStopping(monitor="loss", patience=3, min_delta=1e-4)])
     assert len(history.history["loss"]) == 4
@@ -538,6 +542,18 @@ def test_model_checkpoint_save_best_only_keeps_only_improvements(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "e1.keras", "e2.keras", "e4.keras"]
     assert_weights_equal(saving.load_model(tmp_path / "best.keras").get_weights(), snapshots.weights[3])
     assert_weights_equal(saving.load_model(tmp_path / "e2.keras").get_weights(), snapshots.weights[1])
+
+
+def test_model_checkpoint_verbose_messages(tmp_path, capsys):
+    x, y = tiny_data(8)
+    path = tmp_path / "best.keras"
+    tiny_model().fit(x, y, batch_size=8, epochs=3, verbose=0,
+                     callbacks=[inject("score", [3.0, 1.0, 2.0]),
+                                ModelCheckpoint(path, monitor="score", mode="min", save_best_only=True, verbose=1)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert lines == [f"Epoch 1: score improved from inf to 3.00000, saving model to {path}",
+                     f"Epoch 2: score improved from 3.00000 to 1.00000, saving model to {path}",
+                     "Epoch 3: score did not improve from 1.00000"]
 
 
 def test_model_checkpoint_initial_value_threshold_and_max_mode(tmp_path):
@@ -598,8 +614,6 @@ def test_terminate_on_nan_input_stops_after_the_first_batch():
 
 
 def test_terminate_on_nan_with_a_huge_learning_rate():
-    from cnnlite import optimizers
-
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 6)).astype(np.float32)
     y = rng.standard_normal((64, 1)).astype(np.float32)

@@ -11,7 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from cnnlite import saving
+from cnnlite import models, optimizers, saving
+from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from cnnlite.models import Sequential
 
 
 # --- crafted files (no model needed: every array is checked before a model is built) -----------------------
@@ -249,11 +251,6 @@ def test_save_weights_extension(tmp_path, name, match):
 
 # --- real models ---------------------------------------------------------------------------------------------
 
-from cnnlite import layers, models, optimizers  # noqa: E402
-from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
-from cnnlite.models import Sequential  # noqa: E402
-
-
 def mlp(optimizer="adam", metrics=("accuracy",)):
     model = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dropout(0.25, seed=7),
                         Dense(3, activation="softmax")])
@@ -303,6 +300,16 @@ def test_round_trip_keeps_architecture_weights_compile_and_optimizer_state(tmp_p
     assert loaded.optimizer.iterations == model.optimizer.iterations == 6
     assert_arrays_equal(loaded.optimizer.variables(), model.optimizer.variables())
     assert loaded.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
+
+
+def test_model_with_an_input_layer_round_trips(tmp_path):
+    from cnnlite import Input
+
+    model = Sequential([Input((6,)), Dense(4, activation="relu"), Dense(2)])
+    model.save(tmp_path / "m.keras")
+    loaded = models.load_model(tmp_path / "m.keras")
+    assert loaded.get_config() == model.get_config() and loaded.input_shape == (None, 6)
+    assert_arrays_equal(loaded.get_weights(), model.get_weights())
 
 
 def test_files_are_deterministic(tmp_path):
