@@ -163,7 +163,13 @@ def sgd_step(w, g, velocity, lr, momentum, nesterov):
     return w + velocity, velocity
 
 
-def rmsprop_step(w, g, acc, lr, rho, eps, momentum=0.0, mom=None, mean_grad=None):
+def rmsprop_step(w, g, acc, lr, rho, eps):
+    """Plain RMSprop (no momentum, not centered): returns new (w, acc)."""
+    w, acc, _, _ = rmsprop_step_full(w, g, acc, lr, rho, eps)
+    return w, acc
+
+
+def rmsprop_step_full(w, g, acc, lr, rho, eps, momentum=0.0, mom=None, mean_grad=None):
     """Returns new (w, acc, mom, mean_grad); mean_grad given selects the centered variant."""
     f = np.float32
     acc = f(rho) * acc + f(1 - rho) * (g * g)

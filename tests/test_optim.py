@@ -81,7 +81,7 @@ def test_rmsprop_follows_keras_over_several_steps(shape, lr, rho, eps, momentum,
     expected = [w.copy(), acc.copy(), None if mom is None else mom.copy(), None if mean_grad is None else mean_grad.copy()]
     for _ in range(5):
         g = state(shape, rng)
-        expected = ref.rmsprop_step(expected[0], g, expected[1], lr, rho, eps, momentum, expected[2], expected[3])
+        expected = ref.rmsprop_step_full(expected[0], g, expected[1], lr, rho, eps, momentum, expected[2], expected[3])
         K.rmsprop_update(w, g, acc, lr, rho, eps, momentum=momentum, mom=mom, mean_grad=mean_grad)
         np.testing.assert_allclose(acc, expected[1], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(w, expected[0], rtol=1e-6, atol=1e-7)
