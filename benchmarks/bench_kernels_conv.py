@@ -52,8 +52,9 @@ def main():
     b = rng.standard_normal((2048, 2048)).astype(np.float32)
     peak = 2 * 2048 ** 3 / median_seconds(lambda: a @ b, ARGS.repeats) / 1e9
     ours = 2 * 2048 ** 3 / median_seconds(lambda: K.gemm(a, b), ARGS.repeats) / 1e9
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"cnnlite {cnnlite.__version__}, micro-kernel {K.cpu_isa()}, threads {cnnlite.get_num_threads()}, "
-          f"batch {n}, median of {ARGS.repeats}")
+          f"batch {n}, median of {ARGS.repeats}; load average {load} on {os.cpu_count()} CPUs")
     print(f"numpy float32 2048x2048 matmul: {peak:7.1f} GFLOP/s (100%); cnnlite gemm same shape: {ours:7.1f} GFLOP/s "
           f"({100 * ours / peak:.0f}%)")
     core = os.environ.get("OPENBLAS_CORETYPE")

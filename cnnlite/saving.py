@@ -2,8 +2,10 @@
 
 A file is a zip archive (stored, not compressed) holding
   config.json               format name and version, what the file holds ("model" or "weights"), the model
-                            architecture, compile settings, optimizer configuration + iterations, and the shapes of
-                            every array below (so a file is checked before anything is set);
+                            architecture, compile settings, optimizer configuration + iterations, the random state
+                            that decides how training continues (model seed and generators, dropout seeds and
+                            steps), and the shapes of every array below (so a file is checked before anything is
+                            set); a weights file holds no architecture or compile settings;
   weights/00000.npy ...     the layers' weights in model order (each layer's `get_weights()` order);
   optimizer/00000.npy ...   the optimizer's state (`Optimizer.variables()` order), when it has been built.
 Arrays are written and read with `allow_pickle=False`: an object array or a pickle inside a file raises ValueError and
@@ -67,7 +69,7 @@ def _check_suffix(path, suffix, what):
 # --- atomic writes -------------------------------------------------------------------------------------------
 
 def _temp_prefix(path):
-    return "." + os.path.basename(path) + ".cnnlite-"
+    return "." + os.path.basename(path)[:120] + ".cnnlite-"  # short enough for NAME_MAX with the suffix
 
 
 def _pid_alive(pid):
@@ -201,17 +203,30 @@ def _optimizer_state(optimizer):
 
 
 def _compile_config(model):
+    """What `compile` was given, as JSON: the optimizer config, the loss name (or its config for a loss object) and
+    the metric names. None (with a warning) when something cannot be written that way."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return None
+    from cnnlite import metrics as metrics_module
     from cnnlite import optimizers
 
-    loss = getattr(model, "compiled_loss_name", None)
+    loss = getattr(model, "loss", None)
+    if loss is not None and not isinstance(loss, str):
+        loss = getattr(model, "compiled_loss_config", None)
     metrics = list(getattr(model, "compiled_metrics", None) or [])
-    if not isinstance(loss, str) or not all(isinstance(m, str) for m in metrics):
+    problem = None
+    if loss is not None and not isinstance(loss, (str, dict)):
+        problem = f"its loss {model.loss!r} cannot be written to a file"
+    for name in metrics:
+        try:
+            metrics_module.check_identifier(name)
+        except ValueError:
+            problem = f"its metric {name!r} cannot be re-created from its name"
+    if problem is not None:
         warnings.warn(
-            "The model was compiled with a loss or metric that is not a name string; it is saved without its "
-            "compile settings and optimizer state (compile it again after loading).",
+            f"The model is saved without its compile settings and optimizer state because {problem}; compile it "
+            "again after loading.",
             stacklevel=3,
         )
         return None
@@ -225,6 +240,68 @@ def _input_shape(model):
     if shape is None:
         shape = model.layers[0].input_shape
     return None if shape is None else [None if d is None else int(d) for d in shape]
+
+
+def _generator_state(generator):
+    return None if generator is None else generator.bit_generator.state
+
+
+def _training_state(model):
+    """Random state outside the config that decides how training continues: the model's seed and its initialiser
+    and shuffling generators, and each dropout layer's mask seed and step counter. Saving it makes a loaded model
+    train exactly as the saved one would have."""
+    state = {
+        "seed": getattr(model, "_seed", None),
+        "init_rng": _generator_state(getattr(model, "_init_rng", None)),
+        "shuffle_rng": _generator_state(getattr(model, "_shuffle_rng", None)),
+        "layers": {},
+    }
+    for index, layer in enumerate(model.layers):
+        if hasattr(layer, "_seed_value") and hasattr(layer, "_step"):
+            state["layers"][str(index)] = {"seed": layer._seed_value, "step": int(layer._step)}
+    return state
+
+
+def _generator_from_state(state, archive, what):
+    generator = np.random.default_rng()
+    if not isinstance(state, dict) or state.get("bit_generator") != type(generator.bit_generator).__name__:
+        raise archive.error(f"invalid {what} generator state in config.json")
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise archive.error(f"invalid {what} generator state in config.json ({e})") from None
+    return generator
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _restore_training_state(model, state, archive, strict=True):
+    """Put back what `_training_state` saved. With strict=False (loading weights into a possibly different
+    architecture) layer entries that do not name a dropout layer of `model` are skipped."""
+    if state is None:
+        return
+    if not isinstance(state, dict) or not isinstance(state.get("layers", {}), dict):
+        raise archive.error("'training_state' in config.json must be an object")
+    if state.get("seed") is not None:
+        if not _is_count(state["seed"]):
+            raise archive.error(f"invalid model seed {state['seed']!r} in config.json")
+        model._seed = state["seed"]
+        model._init_rng = _generator_from_state(state.get("init_rng"), archive, "initialiser")
+        model._shuffle_rng = _generator_from_state(state.get("shuffle_rng"), archive, "shuffling")
+    layer_list = model.layers
+    for key, layer_state in state.get("layers", {}).items():
+        index = int(key) if key.isdigit() else -1
+        if not 0 <= index < len(layer_list) or not hasattr(layer_list[index], "_step"):
+            if not strict:
+                continue
+            raise archive.error(f"the training state names layer {key!r}, which is not a dropout layer of the model")
+        if not isinstance(layer_state, dict) or not _is_count(layer_state.get("step")) or not (
+                layer_state.get("seed") is None or _is_count(layer_state.get("seed"))):
+            raise archive.error(f"invalid training state for layer {key!r}: {layer_state!r}")
+        layer_list[index]._seed_value = layer_state["seed"]
+        layer_list[index]._step = layer_state["step"]
 
 
 # --- public API: saving --------------------------------------------------------------------------------------
@@ -251,6 +328,7 @@ def save_model(model, filepath, overwrite=True):
         "build_input_shape": _input_shape(model),
         "compile": compile_config,
         "optimizer_state": optimizer_entry,
+        "training_state": _training_state(model),
         "weights": entries,
     }
     _atomic_write(path, lambda f: _write_archive(f, config, {"weights": weights, "optimizer": optimizer_arrays}))
@@ -272,6 +350,7 @@ def save_weights(model, filepath, overwrite=True):
         "kind": "weights",
         "cnnlite_version": __version__,
         "optimizer_state": optimizer_entry,
+        "training_state": _training_state(model),
         "weights": entries,
     }
     _atomic_write(path, lambda f: _write_archive(f, config, {"weights": weights, "optimizer": optimizer_arrays}))
@@ -432,13 +511,6 @@ def _apply_layer_weights(plan):
             layer.set_weights(chunk)
 
 
-def _trainable_weights(model):
-    weights = getattr(model, "trainable_weights", None)
-    if weights is not None:
-        return list(weights)
-    return [w for layer in model.layers if getattr(layer, "trainable", True) for w in layer.weights]
-
-
 def _restore_optimizer(model, archive, arrays):
     """Build the model's optimizer for its weights and give it the saved slots and iteration count."""
     state = archive.config["optimizer_state"]
@@ -449,7 +521,11 @@ def _restore_optimizer(model, archive, arrays):
             f"{type(optimizer).__name__!r}"
         )
     if arrays:
-        optimizer.build(_trainable_weights(model))
+        prepare = getattr(model, "_prepare_optimizer", None)  # fit's own way to build it (same weights, order)
+        if prepare is not None:
+            prepare()
+        else:
+            optimizer.build(model.trainable_weights)
         current = [np.shape(v) for v in optimizer.variables()]
         if [tuple(s) for s in current] != [tuple(a.shape) for a in arrays]:
             raise archive.error(
@@ -462,9 +538,14 @@ def _restore_optimizer(model, archive, arrays):
 
 # --- public API: loading -------------------------------------------------------------------------------------
 
-def load_model(filepath, compile=True):
-    """Rebuild a model saved by `save_model`: architecture, weights and (with `compile`) optimizer state."""
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuild a model saved by `save_model`: architecture, weights, random state and (with `compile`) the compile
+    settings and optimizer state. Only cnnlite's own layers are known (`custom_objects` must be empty); loading never
+    runs code from the file whatever `safe_mode` says."""
+    del safe_mode  # accepted for Keras compatibility: nothing in a cnnlite file is executable
     path = _check_path(filepath, "load_model")
+    if custom_objects:
+        raise ValueError("load_model: custom_objects are not supported; cnnlite models use only built-in layers")
     with _Archive(path) as archive:
         config = archive.config
         if config["kind"] != "model":
@@ -475,6 +556,7 @@ def load_model(filepath, compile=True):
         optimizer_arrays = archive.optimizer_arrays()
         model = _model_from_config(config, archive)
         _apply_layer_weights(_plan_layer_weights(model, weights, archive))
+        _restore_training_state(model, config.get("training_state"), archive)
         compile_config = config.get("compile")
         if compile and compile_config is not None:
             _compile(model, compile_config, archive)
@@ -546,4 +628,5 @@ def load_weights(model, filepath):
                     f"{type(model.optimizer).__name__}; the optimizer state was not restored.",
                     stacklevel=2,
                 )
+        _restore_training_state(model, archive.config.get("training_state"), archive, strict=False)
         _apply_layer_weights(plan)

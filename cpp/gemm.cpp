@@ -38,7 +38,7 @@ const GemmKernel& kernel() {
 }
 
 // Up to this many columns the micro-kernels read op(a) in place instead of packing it.
-constexpr idx kInPlaceMaxN = 128;
+constexpr idx kInPlaceMaxN = 320;
 // Upper bound on the packed op(b) panel (all of k times the panel width), in floats: 8 MiB, inside L3.
 constexpr idx kPanelFloats = 2 * 1024 * 1024;
 

@@ -151,10 +151,10 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
   for (idx row = 0; row < rows; ++row) rows_fn(y, argmax, x, g, row, row + 1);
 }
 
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow,
-                        idx c) {
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c) {
   require(n >= 0 && h > 0 && w > 0 && oh > 0 && ow > 0 && c > 0, "maxpool2d_backward: sizes must be positive");
-  for (idx v : {h, w, oh, ow, c}) require(v <= kMaxExtent, "maxpool2d_backward: a size exceeds " + std::to_string(kMaxExtent));
+  for (idx v : {h, w, oh, ow, c})
+    require(v <= kMaxExtent, "maxpool2d_backward: a size exceeds " + std::to_string(kMaxExtent));
   checked_product("maxpool2d_backward", {std::max<idx>(n, 1), h, w, c});
   checked_product("maxpool2d_backward", {std::max<idx>(n, 1), oh, ow, c});
   const idx plane = h * w, out_plane = oh * ow;

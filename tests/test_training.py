@@ -363,6 +363,7 @@ def _mnist():
     return x_train, y_train, x_test, y_test
 
 
+@pytest.mark.slow
 def test_mnist_mlp_sanity():
     x_train, y_train, x_test, y_test = _mnist()
     x = x_train[:10000].reshape(10000, 784) / 255.0
@@ -375,6 +376,7 @@ def test_mnist_mlp_sanity():
     assert acc > 0.8
 
 
+@pytest.mark.slow
 def test_chapter_code_runs_with_cnnlite_in_place_of_keras(tmp_path):
     """The chapter's MLP, as Keras code with the import swapped, in a fresh interpreter (1 quick epoch)."""
     script = tmp_path / "chapter_mlp.py"
@@ -405,3 +407,25 @@ def test_chapter_code_runs_with_cnnlite_in_place_of_keras(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Epoch 2/2" in out.stdout and "Test accuracy:" in out.stdout
     assert "['acc', 'accuracy', 'loss', 'val_acc', 'val_accuracy', 'val_loss']" in out.stdout
+
+
+def test_frozen_layers_keep_their_weights():
+    x, y, _ = blobs(40)
+    model = mlp()
+    model.layers[0].trainable = False
+    model.compile("adam", "categorical_crossentropy")
+    before = model.get_weights()
+    model.fit(x, y, epochs=2, verbose=0)
+    after = model.get_weights()
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert not np.array_equal(before[2], after[2])
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Trainable params: 51" in lines and "Non-trainable params: 144" in lines
+    model.trainable = False
+    assert not any(layer.trainable for layer in model.layers) and model.trainable_weights == []
+    frozen = model.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(frozen, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
