@@ -429,3 +429,34 @@ def test_frozen_layers_keep_their_weights():
     model.fit(x, y, epochs=1, verbose=0)
     for a, b in zip(frozen, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_separate_softmax_activation_layer_is_fused_too():
+    from cnnlite.layers import Activation
+    x, y, _ = blobs(64)
+    np.random.seed(12)
+    a = mlp()
+    b = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dense(3), Activation("softmax")])
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizers.SGD(0.1), "categorical_crossentropy", ["acc"])
+    assert b._output_is_fused_softmax()
+    for _ in range(2):
+        assert a.train_on_batch(x, y) == b.train_on_batch(x, y)
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("last,loss", [
+    ("sigmoid", "sparse_categorical_crossentropy"),
+    ("linear", losses.SparseCategoricalCrossentropy(from_logits=True)),
+    ("softmax", losses.CategoricalCrossentropy(label_smoothing=0.1)),
+])
+def test_other_loss_paths_train(last, loss):
+    x, y, labels = blobs(120)
+    np.random.seed(13)
+    model = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dense(3, activation=last)])
+    model.compile(optimizers.Adam(0.01), loss, ["accuracy"])
+    targets = y if isinstance(loss, losses.CategoricalCrossentropy) else labels
+    history = model.fit(x, targets, epochs=8, batch_size=20, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert history.history["accuracy"][-1] > 0.8
