@@ -215,6 +215,13 @@ CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __re
     for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
 }
 
+// total[e] += parts[c * stride + e] for c = 0, 1, ... count - 1 in that order, for e in [0, len).
+CNNLITE_VECTOR_CLONES void add_in_order(float* __restrict total, const float* __restrict parts, idx count, idx stride,
+                                        idx len) {
+  for (idx c = 0; c < count; ++c)
+    for (idx e = 0; e < len; ++e) total[e] += parts[c * stride + e];
+}
+
 Workspace& col_workspace() {
   static thread_local Workspace ws;
   return ws;
@@ -292,10 +299,7 @@ void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
     const idx w1 = std::min(chunks, w0 + wave);
     auto reduce_slice = [&](idx s) {
       const idx e0 = s * kSlice, e1 = std::min(size, e0 + kSlice);
-      for (idx c = w0; c < w1; ++c) {
-        const float* part = partials + (c - w0) * size;
-        for (idx e = e0; e < e1; ++e) total[e] += part[e];
-      }
+      add_in_order(total + e0, partials + e0, w1 - w0, size, e1 - e0);
     };
     if (nthreads <= 1) {
       for (idx c = w0; c < w1; ++c) body(c, partials + (c - w0) * size);

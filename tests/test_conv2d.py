@@ -202,3 +202,20 @@ def test_conv2d_random_geometries_match_reference(geometry, with_bias):
     np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
     np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
     np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+
+
+def test_kernel_benchmark_runs(tmp_path):
+    # Smoke test of benchmarks/bench_kernels_conv.py on a tiny batch, importing the package under test.
+    import pathlib
+    import subprocess
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_kernels_conv.py"
+    if not script.exists():
+        pytest.skip("benchmarks/ not present")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
+    env = dict(os.environ, PYTHONPATH=package_root)
+    out = subprocess.run([sys.executable, str(script), "--threads", "1", "--batch", "2", "--repeats", "1",
+                          "--padding", "same"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "numpy float32 2048x2048 matmul" in out.stdout
+    assert out.stdout.count(" fwd ") == 5 and "dense 128 -> 10 bwd" in out.stdout
