@@ -460,3 +460,20 @@ def test_other_loss_paths_train(last, loss):
     history = model.fit(x, targets, epochs=8, batch_size=20, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert history.history["accuracy"][-1] > 0.8
+
+
+def test_shuffle_false_trains_in_data_order():
+    x, y, _ = blobs(60)
+    results = []
+    for seed in (1, 2):   # different model seeds shuffle differently, but shuffle=False ignores them
+        np.random.seed(seed)
+        model = mlp()
+        model.set_weights([np.full(w.shape, 0.1, np.float32) for w in model.get_weights()])
+        model.compile(optimizers.SGD(0.1), "categorical_crossentropy")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="shuffle"):
+        model.fit(x, y, shuffle="yes", verbose=0)
+    model.fit(x, y, batch_size=16, shuffle="batch", verbose=0)
