@@ -196,6 +196,7 @@ def _optimizer_state(optimizer):
     arrays = [_float32(v, "optimizer variable") for v in optimizer.variables()]
     entry = {
         "class_name": type(optimizer).__name__,
+        "built": bool(getattr(optimizer, "built", True)),
         "iterations": int(optimizer.iterations),
         "variables": [list(a.shape) for a in arrays],
     }
@@ -434,6 +435,8 @@ class _Archive:
         if state is not None:
             if not isinstance(state, dict):
                 raise self.error("'optimizer_state' must be an object")
+            if not isinstance(state.get("built", False), bool):
+                raise self.error(f"optimizer 'built' must be true or false, got {state.get('built')!r}")
             iterations = state.get("iterations")
             if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
                 raise self.error(f"optimizer iterations must be a non-negative integer, got {iterations!r}")
@@ -511,27 +514,36 @@ def _apply_layer_weights(plan):
             layer.set_weights(chunk)
 
 
-def _restore_optimizer(model, archive, arrays):
-    """Build the model's optimizer for its weights and give it the saved slots and iteration count."""
-    state = archive.config["optimizer_state"]
+def _optimizer_mismatch(model, state, arrays):
+    """Why the saved optimizer state cannot go into `model.optimizer` (a sentence), or None if it fits."""
+    from cnnlite import optimizers
+
     optimizer = model.optimizer
     if type(optimizer).__name__ != state.get("class_name"):
-        raise archive.error(
-            f"the optimizer state was saved from {state.get('class_name')!r} but the model's optimizer is "
-            f"{type(optimizer).__name__!r}"
-        )
-    if arrays:
+        return (f"it holds state for a {state.get('class_name')} optimizer but the model uses "
+                f"{type(optimizer).__name__}")
+    if not state.get("built", bool(arrays)):
+        return None  # saved before the first step: only the iteration count to restore
+    probe = optimizers.deserialize(optimizers.serialize(optimizer))
+    probe.build(model.trainable_weights)
+    expected = [tuple(np.shape(v)) for v in probe.variables()]
+    got = [tuple(a.shape) for a in arrays]
+    if expected != got:
+        return (f"the model's optimizer keeps {len(expected)} state arrays with shapes {expected}, the file has "
+                f"{len(got)} with shapes {got}")
+    return None
+
+
+def _restore_optimizer(model, state, arrays):
+    """Build the model's optimizer as fit would and give it the saved slots and iteration count (checked first
+    with `_optimizer_mismatch`)."""
+    optimizer = model.optimizer
+    if state.get("built", bool(arrays)):
         prepare = getattr(model, "_prepare_optimizer", None)  # fit's own way to build it (same weights, order)
         if prepare is not None:
             prepare()
         else:
             optimizer.build(model.trainable_weights)
-        current = [np.shape(v) for v in optimizer.variables()]
-        if [tuple(s) for s in current] != [tuple(a.shape) for a in arrays]:
-            raise archive.error(
-                f"the optimizer state does not fit this model: it expects {len(current)} variables with shapes "
-                f"{current}, the file has {[a.shape for a in arrays]}"
-            )
         optimizer.set_variables(arrays)
     optimizer.set_iterations(state["iterations"])
 
@@ -560,8 +572,12 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         compile_config = config.get("compile")
         if compile and compile_config is not None:
             _compile(model, compile_config, archive)
-            if optimizer_arrays is not None:
-                _restore_optimizer(model, archive, optimizer_arrays)
+            state = config.get("optimizer_state")
+            if state is not None:
+                problem = _optimizer_mismatch(model, state, optimizer_arrays)
+                if problem is not None:
+                    raise archive.error(f"the optimizer state does not fit the model: {problem}")
+                _restore_optimizer(model, state, optimizer_arrays)
     return model
 
 
@@ -606,7 +622,8 @@ def load_weights(model, filepath):
 
     The number of arrays and every shape are checked against the model before anything is changed. Weights are
     matched by position (layer order), not by layer name. When the file also holds optimizer state and the model
-    is compiled with an optimizer of the same class, that state is restored too (so training resumes exactly).
+    is compiled with the same kind of optimizer (class and state shapes), that state and the random state are
+    restored too, so training resumes exactly; otherwise a warning says the optimizer state was skipped.
     """
     path = _check_path(filepath, "load_weights")
     if not getattr(model, "built", False):
@@ -618,15 +635,13 @@ def load_weights(model, filepath):
         weights = archive.weights()
         optimizer_arrays = archive.optimizer_arrays()
         plan = _plan_layer_weights(model, weights, archive)
-        if optimizer_arrays is not None and getattr(model, "optimizer", None) is not None:
-            saved_class = archive.config["optimizer_state"].get("class_name")
-            if saved_class == type(model.optimizer).__name__:
-                _restore_optimizer(model, archive, optimizer_arrays)
+        state = archive.config.get("optimizer_state")
+        if state is not None and getattr(model, "optimizer", None) is not None:
+            problem = _optimizer_mismatch(model, state, optimizer_arrays)
+            if problem is None:
+                _restore_optimizer(model, state, optimizer_arrays)
             else:
-                warnings.warn(
-                    f"{path!r} holds state for a {saved_class} optimizer but the model uses "
-                    f"{type(model.optimizer).__name__}; the optimizer state was not restored.",
-                    stacklevel=2,
-                )
+                warnings.warn(f"{path!r}: {problem}; the weights are loaded, the optimizer state is not.",
+                              stacklevel=2)
         _restore_training_state(model, archive.config.get("training_state"), archive, strict=False)
         _apply_layer_weights(plan)

@@ -394,10 +394,37 @@ def test_weights_file_with_another_optimizer_loads_weights_and_warns(tmp_path):
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     model.save_weights(tmp_path / "w.weights.npz")
     other = mlp(optimizer="sgd")
-    with pytest.warns(UserWarning, match="holds state for a Adam optimizer but the model uses SGD"):
+    with pytest.warns(UserWarning, match="holds state for a Adam optimizer but the model uses SGD; the weights are "
+                                         "loaded, the optimizer state is not"):
         other.load_weights(tmp_path / "w.weights.npz")
     assert_arrays_equal(other.get_weights(), model.get_weights())
     assert other.optimizer.iterations == 0
+
+
+def test_weights_file_with_other_optimizer_slots_loads_weights_and_warns(tmp_path):
+    x, y = data()
+    model = mlp(optimizer=optimizers.SGD(momentum=0.9))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "w.weights.npz")
+    other = mlp(optimizer="sgd")
+    with pytest.warns(UserWarning, match=r"the model's optimizer keeps 0 state arrays .* the file has 4"):
+        other.load_weights(tmp_path / "w.weights.npz")
+    assert_arrays_equal(other.get_weights(), model.get_weights())
+
+
+def test_model_file_whose_optimizer_state_contradicts_its_config(tmp_path):
+    x, y = data()
+    path = tmp_path / "m.keras"
+    model = mlp(optimizer=optimizers.SGD(momentum=0.9))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    config = json.loads(members["config.json"])
+    config["compile"]["optimizer"]["config"]["momentum"] = 0.0
+    members["config.json"] = json.dumps(config)
+    write_zip(path, members)
+    assert "the optimizer state does not fit the model" in load_error(path)
 
 
 def test_uncompiled_and_unbuilt_models_round_trip(tmp_path):
