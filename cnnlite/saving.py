@@ -421,6 +421,9 @@ class _Archive:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise self.error(f"{CONFIG_MEMBER!r} is not valid JSON ({e})") from None
         if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+            if "model.weights.h5" in self.infos:
+                raise self.error("it is a Keras .keras file (HDF5 weights inside); cnnlite reads only files "
+                                 "written by cnnlite")
             raise self.error(f"{CONFIG_MEMBER!r} does not describe a cnnlite file (format != {FORMAT_NAME!r})")
         version = config.get("format_version")
         if version != FORMAT_VERSION or isinstance(version, bool):

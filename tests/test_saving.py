@@ -115,6 +115,8 @@ def test_oversized_member_is_refused_before_reading(tmp_path):
     (lambda p: write_zip(p, {"weights/00000.npy": b""}), "no 'config.json' in the zip archive"),
     (lambda p: write_zip(p, {"config.json": "[1, 2]"}), "does not describe a cnnlite file"),
     (lambda p: write_zip(p, {"config.json": '{"format": "keras"}'}), "does not describe a cnnlite file"),
+    (lambda p: write_zip(p, {"metadata.json": "{}", "config.json": '{"class_name": "Sequential"}',
+                             "model.weights.h5": b"\x89HDF"}), "it is a Keras .keras file"),
     (lambda p: crafted(p, config=base_config(format_version=99)),
      "format version 99 is not supported (this cnnlite reads version 1)"),
     (lambda p: crafted(p, config=base_config(kind="checkpoint")), "unknown file kind 'checkpoint'"),
@@ -208,11 +210,19 @@ def test_atomic_write_file_gets_normal_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def dead_process_id(tmp_path):
+    """A pid no process has: above the kernel's limit where it is known, else that of a finished child."""
+    try:
+        return int(pathlib.Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    except (OSError, ValueError):
+        done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True, cwd=tmp_path)
+        return int(done.stdout)
+
+
 def test_next_save_removes_temps_of_dead_writers_only(tmp_path):
     path = tmp_path / "m.keras"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True, cwd=tmp_path)
-    dead_pid = int(dead.stdout)
+    dead_pid = dead_process_id(tmp_path)
     live_pid = os.getppid()  # our parent is alive while we run
     stale = tmp_path / f".m.keras.cnnlite-{dead_pid}-abc.tmp"
     busy = tmp_path / f".m.keras.cnnlite-{live_pid}-def.tmp"
