@@ -22,6 +22,9 @@ def _parse():
     p.add_argument("--threads", type=int, default=None, help="threads for cnnlite and numpy (default: all)")
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=7, help="timed runs per kernel; the median is reported")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or this process's CPU time (all threads): steadier on a shared machine, and with "
+                        "--threads 1 the single-core speed")
     p.add_argument("--padding", choices=("valid", "same"), default="valid", help="padding of the three convolutions")
     return p.parse_args()
 
@@ -38,12 +41,13 @@ from cnnlite import _kernels as K  # noqa: E402
 
 
 def median_seconds(fn, repeats):
+    clock = time.process_time if ARGS.clock == "cpu" else time.perf_counter
     fn()  # warm-up: workspaces, caches, thread pool
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return float(np.median(times))
 
 
@@ -59,7 +63,7 @@ def main():
     ours = 2 * 2048 ** 3 / median_seconds(lambda: K.gemm(a, b), ARGS.repeats) / 1e9
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"cnnlite {cnnlite.__version__}, micro-kernel {K.cpu_isa()}, threads {cnnlite.get_num_threads()}, "
-          f"batch {n}, median of {ARGS.repeats}; load average {load} on {os.cpu_count()} CPUs")
+          f"batch {n}, median of {ARGS.repeats} ({ARGS.clock} clock); load average {load} on {os.cpu_count()} CPUs")
     print(f"numpy float32 2048x2048 matmul: {peak:7.1f} GFLOP/s (100%); cnnlite gemm same shape: {ours:7.1f} GFLOP/s "
           f"({100 * ours / peak:.0f}%)")
     core = os.environ.get("OPENBLAS_CORETYPE")

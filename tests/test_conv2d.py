@@ -113,7 +113,7 @@ def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
 
 @pytest.mark.parametrize("n,h,cin,kh,cout,pads", [
     (64, 14, 16, 3, 32, (0, 0, 0, 0)),   # many chunks: parallel over chunks, ordered reduction of dk/db
-    (1, 40, 8, 3, 16, (1, 1, 1, 1)),     # a single chunk: the GEMMs are parallel inside
+    (1, 40, 16, 3, 32, (1, 1, 1, 1)),    # a single chunk: the GEMMs are parallel inside
     (40, 6, 8, 1, 16, (0, 0, 0, 0)),     # pointwise path
 ])
 def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, pads):
