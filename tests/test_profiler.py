@@ -194,3 +194,24 @@ def test_fit_rejects_a_non_bool_profile():
     model, (x, y) = _model(), _data(16)
     with pytest.raises(ValueError, match="profile"):
         model.fit(x, y, verbose=0, profile="yes")
+
+
+def test_profile_full_cnn_script_prints_the_table(tmp_path):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "profile_full_cnn.py"
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):  # a relative source-tree entry must survive cwd=tmp_path
+        env["PYTHONPATH"] = os.pathsep.join(str(pathlib.Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep)
+                                            if p)
+    r = subprocess.run([sys.executable, str(script), "--random", "--batches", "2", "--batch-size", "4",
+                        "--threads", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for column in COLUMNS:
+        assert column in r.stdout
+    for row in ("conv2d_2 (Conv2D)", "(None, 10, 10, 64)", "dense_1 (Dense)", "loss (fused softmax+xent)",
+                "optimizer (Adam update)", "other (", "total (wall time of the steps)"):
+        assert row in r.stdout
+    assert "2 steps, 8 samples" in r.stdout
