@@ -176,9 +176,14 @@ def summarize(report):
             continue
         cell = cells.setdefault((r["model"], r["threads"]), {}).setdefault(
             r["framework"], {"train": [], "val": [], "train_cpu": [], "val_cpu": []})
+        # per 60,000 training samples: a run timed on a subset is scaled (train-only epochs only; a validation
+        # epoch's test pass does not scale with the training set, so subset runs drop it)
+        scale = 60000 / r.get("n_train", 60000)
         for key in cell:
             field = key.replace("_cpu", "") + "_epoch" + ("_cpu" if key.endswith("_cpu") else "") + "_s"
-            cell[key] += r.get(field, [])
+            if scale != 1 and key.startswith("val"):
+                continue
+            cell[key] += [t * scale for t in r.get(field, [])]
     return {k: {fw: {m: median(v) for m, v in d.items()} for fw, d in fws.items()} for k, fws in cells.items()}
 
 
@@ -194,7 +199,7 @@ def markdown(report):
         head = ["model", "threads"] + [f"{fw} s/epoch" for fw in fws]
         if "cnnlite" in fws:
             head += [f"cnnlite/{p}" for p in peers]
-        lines += [f"\nSeconds per epoch, {title} (median):\n", "| " + " | ".join(head) + " |",
+        lines += [f"\nSeconds per 60,000-sample epoch, {title} (median):\n", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for (model, threads), cell in sorted(summary.items(), key=lambda kv: (MODEL_NAMES.index(kv[0][0]),
                                                                               kv[0][1])):
