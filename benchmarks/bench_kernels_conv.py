@@ -1,6 +1,10 @@
 """Times the dense and conv2d kernels on the chapter network's shapes and compares with numpy's matmul peak.
 
-    python benchmarks/bench_kernels_conv.py [--threads N] [--batch 1000] [--repeats 7]
+    python benchmarks/bench_kernels_conv.py [--threads N] [--batch 1000] [--repeats 7] [--padding valid|same]
+
+--padding valid (default): the chapter's network, conv1 28x28x1 -> 26x26x16, conv2 -> 24x24x32, 2x2 pool, conv3
+12x12x32 -> 10x10x64, pool, flatten 5x5x64 = 1600 -> dense 128 -> dense 10. --padding same: the end-to-end benchmark's
+variant (28x28 -> 28x28, 14x14 -> 14x14, flatten 7x7x64 = 3136).
 
 GFLOP/s use direct-convolution arithmetic, 2·N·OH·OW·K·Cout (K = kh·kw·cin) per forward pass; a backward pass
 counts the same for dW plus the same again for dX when dX is computed. The peak is numpy's float32 2048x2048 matmul
@@ -18,6 +22,10 @@ def _parse():
     p.add_argument("--threads", type=int, default=None, help="threads for cnnlite and numpy (default: all)")
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=7, help="timed runs per kernel; the median is reported")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or this process's CPU time (all threads): steadier on a shared machine, and with "
+                        "--threads 1 the single-core speed")
+    p.add_argument("--padding", choices=("valid", "same"), default="valid", help="padding of the three convolutions")
     return p.parse_args()
 
 
@@ -33,12 +41,13 @@ from cnnlite import _kernels as K  # noqa: E402
 
 
 def median_seconds(fn, repeats):
+    clock = time.process_time if ARGS.clock == "cpu" else time.perf_counter
     fn()  # warm-up: workspaces, caches, thread pool
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return float(np.median(times))
 
 
@@ -52,37 +61,44 @@ def main():
     b = rng.standard_normal((2048, 2048)).astype(np.float32)
     peak = 2 * 2048 ** 3 / median_seconds(lambda: a @ b, ARGS.repeats) / 1e9
     ours = 2 * 2048 ** 3 / median_seconds(lambda: K.gemm(a, b), ARGS.repeats) / 1e9
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(f"cnnlite {cnnlite.__version__}, micro-kernel {K.cpu_isa()}, threads {cnnlite.get_num_threads()}, "
-          f"batch {n}, median of {ARGS.repeats}")
+          f"batch {n}, median of {ARGS.repeats} ({ARGS.clock} clock); load average {load} on {os.cpu_count()} CPUs")
     print(f"numpy float32 2048x2048 matmul: {peak:7.1f} GFLOP/s (100%); cnnlite gemm same shape: {ours:7.1f} GFLOP/s "
           f"({100 * ours / peak:.0f}%)")
     core = os.environ.get("OPENBLAS_CORETYPE")
     if core:
         print(f"note: OPENBLAS_CORETYPE={core} is set; numpy's peak may be understated")
-    print(f"{'kernel':<34}{'ms':>9}{'GFLOP/s':>10}{'% peak':>8}")
+    print(f"{'kernel':<44}{'ms':>9}{'GFLOP/s':>10}{'% peak':>8}")
 
     def row(name, fn, flops):
         sec = median_seconds(fn, ARGS.repeats)
         gf = flops / sec / 1e9
-        print(f"{name:<34}{sec * 1e3:9.2f}{gf:10.1f}{100 * gf / peak:7.0f}%")
+        print(f"{name:<44}{sec * 1e3:9.2f}{gf:10.1f}{100 * gf / peak:7.0f}%")
 
+    same = ARGS.padding == "same"
+    pad = 1 if same else 0  # 3x3 kernels, stride 1: TF 'same' pads one pixel on every side
+    side1, side3 = (28, 14) if same else (26, 12)
     convs = [  # name, (h, w, cin), (kh, kw, cout), first layer (no dX needed)
-        ("conv1 28x28x1 -> 26x26x16", (28, 28, 1), (3, 3, 16), True),
-        ("conv2 26x26x16 -> 24x24x32", (26, 26, 16), (3, 3, 32), False),
-        ("conv3 12x12x32 -> 10x10x64", (12, 12, 32), (3, 3, 64), False),
+        ((28, 28, 1), (3, 3, 16), True),
+        ((side1, side1, 16), (3, 3, 32), False),
+        ((side3, side3, 32), (3, 3, 64), False),
     ]
-    for name, (h, w, cin), (kh, kw, cout), first in convs:
+    for (h, w, cin), (kh, kw, cout), first in convs:
         x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
         k = (rng.standard_normal((kh, kw, cin, cout)) * 0.1).astype(np.float32)
         bias = np.zeros(cout, np.float32)
-        y = K.conv2d_forward(x, k, bias, 1, 1, 0, 0, 0, 0)
+        y = K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad)
+        name = f"conv {h}x{w}x{cin} -> {y.shape[1]}x{y.shape[2]}x{cout}"
         dy = rng.standard_normal(y.shape).astype(np.float32)
         flops = 2 * n * y.shape[1] * y.shape[2] * kh * kw * cin * cout
-        row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, 0, 0, 0, 0), flops)
+        row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad), flops)
         row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
-            lambda: K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=not first), flops * (1 if first else 2))
+            lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first),
+            flops * (1 if first else 2))
 
-    for n_in, n_out in [(1600, 128), (128, 10)]:
+    flat = 7 * 7 * 64 if same else 5 * 5 * 64
+    for n_in, n_out in [(flat, 128), (128, 10)]:
         x = rng.standard_normal((n, n_in)).astype(np.float32)
         w = (rng.standard_normal((n_in, n_out)) * 0.05).astype(np.float32)
         bias = np.zeros(n_out, np.float32)

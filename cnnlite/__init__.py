@@ -13,6 +13,7 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "2000"
 
+from cnnlite import _memory  # noqa: F401  (allocator thresholds: see cnnlite/_memory.py)
 from cnnlite._kernels import get_num_threads, set_num_threads, has_openmp
 from cnnlite import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, optimizers,
                      utils)

@@ -77,8 +77,6 @@ def get(identifier):
         return linear
     if isinstance(identifier, str):
         return deserialize(identifier.lower())
-    if isinstance(identifier, dict) and "class_name" in identifier:  # Keras 3 style {"class_name": "function", ...}
-        return deserialize(identifier.get("config", identifier["class_name"]))
     if callable(identifier) and any(identifier is fn for fn in _BY_NAME.values()):
         return identifier
     raise ValueError(f"Could not interpret activation function identifier: {identifier!r}. "

@@ -7,7 +7,9 @@ validation through the `on_test_*` hooks, `on_epoch_end`, and finally `on_train_
 `evaluate` and `predict` use the `on_test_*` and `on_predict_*` hooks.
 
 Deviations from Keras, chosen for clearer errors:
-- an unknown `mode` raises ValueError (Keras warns and falls back to 'auto');
+- an unknown `mode` raises ValueError (Keras warns and falls back to 'auto'); with mode='auto' a monitor whose
+  direction cannot be told from its name raises at construction (Keras 3 raises at the first epoch end);
+- LambdaCallback rejects keywords that are not hook names (Keras stores them silently);
 - ModelCheckpoint paths must end in `.keras` (whole model) or `.weights.npz` (weights only): cnnlite writes its own
   zip format (see `cnnlite.saving`), never HDF5.
 """

@@ -18,8 +18,8 @@ class Sequential(_TrainingModel):
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"Sequential: `name` must be a non-empty string, received name={name!r}")
         self.name = name if name is not None else unique_name("sequential")
-        self.trainable = trainable
         self._layers = []
+        self._trainable = bool(trainable)
         self._input_layer = None
         self._build_input_shape = None
         self._init_training_state()
@@ -30,6 +30,17 @@ class Sequential(_TrainingModel):
                 self.add(layer)
 
     # ----- structure --------------------------------------------------------------------------------------------
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """Setting it sets every layer's `trainable` too (Keras)."""
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = self._trainable
+
     @property
     def layers(self):
         return list(self._layers)
@@ -145,12 +156,10 @@ class Sequential(_TrainingModel):
 
     @property
     def trainable_weights(self):
-        return [w for layer in self._layers for w in layer.trainable_weights] if self.trainable else []
+        return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def get_weights(self):
@@ -213,19 +222,18 @@ class Sequential(_TrainingModel):
     def to_json(self, **kwargs):
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
-    def save(self, filepath, overwrite=True, **kwargs):
+    def save(self, filepath, overwrite=True):
+        """Save architecture, weights, compile settings and optimizer state (see cnnlite.saving)."""
         from cnnlite import saving
-        return saving.save_model(self, filepath, **kwargs) if overwrite is True else \
-            saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+        return saving.save_model(self, filepath, overwrite=overwrite)
 
-    def save_weights(self, filepath, overwrite=True, **kwargs):
+    def save_weights(self, filepath, overwrite=True):
         from cnnlite import saving
-        return saving.save_weights(self, filepath, **kwargs) if overwrite is True else \
-            saving.save_weights(self, filepath, overwrite=overwrite, **kwargs)
+        return saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, **kwargs):
+    def load_weights(self, filepath):
         from cnnlite import saving
-        return saving.load_weights(self, filepath, **kwargs)
+        return saving.load_weights(self, filepath)
 
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={len(self._layers)} built={self.built}>"
@@ -238,11 +246,10 @@ def model_from_json(json_string, custom_objects=None):
     return Sequential.from_config(data["config"])
 
 
-def load_model(filepath, custom_objects=None, compile=True, **kwargs):
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved with `model.save(path)` (see cnnlite.saving)."""
     from cnnlite import saving
-    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, **kwargs) \
-        if (custom_objects is not None or compile is not True or kwargs) else saving.load_model(filepath)
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 __all__ = ["Sequential", "load_model", "model_from_json"]

@@ -2,8 +2,10 @@
 
 A file is a zip archive (stored, not compressed) holding
   config.json               format name and version, what the file holds ("model" or "weights"), the model
-                            architecture, compile settings, optimizer configuration + iterations, and the shapes of
-                            every array below (so a file is checked before anything is set);
+                            architecture, compile settings, optimizer configuration + iterations, the random state
+                            that decides how training continues (model seed and generators, dropout seeds and
+                            steps), and the shapes of every array below (so a file is checked before anything is
+                            set); a weights file holds no architecture or compile settings;
   weights/00000.npy ...     the layers' weights in model order (each layer's `get_weights()` order);
   optimizer/00000.npy ...   the optimizer's state (`Optimizer.variables()` order), when it has been built.
 Arrays are written and read with `allow_pickle=False`: an object array or a pickle inside a file raises ValueError and
@@ -67,7 +69,7 @@ def _check_suffix(path, suffix, what):
 # --- atomic writes -------------------------------------------------------------------------------------------
 
 def _temp_prefix(path):
-    return "." + os.path.basename(path) + ".cnnlite-"
+    return "." + os.path.basename(path)[:120] + ".cnnlite-"  # short enough for NAME_MAX with the suffix
 
 
 def _pid_alive(pid):
@@ -194,6 +196,7 @@ def _optimizer_state(optimizer):
     arrays = [_float32(v, "optimizer variable") for v in optimizer.variables()]
     entry = {
         "class_name": type(optimizer).__name__,
+        "built": bool(getattr(optimizer, "built", True)),
         "iterations": int(optimizer.iterations),
         "variables": [list(a.shape) for a in arrays],
     }
@@ -201,17 +204,30 @@ def _optimizer_state(optimizer):
 
 
 def _compile_config(model):
+    """What `compile` was given, as JSON: the optimizer config, the loss name (or its config for a loss object) and
+    the metric names. None (with a warning) when something cannot be written that way."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return None
+    from cnnlite import metrics as metrics_module
     from cnnlite import optimizers
 
-    loss = getattr(model, "compiled_loss_name", None)
+    loss = getattr(model, "loss", None)
+    if loss is not None and not isinstance(loss, str):
+        loss = getattr(model, "compiled_loss_config", None)
     metrics = list(getattr(model, "compiled_metrics", None) or [])
-    if not isinstance(loss, str) or not all(isinstance(m, str) for m in metrics):
+    problem = None
+    if loss is not None and not isinstance(loss, (str, dict)):
+        problem = f"its loss {model.loss!r} cannot be written to a file"
+    for name in metrics:
+        try:
+            metrics_module.check_identifier(name)
+        except ValueError:
+            problem = f"its metric {name!r} cannot be re-created from its name"
+    if problem is not None:
         warnings.warn(
-            "The model was compiled with a loss or metric that is not a name string; it is saved without its "
-            "compile settings and optimizer state (compile it again after loading).",
+            f"The model is saved without its compile settings and optimizer state because {problem}; compile it "
+            "again after loading.",
             stacklevel=3,
         )
         return None
@@ -225,6 +241,68 @@ def _input_shape(model):
     if shape is None:
         shape = model.layers[0].input_shape
     return None if shape is None else [None if d is None else int(d) for d in shape]
+
+
+def _generator_state(generator):
+    return None if generator is None else generator.bit_generator.state
+
+
+def _training_state(model):
+    """Random state outside the config that decides how training continues: the model's seed and its initialiser
+    and shuffling generators, and each dropout layer's mask seed and step counter. Saving it makes a loaded model
+    train exactly as the saved one would have."""
+    state = {
+        "seed": getattr(model, "_seed", None),
+        "init_rng": _generator_state(getattr(model, "_init_rng", None)),
+        "shuffle_rng": _generator_state(getattr(model, "_shuffle_rng", None)),
+        "layers": {},
+    }
+    for index, layer in enumerate(model.layers):
+        if hasattr(layer, "_seed_value") and hasattr(layer, "_step"):
+            state["layers"][str(index)] = {"seed": layer._seed_value, "step": int(layer._step)}
+    return state
+
+
+def _generator_from_state(state, archive, what):
+    generator = np.random.default_rng()
+    if not isinstance(state, dict) or state.get("bit_generator") != type(generator.bit_generator).__name__:
+        raise archive.error(f"invalid {what} generator state in config.json")
+    try:
+        generator.bit_generator.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise archive.error(f"invalid {what} generator state in config.json ({e})") from None
+    return generator
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _restore_training_state(model, state, archive, strict=True):
+    """Put back what `_training_state` saved. With strict=False (loading weights into a possibly different
+    architecture) layer entries that do not name a dropout layer of `model` are skipped."""
+    if state is None:
+        return
+    if not isinstance(state, dict) or not isinstance(state.get("layers", {}), dict):
+        raise archive.error("'training_state' in config.json must be an object")
+    if state.get("seed") is not None:
+        if not _is_count(state["seed"]):
+            raise archive.error(f"invalid model seed {state['seed']!r} in config.json")
+        model._seed = state["seed"]
+        model._init_rng = _generator_from_state(state.get("init_rng"), archive, "initialiser")
+        model._shuffle_rng = _generator_from_state(state.get("shuffle_rng"), archive, "shuffling")
+    layer_list = model.layers
+    for key, layer_state in state.get("layers", {}).items():
+        index = int(key) if key.isdigit() else -1
+        if not 0 <= index < len(layer_list) or not hasattr(layer_list[index], "_step"):
+            if not strict:
+                continue
+            raise archive.error(f"the training state names layer {key!r}, which is not a dropout layer of the model")
+        if not isinstance(layer_state, dict) or not _is_count(layer_state.get("step")) or not (
+                layer_state.get("seed") is None or _is_count(layer_state.get("seed"))):
+            raise archive.error(f"invalid training state for layer {key!r}: {layer_state!r}")
+        layer_list[index]._seed_value = layer_state["seed"]
+        layer_list[index]._step = layer_state["step"]
 
 
 # --- public API: saving --------------------------------------------------------------------------------------
@@ -251,6 +329,7 @@ def save_model(model, filepath, overwrite=True):
         "build_input_shape": _input_shape(model),
         "compile": compile_config,
         "optimizer_state": optimizer_entry,
+        "training_state": _training_state(model),
         "weights": entries,
     }
     _atomic_write(path, lambda f: _write_archive(f, config, {"weights": weights, "optimizer": optimizer_arrays}))
@@ -272,6 +351,7 @@ def save_weights(model, filepath, overwrite=True):
         "kind": "weights",
         "cnnlite_version": __version__,
         "optimizer_state": optimizer_entry,
+        "training_state": _training_state(model),
         "weights": entries,
     }
     _atomic_write(path, lambda f: _write_archive(f, config, {"weights": weights, "optimizer": optimizer_arrays}))
@@ -341,6 +421,9 @@ class _Archive:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise self.error(f"{CONFIG_MEMBER!r} is not valid JSON ({e})") from None
         if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+            if "model.weights.h5" in self.infos:
+                raise self.error("it is a Keras .keras file (HDF5 weights inside); cnnlite reads only files "
+                                 "written by cnnlite")
             raise self.error(f"{CONFIG_MEMBER!r} does not describe a cnnlite file (format != {FORMAT_NAME!r})")
         version = config.get("format_version")
         if version != FORMAT_VERSION or isinstance(version, bool):
@@ -355,6 +438,8 @@ class _Archive:
         if state is not None:
             if not isinstance(state, dict):
                 raise self.error("'optimizer_state' must be an object")
+            if not isinstance(state.get("built", False), bool):
+                raise self.error(f"optimizer 'built' must be true or false, got {state.get('built')!r}")
             iterations = state.get("iterations")
             if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
                 raise self.error(f"optimizer iterations must be a non-negative integer, got {iterations!r}")
@@ -432,39 +517,50 @@ def _apply_layer_weights(plan):
             layer.set_weights(chunk)
 
 
-def _trainable_weights(model):
-    weights = getattr(model, "trainable_weights", None)
-    if weights is not None:
-        return list(weights)
-    return [w for layer in model.layers if getattr(layer, "trainable", True) for w in layer.weights]
+def _optimizer_mismatch(model, state, arrays):
+    """Why the saved optimizer state cannot go into `model.optimizer` (a sentence), or None if it fits."""
+    from cnnlite import optimizers
 
-
-def _restore_optimizer(model, archive, arrays):
-    """Build the model's optimizer for its weights and give it the saved slots and iteration count."""
-    state = archive.config["optimizer_state"]
     optimizer = model.optimizer
     if type(optimizer).__name__ != state.get("class_name"):
-        raise archive.error(
-            f"the optimizer state was saved from {state.get('class_name')!r} but the model's optimizer is "
-            f"{type(optimizer).__name__!r}"
-        )
-    if arrays:
-        optimizer.build(_trainable_weights(model))
-        current = [np.shape(v) for v in optimizer.variables()]
-        if [tuple(s) for s in current] != [tuple(a.shape) for a in arrays]:
-            raise archive.error(
-                f"the optimizer state does not fit this model: it expects {len(current)} variables with shapes "
-                f"{current}, the file has {[a.shape for a in arrays]}"
-            )
+        return (f"it holds state for a {state.get('class_name')} optimizer but the model uses "
+                f"{type(optimizer).__name__}")
+    if not state.get("built", bool(arrays)):
+        return None  # saved before the first step: only the iteration count to restore
+    probe = optimizers.deserialize(optimizers.serialize(optimizer))
+    probe.build(model.trainable_weights)
+    expected = [tuple(np.shape(v)) for v in probe.variables()]
+    got = [tuple(a.shape) for a in arrays]
+    if expected != got:
+        return (f"the model's optimizer keeps {len(expected)} state arrays with shapes {expected}, the file has "
+                f"{len(got)} with shapes {got}")
+    return None
+
+
+def _restore_optimizer(model, state, arrays):
+    """Build the model's optimizer as fit would and give it the saved slots and iteration count (checked first
+    with `_optimizer_mismatch`)."""
+    optimizer = model.optimizer
+    if state.get("built", bool(arrays)):
+        prepare = getattr(model, "_prepare_optimizer", None)  # fit's own way to build it (same weights, order)
+        if prepare is not None:
+            prepare()
+        else:
+            optimizer.build(model.trainable_weights)
         optimizer.set_variables(arrays)
     optimizer.set_iterations(state["iterations"])
 
 
 # --- public API: loading -------------------------------------------------------------------------------------
 
-def load_model(filepath, compile=True):
-    """Rebuild a model saved by `save_model`: architecture, weights and (with `compile`) optimizer state."""
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuild a model saved by `save_model`: architecture, weights, random state and (with `compile`) the compile
+    settings and optimizer state. Only cnnlite's own layers are known (`custom_objects` must be empty); loading never
+    runs code from the file whatever `safe_mode` says."""
+    del safe_mode  # accepted for Keras compatibility: nothing in a cnnlite file is executable
     path = _check_path(filepath, "load_model")
+    if custom_objects:
+        raise ValueError("load_model: custom_objects are not supported; cnnlite models use only built-in layers")
     with _Archive(path) as archive:
         config = archive.config
         if config["kind"] != "model":
@@ -475,11 +571,16 @@ def load_model(filepath, compile=True):
         optimizer_arrays = archive.optimizer_arrays()
         model = _model_from_config(config, archive)
         _apply_layer_weights(_plan_layer_weights(model, weights, archive))
+        _restore_training_state(model, config.get("training_state"), archive)
         compile_config = config.get("compile")
         if compile and compile_config is not None:
             _compile(model, compile_config, archive)
-            if optimizer_arrays is not None:
-                _restore_optimizer(model, archive, optimizer_arrays)
+            state = config.get("optimizer_state")
+            if state is not None:
+                problem = _optimizer_mismatch(model, state, optimizer_arrays)
+                if problem is not None:
+                    raise archive.error(f"the optimizer state does not fit the model: {problem}")
+                _restore_optimizer(model, state, optimizer_arrays)
     return model
 
 
@@ -524,7 +625,8 @@ def load_weights(model, filepath):
 
     The number of arrays and every shape are checked against the model before anything is changed. Weights are
     matched by position (layer order), not by layer name. When the file also holds optimizer state and the model
-    is compiled with an optimizer of the same class, that state is restored too (so training resumes exactly).
+    is compiled with the same kind of optimizer (class and state shapes), that state and the random state are
+    restored too, so training resumes exactly; otherwise a warning says the optimizer state was skipped.
     """
     path = _check_path(filepath, "load_weights")
     if not getattr(model, "built", False):
@@ -536,14 +638,13 @@ def load_weights(model, filepath):
         weights = archive.weights()
         optimizer_arrays = archive.optimizer_arrays()
         plan = _plan_layer_weights(model, weights, archive)
-        if optimizer_arrays is not None and getattr(model, "optimizer", None) is not None:
-            saved_class = archive.config["optimizer_state"].get("class_name")
-            if saved_class == type(model.optimizer).__name__:
-                _restore_optimizer(model, archive, optimizer_arrays)
+        state = archive.config.get("optimizer_state")
+        if state is not None and getattr(model, "optimizer", None) is not None:
+            problem = _optimizer_mismatch(model, state, optimizer_arrays)
+            if problem is None:
+                _restore_optimizer(model, state, optimizer_arrays)
             else:
-                warnings.warn(
-                    f"{path!r} holds state for a {saved_class} optimizer but the model uses "
-                    f"{type(model.optimizer).__name__}; the optimizer state was not restored.",
-                    stacklevel=2,
-                )
+                warnings.warn(f"{path!r}: {problem}; the weights are loaded, the optimizer state is not.",
+                              stacklevel=2)
+        _restore_training_state(model, archive.config.get("training_state"), archive, strict=False)
         _apply_layer_weights(plan)

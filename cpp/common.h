@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdlib>
 #include <new>
+#include <initializer_list>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #ifdef CNNLITE_HAVE_OPENMP
@@ -29,6 +31,22 @@ inline bool in_parallel() {
 #else
   return false;
 #endif
+}
+
+// Largest image dimension, channel count, kernel/pool size, stride or pad a kernel accepts: small enough that the
+// sums of a few of them never overflow idx. Products of sizes are checked with `checked_product`.
+constexpr idx kMaxExtent = (idx{1} << 31) - 1;
+
+// The product of non-negative sizes, or std::invalid_argument naming `what` when it would overflow idx (the byte
+// count of a buffer that large could not be represented, let alone allocated).
+inline idx checked_product(const char* what, std::initializer_list<idx> sizes) {
+  idx product = 1;
+  for (idx s : sizes) {
+    if (s < 0 || __builtin_mul_overflow(product, s, &product))
+      throw std::invalid_argument(std::string(what) + ": sizes too large (their product overflows 64 bits)");
+  }
+  if (product > INT64_MAX / 8) throw std::invalid_argument(std::string(what) + ": sizes too large (byte count overflows)");
+  return product;
 }
 
 // 64-byte aligned float buffer that only grows; used for per-thread workspaces reused across batches.

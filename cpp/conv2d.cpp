@@ -46,10 +46,16 @@ Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx
          "x" + std::to_string(cout));
   if (sh <= 0 || sw <= 0) fail("strides must be > 0, got " + std::to_string(sh) + "x" + std::to_string(sw));
   if (pt < 0 || pb < 0 || pl < 0 || pr < 0) fail("pads must be >= 0");
+  for (idx v : {h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr})
+    if (v > kMaxExtent) fail("a size, stride or pad exceeds " + std::to_string(kMaxExtent) + ": " + std::to_string(v));
   Geometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
   g.oh = conv2d_out_size(h, kh, sh, pt, pb);
   g.ow = conv2d_out_size(w, kw, sw, pl, pr);
   if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
+  // Every buffer size the kernels form (x, y, w, im2col rows) must be representable, even for an empty batch.
+  checked_product(fn, {std::max<idx>(n, 1), h, w, cin});
+  checked_product(fn, {std::max<idx>(n, 1), g.oh, g.ow, std::max(cout, checked_product(fn, {kh, kw, cin}))});
+  checked_product(fn, {kh, kw, cin, cout});
   return g;
 }
 
@@ -209,6 +215,13 @@ CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __re
     for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
 }
 
+// total[e] += parts[c * stride + e] for c = 0, 1, ... count - 1 in that order, for e in [0, len).
+CNNLITE_VECTOR_CLONES void add_in_order(float* __restrict total, const float* __restrict parts, idx count, idx stride,
+                                        idx len) {
+  for (idx c = 0; c < count; ++c)
+    for (idx e = 0; e < len; ++e) total[e] += parts[c * stride + e];
+}
+
 Workspace& col_workspace() {
   static thread_local Workspace ws;
   return ws;
@@ -286,10 +299,7 @@ void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
     const idx w1 = std::min(chunks, w0 + wave);
     auto reduce_slice = [&](idx s) {
       const idx e0 = s * kSlice, e1 = std::min(size, e0 + kSlice);
-      for (idx c = w0; c < w1; ++c) {
-        const float* part = partials + (c - w0) * size;
-        for (idx e = e0; e < e1; ++e) total[e] += part[e];
-      }
+      add_in_order(total + e0, partials + e0, w1 - w0, size, e1 - e0);
     };
     if (nthreads <= 1) {
       for (idx c = w0; c < w1; ++c) body(c, partials + (c - w0) * size);

@@ -43,8 +43,7 @@ void mask_range_generic(float* out, const float* in, idx begin, idx end, uint64_
 }
 
 CNNLITE_TARGET_AVX512
-void mask_range_avx512(float* out, const float* in, idx begin, idx end, uint64_t key, uint64_t threshold,
-                       float scale) {
+void mask_range_avx512(float* out, const float* in, idx begin, idx end, uint64_t key, uint64_t threshold, float scale) {
   mask_range(out, in, begin, end, key, threshold, scale);
 }
 

@@ -1,6 +1,7 @@
-// Inverted dropout with a counter-based mask: element i of call (seed, step) is kept iff
-// splitmix64(key(seed, step) + i * golden) / 2^64 >= rate, so the mask depends on (seed, step, i) only - not on the
-// thread count - and the backward pass regenerates it exactly.
+// Inverted dropout with a counter-based mask: element i of call (seed, step) is kept iff u_i >= rate, where
+// u_i = (mix64(key + golden * (i + 1)) >> 11) / 2^53, key = mix64(seed + golden * mix64(step + golden)) and mix64 is
+// SplitMix64's output function. The mask depends on (seed, step, i) only - not on the thread count or the ISA - and
+// the backward pass regenerates it exactly.
 #pragma once
 #include <cstdint>
 

@@ -38,9 +38,13 @@ const GemmKernel& kernel() {
 }
 
 // Up to this many columns the micro-kernels read op(a) in place instead of packing it.
-constexpr idx kInPlaceMaxN = 128;
+constexpr idx kInPlaceMaxN = 320;
 // Upper bound on the packed op(b) panel (all of k times the panel width), in floats: 8 MiB, inside L3.
 constexpr idx kPanelFloats = 2 * 1024 * 1024;
+
+// Below this many multiply-adds (some tens of microseconds on one core) a GEMM runs on one thread: waking the team
+// would cost more than it saves.
+constexpr double kMinParallelWork = 2.0 * 1024 * 1024;
 
 inline idx ceil_div(idx a, idx b) { return (a + b - 1) / b; }
 inline idx round_up(idx a, idx b) { return ceil_div(a, b) * b; }
@@ -118,7 +122,7 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
   const idx kc_max = ceil_div(k, k_blocks);
 
   int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (static_cast<double>(m) * n * k < 64.0 * 64 * 64) nthreads = 1;
+  if (static_cast<double>(m) * n * k < kMinParallelWork) nthreads = 1;
   // Columns per panel: op(b) is packed for the whole depth at once (so a task can run every depth block without a
   // barrier), which bounds the panel width.
   idx nc_max = std::min<idx>(K.nc, round_up(n, NR));
@@ -237,7 +241,7 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
   const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
   const idx depth = taps * cin, n_slivers = ceil_div(n, NR);
   int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (static_cast<double>(m) * n * depth < 64.0 * 64 * 64) nthreads = 1;
+  if (static_cast<double>(m) * n * depth < kMinParallelWork) nthreads = 1;
   idx m_blocks = ceil_div(m, K.mc);
   if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
   const idx mc = round_up(ceil_div(m, m_blocks), MR);

@@ -40,13 +40,12 @@ double sum_rows(idx n, idx k, RowLoss row_loss) {
 inline float clip_prob(float p) { return std::min(std::max(p, kProbEpsilon), 1.0f - kProbEpsilon); }
 
 template <class Label>
-double sparse_softmax_xent_impl(float* probs, float* dlogits, const float* logits, const Label* labels, idx n,
-                                idx k) {
+double sparse_softmax_xent_impl(float* probs, float* dlogits, const float* logits, const Label* labels, idx n, idx k) {
   require_sizes(n, k, "sparse_softmax_xent");
   for (idx r = 0; r < n; ++r) {
     if (labels[r] < 0 || labels[r] >= k) {
-      throw std::invalid_argument("sparse_softmax_xent: labels[" + std::to_string(r) + "] = " +
-                                  std::to_string(labels[r]) + " is outside [0, " + std::to_string(k) + ")");
+      throw std::invalid_argument("sparse_softmax_xent: labels[" + std::to_string(r) +
+                                  "] = " + std::to_string(labels[r]) + " is outside [0, " + std::to_string(k) + ")");
     }
   }
   const float inv_n = static_cast<float>(1.0 / static_cast<double>(n));

@@ -13,8 +13,11 @@ void adam_update(float* w, float* m, float* v, const float* g, idx n, double lr_
 // nesterov, w += momentum velocity - lr g); without momentum w -= lr g and velocity may be null.
 void sgd_update(float* w, float* velocity, const float* g, idx n, double lr, double momentum, bool nesterov);
 
-// w, acc, g: (n,). Keras RMSprop (no momentum, not centered): acc = rho acc + (1 - rho) g^2;
-// w -= lr g / sqrt(acc + eps).
-void rmsprop_update(float* w, float* acc, const float* g, idx n, double lr, double rho, double eps);
+// w, acc, mom, mean_grad, g: (n,). Keras RMSprop: acc = rho acc + (1 - rho) g^2; with centered (mean_grad not
+// null) mean_grad = rho mean_grad + (1 - rho) g and denominator = acc - mean_grad^2 + eps, else acc + eps;
+// increment = lr g / sqrt(denominator); with momentum != 0, mom = momentum mom + increment and w -= mom, else
+// w -= increment. mom may be null when momentum == 0. Updates w, acc and the non-null buffers.
+void rmsprop_update(float* w, float* acc, float* mom, float* mean_grad, const float* g, idx n, double lr, double rho,
+                    double momentum, double eps);
 
 }  // namespace cnnlite

@@ -32,11 +32,15 @@ void check_pool2d_geometry(const Pool2dGeometry& g) {
   require(g.ph > 0 && g.pw > 0 && g.sh > 0 && g.sw > 0, "pool2d: pool sizes and strides must be positive");
   require(g.pad_top >= 0 && g.pad_bottom >= 0 && g.pad_left >= 0 && g.pad_right >= 0,
           "pool2d: pads must be non-negative");
+  for (idx v : {g.h, g.w, g.c, g.ph, g.pw, g.sh, g.sw, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right})
+    require(v <= kMaxExtent, "pool2d: a size, stride or pad exceeds " + std::to_string(kMaxExtent));
   require(g.pad_top < g.ph && g.pad_bottom < g.ph && g.pad_left < g.pw && g.pad_right < g.pw,
           "pool2d: every pad must be smaller than the pool size");
   require(g.h + g.pad_top + g.pad_bottom >= g.ph && g.w + g.pad_left + g.pad_right >= g.pw,
           "pool2d: the padded input is smaller than the pool");
   require(g.h * g.w <= INT32_MAX, "pool2d: h*w must fit in int32 (argmax)");
+  checked_product("pool2d", {std::max<idx>(g.n, 1), g.h, g.w, g.c});
+  checked_product("pool2d", {std::max<idx>(g.n, 1), g.oh(), g.ow(), g.c});
 }
 
 namespace {
@@ -147,9 +151,12 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
   for (idx row = 0; row < rows; ++row) rows_fn(y, argmax, x, g, row, row + 1);
 }
 
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow,
-                        idx c) {
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c) {
   require(n >= 0 && h > 0 && w > 0 && oh > 0 && ow > 0 && c > 0, "maxpool2d_backward: sizes must be positive");
+  for (idx v : {h, w, oh, ow, c})
+    require(v <= kMaxExtent, "maxpool2d_backward: a size exceeds " + std::to_string(kMaxExtent));
+  checked_product("maxpool2d_backward", {std::max<idx>(n, 1), h, w, c});
+  checked_product("maxpool2d_backward", {std::max<idx>(n, 1), oh, ow, c});
   const idx plane = h * w, out_plane = oh * ow;
   int bad = 0;
   // One thread owns one image of dx, so overlapping windows accumulate without races in a fixed order.

@@ -25,8 +25,7 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
 
 // dx: (n, h, w, c) (overwritten); dy, argmax: (n, oh, ow, c). Throws std::invalid_argument for an argmax outside
 // [0, h*w). Windows that overlap (stride < pool) accumulate; deterministic (one thread owns one image of dx).
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow,
-                        idx c);
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c);
 
 // y: (n, oh, ow, c); x: (n, h, w, c). Mean over the window's real (non-padded) cells, as Keras.
 void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g);

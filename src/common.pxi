@@ -35,18 +35,27 @@ cdef void _expect_shape(object arr, str name, tuple expected) except *:
         raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
 
 
+# Largest size, stride, pad or pool extent a binding accepts (cpp/common.h kMaxExtent): sums of a few of them can
+# never overflow int64 here or in the kernels.
+MAX_EXTENT = 2 ** 31 - 1
+
+
+cdef int64_t _bounded_int(object v, str name, int64_t lo, str expected) except? -1:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be {expected}, got {type(v).__name__} {v!r}")
+    if v < lo:
+        raise ValueError(f"{name} must be {expected}, got {v!r}")
+    if v > MAX_EXTENT:
+        raise ValueError(f"{name} must be {expected} no larger than {MAX_EXTENT}, got {v!r}")
+    return <int64_t> v
+
+
 cdef int64_t _positive(object v, str name) except -1:
-    cdef int64_t iv = int(v)
-    if iv <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return iv
+    return _bounded_int(v, name, 1, "a positive integer")
 
 
 cdef int64_t _nonneg(object v, str name) except -1:
-    cdef int64_t iv = int(v)
-    if iv < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-    return iv
+    return _bounded_int(v, name, 0, "a non-negative integer")
 
 
 cdef inline float* _fptr(object arr):

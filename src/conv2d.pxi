@@ -29,8 +29,9 @@ cdef tuple _conv2d_check(object x, object w, object b, object sh, object sw, obj
     cdef int64_t pt = _nonneg(pad_top, "pad_top"), pb = _nonneg(pad_bottom, "pad_bottom")
     cdef int64_t pl = _nonneg(pad_left, "pad_left"), pr = _nonneg(pad_right, "pad_right")
     cdef int64_t h = x.shape[1], wd = x.shape[2], kh = w.shape[0], kw = w.shape[1]
-    cdef int64_t oh = (h + pt + pb - kh) // s_h + 1
-    cdef int64_t ow = (wd + pl + pr - kw) // s_w + 1
+    # Python ints: no overflow whatever the (already bounded) arguments; the kernel rejects oversized geometries.
+    oh = (<object> h + pt + pb - kh) // s_h + 1
+    ow = (<object> wd + pl + pr - kw) // s_w + 1
     if oh <= 0:
         raise ValueError(f"kernel height kh={kh} exceeds the padded input height h + pad_top + pad_bottom = "
                          f"{h} + {pt} + {pb}: output height would be {oh}")

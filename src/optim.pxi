@@ -6,7 +6,8 @@ cdef extern from "optim.h" namespace "cnnlite":
     void c_sgd_update "cnnlite::sgd_update"(
         float* w, float* velocity, const float* g, int64_t n, double lr, double momentum, bint nesterov) except + nogil
     void c_rmsprop_update "cnnlite::rmsprop_update"(
-        float* w, float* acc, const float* g, int64_t n, double lr, double rho, double eps) except + nogil
+        float* w, float* acc, float* mom, float* mean_grad, const float* g, int64_t n, double lr, double rho,
+        double momentum, double eps) except + nogil
 
 
 cdef double _real_arg(object v, str name, double lo, double hi, bint hi_open) except? -1.0:
@@ -72,16 +73,27 @@ def sgd_update(w, g, velocity, lr, momentum, nesterov):
         c_sgd_update(wp, vp, gp, n, rate, mom, nest)
 
 
-def rmsprop_update(w, g, acc, lr, rho, eps):
-    """Keras's RMSprop step (no momentum, not centered) in place on w and acc."""
+def rmsprop_update(w, g, acc, lr, rho, eps, momentum=0.0, mom=None, mean_grad=None):
+    """Keras's RMSprop step in place on w, acc (and mom, mean_grad). momentum > 0 needs the buffer mom; passing
+    mean_grad selects the centered variant."""
     _check_weights(w, g)
     _check_state(w, acc, "acc")
     cdef double rate = _real_arg(lr, "lr", 0.0, float("inf"), True)
     cdef double r = _real_arg(rho, "rho", 0.0, 1.0, True)
     cdef double e = _real_arg(eps, "eps", 0.0, float("inf"), True)
+    cdef double m = _real_arg(momentum, "momentum", 0.0, 1.0, False)
+    if mom is None:
+        if m != 0.0:
+            raise ValueError(f"mom is required when momentum != 0 (momentum={momentum!r})")
+    else:
+        _check_state(w, mom, "mom")
+    if mean_grad is not None:
+        _check_state(w, mean_grad, "mean_grad")
     cdef float* wp = _fptr(w)
     cdef float* ap = _fptr(acc)
+    cdef float* mp = _fptr_or_null(mom)
+    cdef float* gmp = _fptr_or_null(mean_grad)
     cdef const float* gp = _fptr(g)
     cdef int64_t n = w.size
     with nogil:
-        c_rmsprop_update(wp, ap, gp, n, rate, r, e)
+        c_rmsprop_update(wp, ap, mp, gmp, gp, n, rate, r, m, e)

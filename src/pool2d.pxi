@@ -23,11 +23,13 @@ cdef object _int32_array(object arr, str name):
 
 
 cdef int64_t _int_arg(object v, str name, int64_t minimum) except? -1:
-    """An integer argument (Python or NumPy int, not bool) that must be >= minimum."""
+    """An integer argument (Python or NumPy int, not bool) that must be >= minimum (and <= MAX_EXTENT)."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
     if v < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {v}")
+    if v > MAX_EXTENT:
+        raise ValueError(f"{name} must be an int <= {MAX_EXTENT}, got {v}")
     return <int64_t> v
 
 

@@ -5,17 +5,21 @@ cdef extern from "threads.h" namespace "cnnlite":
     bint c_has_openmp "cnnlite::has_openmp"() nogil
 
 
+MAX_THREADS = 256
+
+
 def get_num_threads():
     """Number of threads the kernels use."""
     return c_get_num_threads()
 
 
 def set_num_threads(n):
-    """Set the number of threads the kernels use (an int >= 1)."""
+    """Set the number of threads the kernels use (an int in [1, MAX_THREADS])."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an int >= 1, got {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n}")
+    if n < 1 or n > MAX_THREADS:
+        # Far more threads than cores only slows the kernels down, and OpenMP crashes when it cannot create them.
+        raise ValueError(f"n must be an int >= 1 and <= {MAX_THREADS}, got {n}")
     c_set_num_threads(<int> n)
 
 

@@ -164,6 +164,22 @@ def sgd_step(w, g, velocity, lr, momentum, nesterov):
 
 
 def rmsprop_step(w, g, acc, lr, rho, eps):
+    """Plain RMSprop (no momentum, not centered): returns new (w, acc)."""
+    w, acc, _, _ = rmsprop_step_full(w, g, acc, lr, rho, eps)
+    return w, acc
+
+
+def rmsprop_step_full(w, g, acc, lr, rho, eps, momentum=0.0, mom=None, mean_grad=None):
+    """Returns new (w, acc, mom, mean_grad); mean_grad given selects the centered variant."""
     f = np.float32
     acc = f(rho) * acc + f(1 - rho) * (g * g)
-    return w - (f(lr) * g) / np.sqrt(acc + f(eps)), acc
+    if mean_grad is not None:
+        mean_grad = f(rho) * mean_grad + f(1 - rho) * g
+        denominator = acc - mean_grad * mean_grad + f(eps)
+    else:
+        denominator = acc + f(eps)
+    increment = (f(lr) * g) / np.sqrt(denominator)
+    if momentum > 0:
+        mom = f(momentum) * mom + increment
+        return w - mom, acc, mom, mean_grad
+    return w - increment, acc, mom, mean_grad

@@ -51,6 +51,28 @@ def test_relu_is_exact_and_zero_slope_at_zero():
     np.testing.assert_array_equal(K.relu_backward(np.ones_like(x), y), [0, 0, 0, 1, 1])
 
 
+def ulp_error(got, want):
+    """|got - want| in units of the float32 spacing at want (want in float64)."""
+    return np.abs(got.astype(np.float64) - want) / np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+
+
+def test_sigmoid_and_tanh_are_accurate_to_a_few_ulp():
+    grid = np.concatenate([np.linspace(-90, 90, 200001), np.geomspace(1e-30, 90, 20001)])
+    x = np.concatenate([grid, -grid]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    s_ref = ref.sigmoid(x64)
+    normal = s_ref > np.finfo(np.float32).tiny          # below that the kernel flushes to 0
+    assert ulp_error(K.sigmoid_forward(x)[normal], s_ref[normal]).max() <= 4
+    assert np.abs(K.sigmoid_forward(x)[~normal]).max() <= np.finfo(np.float32).tiny
+    assert ulp_error(K.tanh_forward(x), np.tanh(x64)).max() <= 4
+
+
+def test_sigmoid_and_tanh_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    np.testing.assert_array_equal(K.sigmoid_forward(x), [np.nan, 1, 0, 0.5, 0.5])
+    np.testing.assert_array_equal(K.tanh_forward(x), [np.nan, 1, -1, 0, 0])
+
+
 def test_sigmoid_and_tanh_are_stable_for_large_inputs():
     x = np.array([-1e4, -100.0, -30.0, 0.0, 30.0, 100.0, 1e4], dtype=np.float32)
     y = K.sigmoid_forward(x)

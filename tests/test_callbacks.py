@@ -1,14 +1,15 @@
 """Callbacks: unit tests driving the hooks directly, then the same callbacks inside a real `fit`."""
 import math
-import warnings
 
 import numpy as np
 import pytest
 
-from cnnlite import callbacks
+from cnnlite import callbacks, optimizers, saving
 from cnnlite.callbacks import (
     Callback, CallbackList, EarlyStopping, History, LambdaCallback, ModelCheckpoint, TerminateOnNaN,
 )
+from cnnlite.layers import Dense
+from cnnlite.models import Sequential
 
 
 class StandInModel:
@@ -143,6 +144,14 @@ def test_early_stopping_stops_after_patience_and_restores_best_weights():
     ran, model = run_epochs(es, [1.0, 0.5, 0.6, 0.7, 0.4, 0.3])
     assert ran == 4 and es.stopped_epoch == 3 and es.best_epoch == 1 and es.best == 0.5
     np.testing.assert_array_equal(model.weights[0], np.full(3, 1.0))
+
+
+def test_early_stopping_verbose_messages(capsys):
+    run_epochs(EarlyStopping(patience=1, verbose=1, restore_best_weights=True), [1.0, 2.0, 3.0])
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 2: early stopping", "Restoring model weights from the end of the best epoch: 1."]
+    run_epochs(EarlyStopping(patience=1), [1.0, 2.0, 3.0])
+    assert capsys.readouterr().out == ""
 
 
 def test_early_stopping_patience_zero_stops_at_first_non_improvement():
@@ -323,3 +332,296 @@ def test_lambda_callback_rejects_unknown_hooks_and_non_callables():
         LambdaCallback(on_epoch_finish=print)
     with pytest.raises(TypeError, match="on_epoch_end must be callable, got int"):
         LambdaCallback(on_epoch_end=3)
+
+
+# --- inside a real fit ---------------------------------------------------------------------------------------
+
+def tiny_data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    labels = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    return x, np.eye(2, dtype=np.float32)[labels]
+
+
+def tiny_model(optimizer="adam"):
+    model = Sequential([Dense(8, activation="relu", input_shape=(6,)), Dense(2, activation="softmax")])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def inject(name, values):
+    """A callback that writes values[epoch] into the epoch logs, for the callbacks after it to monitor."""
+    return LambdaCallback(on_epoch_end=lambda epoch, logs: logs.__setitem__(name, values[epoch]))
+
+
+class Snapshots(Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+def assert_weights_equal(a, b):
+    assert len(a) == len(b)
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)
+
+
+class Recorder(Callback):
+    """Records every hook fit/evaluate/predict call, with its batch or epoch index."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.calls.append(("set_model",))
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.calls.append(("set_params",))
+
+
+def _recording_hook(name):
+    if name in callbacks._RUN_HOOKS:
+        def hook(self, logs=None):
+            self.calls.append((name,))
+    else:
+        def hook(self, index, logs=None):
+            self.calls.append((name, index))
+    return hook
+
+
+for _name in callbacks.HOOK_NAMES:
+    if _name not in ("on_batch_begin", "on_batch_end"):  # aliases: reached only through the base class
+        setattr(Recorder, _name, _recording_hook(_name))
+
+
+def test_hook_order_for_a_two_epoch_fit_with_validation():
+    x, y = tiny_data(12)
+    recorder = Recorder()
+    model = tiny_model()
+    model.fit(x[:8], y[:8], batch_size=4, epochs=2, validation_data=(x[8:], y[8:]), verbose=0,
+              callbacks=[recorder])
+    epoch = lambda e: [  # noqa: E731
+        ("on_epoch_begin", e),
+        ("on_train_batch_begin", 0), ("on_train_batch_end", 0),
+        ("on_train_batch_begin", 1), ("on_train_batch_end", 1),
+        ("on_test_begin",), ("on_test_batch_begin", 0), ("on_test_batch_end", 0), ("on_test_end",),
+        ("on_epoch_end", e),
+    ]
+    assert recorder.calls == ([("set_model",), ("set_params",), ("on_train_begin",)] + epoch(0) + epoch(1)
+                              + [("on_train_end",)])
+    assert recorder.model is model
+    assert recorder.params == {"epochs": 2, "steps": 2, "verbose": 0}
+
+
+def test_evaluate_and_predict_hooks():
+    x, y = tiny_data(8)
+    model = tiny_model()
+    recorder = Recorder()
+    model.evaluate(x, y, batch_size=4, verbose=0, callbacks=[recorder])
+    calls = [c for c in recorder.calls if c[0].startswith("on_")]
+    assert calls == [("on_test_begin",), ("on_test_batch_begin", 0), ("on_test_batch_end", 0),
+                     ("on_test_batch_begin", 1), ("on_test_batch_end", 1), ("on_test_end",)]
+    recorder = Recorder()
+    model.predict(x, batch_size=8, verbose=0, callbacks=[recorder])
+    calls = [c for c in recorder.calls if c[0].startswith("on_")]
+    assert calls == [("on_predict_begin",), ("on_predict_batch_begin", 0), ("on_predict_batch_end", 0),
+                     ("on_predict_end",)]
+
+
+def test_batch_alias_hooks_run_for_training_batches_only():
+    x, y = tiny_data(12)
+    seen = []
+    alias = LambdaCallback(on_batch_begin=lambda b, logs: seen.append(("begin", b)),
+                           on_batch_end=lambda b, logs: seen.append(("end", b, sorted(logs))))
+    tiny_model().fit(x[:8], y[:8], batch_size=4, epochs=1, validation_data=(x[8:], y[8:]), verbose=0,
+                     callbacks=[alias])
+    keys = ["acc", "accuracy", "loss"]  # cnnlite logs both spellings of accuracy
+    assert seen == [("begin", 0), ("end", 0, keys), ("begin", 1), ("end", 1, keys)]
+
+
+def test_lambda_callback_hooks_in_order_inside_fit():
+    x, y = tiny_data(8)
+    calls = []
+    cb = LambdaCallback(
+        on_train_begin=lambda logs: calls.append("train_begin"),
+        on_epoch_begin=lambda epoch, logs: calls.append(f"epoch_begin {epoch}"),
+        on_train_batch_begin=lambda batch, logs: calls.append(f"batch_begin {batch}"),
+        on_train_batch_end=lambda batch, logs: calls.append(f"batch_end {batch} {math.isfinite(logs['loss'])}"),
+        on_epoch_end=lambda epoch, logs: calls.append(f"epoch_end {epoch} {sorted(logs)}"),
+        on_train_end=lambda logs: calls.append("train_end"),
+    )
+    tiny_model().fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[cb])
+    batches = ["batch_begin 0", "batch_end 0 True", "batch_begin 1", "batch_end 1 True"]
+    keys = "['acc', 'accuracy', 'loss']"
+    assert calls == (["train_begin", "epoch_begin 0"] + batches + [f"epoch_end 0 {keys}", "epoch_begin 1"]
+                     + batches + [f"epoch_end 1 {keys}", "train_end"])
+
+
+def test_history_from_fit_matches_epoch_logs():
+    x, y = tiny_data(16)
+    seen = []
+    model = tiny_model()
+    history = model.fit(x[:12], y[:12], batch_size=4, epochs=3, validation_data=(x[12:], y[12:]), verbose=0,
+                        callbacks=[LambdaCallback(on_epoch_end=lambda e, logs: seen.append(dict(logs)))])
+    assert isinstance(history, History) and model.history is history
+    assert history.epoch == [0, 1, 2]
+    assert set(history.history) == {"loss", "accuracy", "acc", "val_loss", "val_accuracy", "val_acc"}
+    for key, values in history.history.items():
+        assert values == [logs[key] for logs in seen]
+        assert all(isinstance(v, float) for v in values)
+    assert history.params == {"epochs": 3, "steps": 3, "verbose": 0}
+    assert history.model is model
+
+
+def test_early_stopping_in_fit_stops_at_the_right_epoch_and_restores_best_weights():
+    x, y = tiny_data(8)
+    snapshots = Snapshots()
+    stopper = EarlyStopping(monitor="score", mode="min", patience=2, restore_best_weights=True)
+    model = tiny_model()
+    history = model.fit(x, y, batch_size=4, epochs=10, verbose=0,
+                        callbacks=[inject("score", [3.0, 1.0, 2.0, 2.5, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), snapshots,
+                                   stopper])
+    assert len(history.history["loss"]) == 4 and history.history["score"] == [3.0, 1.0, 2.0, 2.5]
+    assert stopper.stopped_epoch == 3 and stopper.best_epoch == 1
+    assert_weights_equal(model.get_weights(), snapshots.weights[1])
+    with pytest.raises(AssertionError):
+        assert_weights_equal(model.get_weights(), snapshots.weights[3])
+
+
+def test_early_stopping_on_a_flat_loss():
+    x, y = tiny_data(8)
+    model = tiny_model(optimizer=optimizers.SGD(learning_rate=0.0))
+    history = model.fit(x, y, batch_size=4, epochs=10, verbose=0,
+                        callbacks=[EarlyStopping(monitor="loss", patience=3, min_delta=1e-4)])
+    assert len(history.history["loss"]) == 4
+
+
+def test_early_stopping_on_real_val_accuracy_uses_max_mode():
+    x, y = tiny_data(16)
+    stopper = EarlyStopping(monitor="val_accuracy", patience=1)
+    history = tiny_model().fit(x[:8], y[:8], batch_size=4, epochs=30, validation_data=(x[8:], y[8:]), verbose=0,
+                               callbacks=[stopper])
+    values = history.history["val_accuracy"]
+    best = -math.inf
+    for epoch, value in enumerate(values[:-1]):  # every epoch but the last either improved or was the first miss
+        if value > best:
+            best = value
+        elif epoch > 0:
+            pytest.fail(f"should have stopped at epoch {epoch}: {values}")
+    assert len(values) == 30 or values[-1] <= best
+
+
+def test_model_checkpoint_names_files_from_the_template(tmp_path):
+    x, y = tiny_data(12)
+    model = tiny_model()
+    template = tmp_path / "ckpt" / "run" / "{epoch:02d}-{val_loss:.2f}.keras"
+    history = model.fit(x[:8], y[:8], batch_size=4, epochs=3, validation_data=(x[8:], y[8:]), verbose=0,
+                        callbacks=[ModelCheckpoint(template)])
+    expected = sorted(f"{e + 1:02d}-{v:.2f}.keras" for e, v in enumerate(history.history["val_loss"]))
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "run").iterdir()) == expected
+    last = saving.load_model(tmp_path / "ckpt" / "run" / expected[-1])
+    np.testing.assert_array_equal(last.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_model_checkpoint_save_best_only_keeps_only_improvements(tmp_path):
+    x, y = tiny_data(8)
+    snapshots = Snapshots()
+    scores = [3.0, 1.0, 2.0, 0.5, 0.7]
+    model = tiny_model()
+    model.fit(x, y, batch_size=4, epochs=5, verbose=0,
+              callbacks=[inject("score", scores), snapshots,
+                         ModelCheckpoint(tmp_path / "e{epoch}.keras", monitor="score", mode="min",
+                                         save_best_only=True),
+                         ModelCheckpoint(tmp_path / "best.keras", monitor="score", mode="min", save_best_only=True)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "e1.keras", "e2.keras", "e4.keras"]
+    assert_weights_equal(saving.load_model(tmp_path / "best.keras").get_weights(), snapshots.weights[3])
+    assert_weights_equal(saving.load_model(tmp_path / "e2.keras").get_weights(), snapshots.weights[1])
+
+
+def test_model_checkpoint_verbose_messages(tmp_path, capsys):
+    x, y = tiny_data(8)
+    path = tmp_path / "best.keras"
+    tiny_model().fit(x, y, batch_size=8, epochs=3, verbose=0,
+                     callbacks=[inject("score", [3.0, 1.0, 2.0]),
+                                ModelCheckpoint(path, monitor="score", mode="min", save_best_only=True, verbose=1)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
+    assert lines == [f"Epoch 1: score improved from inf to 3.00000, saving model to {path}",
+                     f"Epoch 2: score improved from 3.00000 to 1.00000, saving model to {path}",
+                     "Epoch 3: score did not improve from 1.00000"]
+
+
+def test_model_checkpoint_initial_value_threshold_and_max_mode(tmp_path):
+    x, y = tiny_data(8)
+    tiny_model().fit(x, y, batch_size=4, epochs=4, verbose=0,
+                     callbacks=[inject("val_accuracy", [0.5, 0.7, 0.9, 0.8]),
+                                ModelCheckpoint(tmp_path / "{epoch}.keras", monitor="val_accuracy",
+                                                save_best_only=True, initial_value_threshold=0.6)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2.keras", "3.keras"]
+
+
+def test_model_checkpoint_save_weights_only_writes_loadable_weights(tmp_path):
+    x, y = tiny_data(8)
+    snapshots = Snapshots()
+    model = tiny_model()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0,
+              callbacks=[snapshots, ModelCheckpoint(tmp_path / "w{epoch}.weights.npz", save_weights_only=True)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w1.weights.npz", "w2.weights.npz"]
+    for epoch in (0, 1):
+        fresh = tiny_model()
+        fresh.load_weights(tmp_path / f"w{epoch + 1}.weights.npz")
+        assert_weights_equal(fresh.get_weights(), snapshots.weights[epoch])
+    with pytest.raises(ValueError, match="it holds only weights"):
+        saving.load_model(tmp_path / "w1.weights.npz")
+
+
+def test_model_checkpoint_every_n_batches(tmp_path):
+    x, y = tiny_data(16)
+    tiny_model().fit(x, y, batch_size=4, epochs=2, verbose=0,
+                     callbacks=[ModelCheckpoint(tmp_path / "{epoch}-{batch}.keras", save_freq=2)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1-2.keras", "1-4.keras", "2-2.keras", "2-4.keras"]
+
+
+def test_model_checkpoint_missing_monitor_warns_and_saves(tmp_path):
+    x, y = tiny_data(8)
+    with pytest.warns(UserWarning, match="Can save best model only with val_loss available"):
+        tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0,
+                         callbacks=[ModelCheckpoint(tmp_path / "m.keras", save_best_only=True)])
+    assert (tmp_path / "m.keras").exists()
+
+
+def test_model_checkpoint_refuses_a_directory_path(tmp_path):
+    (tmp_path / "m.keras").mkdir()
+    x, y = tiny_data(8)
+    with pytest.raises(IsADirectoryError, match="is an existing directory"):
+        tiny_model().fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "m.keras")])
+
+
+def test_terminate_on_nan_input_stops_after_the_first_batch():
+    x, y = tiny_data(16)
+    x[1, 2] = np.nan
+    batches = []
+    history = tiny_model().fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False,
+                               callbacks=[LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b)),
+                                          TerminateOnNaN()])
+    assert batches == [0]
+    assert len(history.history["loss"]) == 1 and math.isnan(history.history["loss"][0])
+
+
+def test_terminate_on_nan_with_a_huge_learning_rate():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y = rng.standard_normal((64, 1)).astype(np.float32)
+    model = Sequential([Dense(16, input_shape=(6,)), Dense(1)])
+    model.compile(optimizer=optimizers.SGD(learning_rate=1e20), loss="mse")
+    losses = []
+    model.fit(x, y, batch_size=4, epochs=5, verbose=0,
+              callbacks=[LambdaCallback(on_train_batch_end=lambda b, logs: losses.append(logs["loss"])),
+                         TerminateOnNaN()])
+    assert 1 < len(losses) < 16 * 5
+    assert all(math.isfinite(v) for v in losses[:-1]) and not math.isfinite(losses[-1])

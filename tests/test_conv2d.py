@@ -113,7 +113,7 @@ def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
 
 @pytest.mark.parametrize("n,h,cin,kh,cout,pads", [
     (64, 14, 16, 3, 32, (0, 0, 0, 0)),   # many chunks: parallel over chunks, ordered reduction of dk/db
-    (1, 40, 8, 3, 16, (1, 1, 1, 1)),     # a single chunk: the GEMMs are parallel inside
+    (1, 40, 16, 3, 32, (1, 1, 1, 1)),    # a single chunk: the GEMMs are parallel inside
     (40, 6, 8, 1, 16, (0, 0, 0, 0)),     # pointwise path
 ])
 def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, pads):
@@ -171,3 +171,51 @@ def test_conv2d_backward_rejects_bad_dy():
         K.conv2d_backward(np.ones((2, 3, 3, 4), np.float16), x, w, 1, 1, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="sh must be a positive integer"):
         K.conv2d_backward(np.ones((2, 3, 3, 4), np.float32), x, w, 0, 1, 0, 0, 0, 0)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def _geometries(draw):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[1]), 10))
+    w = draw(st.integers(max(1, kw - pads[2] - pads[3]), 10))
+    return (draw(st.integers(1, 3)), h, w, draw(st.integers(1, 20)), kh, kw, draw(st.integers(1, 40)),
+            draw(st.integers(1, 3)), draw(st.integers(1, 3)), pads)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_geometries(), st.booleans())
+def test_conv2d_random_geometries_match_reference(geometry, with_bias):
+    n, h, w, cin, kh, kw, cout, sh, sw, pads = geometry
+    rng = np.random.default_rng(abs(hash(geometry)) % 2**32)
+    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    b = b if with_bias else None
+    y = K.conv2d_forward(x, k, b, sh, sw, *pads)
+    np.testing.assert_allclose(y, conv2d_forward_ref(x, k, b, sh, sw, *pads), rtol=2e-4, atol=2e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads)
+    rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, sh, sw, *pads)
+    scale = np.sqrt(y.size / cout)
+    np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+
+
+def test_kernel_benchmark_runs(tmp_path):
+    # Smoke test of benchmarks/bench_kernels_conv.py on a tiny batch, importing the package under test.
+    import pathlib
+    import subprocess
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_kernels_conv.py"
+    if not script.exists():
+        pytest.skip("benchmarks/ not present")
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
+    env = dict(os.environ, PYTHONPATH=package_root)
+    out = subprocess.run([sys.executable, str(script), "--threads", "1", "--batch", "2", "--repeats", "1",
+                          "--padding", "same"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "numpy float32 2048x2048 matmul" in out.stdout
+    assert out.stdout.count(" fwd ") == 5 and "dense 128 -> 10 bwd" in out.stdout

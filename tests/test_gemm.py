@@ -160,3 +160,14 @@ def test_other_micro_kernels_via_environment(tmp_path, isa):
     assert out.returncode == 0, out.stderr
     if isa == "generic":
         assert out.stdout.strip() == "generic"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 150), st.integers(0, 300), st.booleans(), st.booleans())
+def test_gemm_random_shapes_match_reference(m, n, k, ta, tb):
+    rng = np.random.default_rng(m * 100003 + n * 1009 + k)
+    a, b = _operands(rng, m, n, k, ta, tb)
+    _assert_close(K.gemm(a, b, ta, tb), gemm_ref(a, b, ta, tb), k)

@@ -1,4 +1,4 @@
-"""The portable and the AVX-512 builds of the max-pool and dropout loops give bitwise identical results.
+"""The portable and the AVX-512 builds of the max-pool, dropout, sigmoid and tanh loops give bitwise identical results.
 
 CNNLITE_OPS_ISA=generic (read once per process) forces the portable code, so it runs in a subprocess.
 """
@@ -20,6 +20,9 @@ out = {}
 for name, args in {"2x2": (2, 2, 2, 2, 0, 1, 0, 0), "3x3": (3, 3, 1, 1, 1, 1, 1, 1)}.items():
     out["y" + name], out["a" + name] = K.maxpool2d_forward(x, *args)
 out["drop"] = K.dropout_forward(rng.standard_normal(50001).astype(np.float32), 0.3, 11, 4)
+z = np.concatenate([np.linspace(-100, 100, 40001), [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan]])
+out["sigmoid"] = K.sigmoid_forward(z.astype(np.float32))
+out["tanh"] = K.tanh_forward(z.astype(np.float32))
 np.savez(sys.argv[1], **out)
 """
 

@@ -72,16 +72,23 @@ def test_plain_sgd_is_exact(rng):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("lr,rho,eps", [(1e-3, 0.9, 1e-7), (0.1, 0.5, 1e-3)])
-def test_rmsprop_follows_keras_over_several_steps(shape, lr, rho, eps, rng):
+@pytest.mark.parametrize("momentum,centered", [(0.0, False), (0.9, False), (0.0, True), (0.5, True)])
+def test_rmsprop_follows_keras_over_several_steps(shape, lr, rho, eps, momentum, centered, rng):
     w = state(shape, rng)
     acc = np.zeros(shape, np.float32)
-    w_ref, acc_ref = w.copy(), acc.copy()
+    mom = np.zeros(shape, np.float32) if momentum else None
+    mean_grad = np.zeros(shape, np.float32) if centered else None
+    expected = [w.copy(), acc.copy(), None if mom is None else mom.copy(), None if mean_grad is None else mean_grad.copy()]
     for _ in range(5):
         g = state(shape, rng)
-        w_ref, acc_ref = ref.rmsprop_step(w_ref, g, acc_ref, lr, rho, eps)
-        K.rmsprop_update(w, g, acc, lr, rho, eps)
-        np.testing.assert_allclose(acc, acc_ref, rtol=1e-6, atol=1e-9)
-        np.testing.assert_allclose(w, w_ref, rtol=1e-6, atol=1e-7)
+        expected = ref.rmsprop_step_full(expected[0], g, expected[1], lr, rho, eps, momentum, expected[2], expected[3])
+        K.rmsprop_update(w, g, acc, lr, rho, eps, momentum=momentum, mom=mom, mean_grad=mean_grad)
+        np.testing.assert_allclose(acc, expected[1], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(w, expected[0], rtol=1e-6, atol=1e-7)
+        if mom is not None:
+            np.testing.assert_allclose(mom, expected[2], rtol=1e-6, atol=1e-8)
+        if mean_grad is not None:
+            np.testing.assert_allclose(mean_grad, expected[3], rtol=1e-6, atol=1e-8)
 
 
 def test_optimizers_are_bitwise_identical_for_1_and_2_threads(rng, threads):
@@ -95,9 +102,9 @@ def test_optimizers_are_bitwise_identical_for_1_and_2_threads(rng, threads):
         K.adam_update(w, g, m, np.abs(v), 1e-3, 0.9, 0.999, 1e-7)
         ws, vs = start[0].copy(), start[1].copy()
         K.sgd_update(ws, g, vs, 0.01, 0.9, True)
-        wr, acc = start[0].copy(), np.abs(start[2])
-        K.rmsprop_update(wr, g, acc, 1e-3, 0.9, 1e-7)
-        results.append([w, m, ws, vs, wr, acc])
+        wr, acc, mom, mg = start[0].copy(), np.abs(start[2]), start[1].copy(), 0.1 * start[2]
+        K.rmsprop_update(wr, g, acc, 1e-3, 0.9, 1e-7, momentum=0.9, mom=mom, mean_grad=mg)
+        results.append([w, m, ws, vs, wr, acc, mom, mg])
     for one, two in zip(*results):
         assert one.tobytes() == two.tobytes()
 
@@ -147,3 +154,10 @@ def test_rmsprop_rejects_bad_arguments():
         K.rmsprop_update(w, g, np.zeros(4, np.float32), 0.01, 1.0, 1e-7)
     with pytest.raises(TypeError, match="acc must be a numpy.ndarray"):
         K.rmsprop_update(w, g, [0.0] * 4, 0.01, 0.9, 1e-7)
+    acc = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match=r"mom is required when momentum != 0 \(momentum=0.9\)"):
+        K.rmsprop_update(w, g, acc, 0.01, 0.9, 1e-7, momentum=0.9)
+    with pytest.raises(ValueError, match="w and mean_grad must have the same shape"):
+        K.rmsprop_update(w, g, acc, 0.01, 0.9, 1e-7, mean_grad=np.zeros(5, np.float32))
+    with pytest.raises(ValueError, match=r"momentum must be in \[0.0, 1.0\]"):
+        K.rmsprop_update(w, g, acc, 0.01, 0.9, 1e-7, momentum=1.5, mom=np.zeros(4, np.float32))

@@ -363,6 +363,7 @@ def _mnist():
     return x_train, y_train, x_test, y_test
 
 
+@pytest.mark.slow
 def test_mnist_mlp_sanity():
     x_train, y_train, x_test, y_test = _mnist()
     x = x_train[:10000].reshape(10000, 784) / 255.0
@@ -375,6 +376,7 @@ def test_mnist_mlp_sanity():
     assert acc > 0.8
 
 
+@pytest.mark.slow
 def test_chapter_code_runs_with_cnnlite_in_place_of_keras(tmp_path):
     """The chapter's MLP, as Keras code with the import swapped, in a fresh interpreter (1 quick epoch)."""
     script = tmp_path / "chapter_mlp.py"
@@ -405,3 +407,73 @@ def test_chapter_code_runs_with_cnnlite_in_place_of_keras(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Epoch 2/2" in out.stdout and "Test accuracy:" in out.stdout
     assert "['acc', 'accuracy', 'loss', 'val_acc', 'val_accuracy', 'val_loss']" in out.stdout
+
+
+def test_frozen_layers_keep_their_weights():
+    x, y, _ = blobs(40)
+    model = mlp()
+    model.layers[0].trainable = False
+    model.compile("adam", "categorical_crossentropy")
+    before = model.get_weights()
+    model.fit(x, y, epochs=2, verbose=0)
+    after = model.get_weights()
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert not np.array_equal(before[2], after[2])
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "Trainable params: 51" in lines and "Non-trainable params: 144" in lines
+    model.trainable = False
+    assert not any(layer.trainable for layer in model.layers) and model.trainable_weights == []
+    frozen = model.get_weights()
+    model.fit(x, y, epochs=1, verbose=0)
+    for a, b in zip(frozen, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_separate_softmax_activation_layer_is_fused_too():
+    from cnnlite.layers import Activation
+    x, y, _ = blobs(64)
+    np.random.seed(12)
+    a = mlp()
+    b = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dense(3), Activation("softmax")])
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizers.SGD(0.1), "categorical_crossentropy", ["acc"])
+    assert b._output_is_fused_softmax()
+    for _ in range(2):
+        assert a.train_on_batch(x, y) == b.train_on_batch(x, y)
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("last,loss", [
+    ("sigmoid", "sparse_categorical_crossentropy"),
+    ("linear", losses.SparseCategoricalCrossentropy(from_logits=True)),
+    ("softmax", losses.CategoricalCrossentropy(label_smoothing=0.1)),
+])
+def test_other_loss_paths_train(last, loss):
+    x, y, labels = blobs(120)
+    np.random.seed(13)
+    model = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dense(3, activation=last)])
+    model.compile(optimizers.Adam(0.01), loss, ["accuracy"])
+    targets = y if isinstance(loss, losses.CategoricalCrossentropy) else labels
+    history = model.fit(x, targets, epochs=8, batch_size=20, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert history.history["accuracy"][-1] > 0.8
+
+
+def test_shuffle_false_trains_in_data_order():
+    x, y, _ = blobs(60)
+    results = []
+    for seed in (1, 2):   # different model seeds shuffle differently, but shuffle=False ignores them
+        np.random.seed(seed)
+        model = mlp()
+        model.set_weights([np.full(w.shape, 0.1, np.float32) for w in model.get_weights()])
+        model.compile(optimizers.SGD(0.1), "categorical_crossentropy")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="shuffle"):
+        model.fit(x, y, shuffle="yes", verbose=0)
+    model.fit(x, y, batch_size=16, shuffle="batch", verbose=0)

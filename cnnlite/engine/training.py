@@ -197,8 +197,9 @@ class Model:
                            ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
             if value is not None:
                 raise NotImplementedError(f"fit: `{key}` is not supported by cnnlite, received {key}={value!r}")
-        if shuffle not in (True, False, "batch"):
+        if not (isinstance(shuffle, (bool, np.bool_)) or shuffle == "batch"):
             raise ValueError(f"fit: `shuffle` must be True, False or 'batch', received shuffle={shuffle!r}")
+        shuffle = "batch" if shuffle == "batch" else bool(shuffle)
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.floating)) \
                 or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: `validation_split` must be a float in [0, 1), "
@@ -234,9 +235,9 @@ class Model:
         cbs.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch, {})
-            if verbose:
+            if verbose:  # before the callbacks' hooks, as Keras's progress logger comes first
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            cbs.on_epoch_begin(epoch, {})
             progbar = Progbar(batcher.steps, verbose=verbose)
             order = self._epoch_order(len(x), batch_size, shuffle)
             loss_sum, count = 0.0, 0
