@@ -176,3 +176,198 @@ GEOMETRY = [
 def test_bad_scalars_and_geometry_are_rejected_with_clear_messages(binding, args, exc, match):
     with pytest.raises(exc, match=match):
         getattr(K, binding)(*args)
+
+
+# ===== The Keras-like API: every public entry point validates before anything reaches C++ ========================
+
+from cnnlite import optimizers  # noqa: E402
+from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
+from cnnlite.models import Sequential  # noqa: E402
+
+RNG = np.random.default_rng(7)
+X = RNG.standard_normal((20, 8)).astype(np.float32)
+Y = np.eye(3, dtype=np.float32)[RNG.integers(0, 3, 20)]
+XI = RNG.standard_normal((12, 8, 8, 1)).astype(np.float32)
+YI = np.eye(3, dtype=np.float32)[RNG.integers(0, 3, 12)]
+
+
+def _mlp(loss="categorical_crossentropy", compile=True):
+    model = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dropout(0.2),
+                        Dense(3, activation="softmax")])
+    if compile:
+        model.compile("adam", loss, ["accuracy"])
+    return model
+
+
+def _cnn():
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), MaxPooling2D(2), Flatten(),
+                        Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", ["accuracy"])
+    return model
+
+
+API_CASES = [
+    # ----- data against the model: ranks, shapes, lengths, label width, emptiness, type
+    ("x of the wrong width", lambda: _mlp().fit(X[:, :5], Y, verbose=0), ValueError,
+     r"expected shape \(None, 8\), found shape \(None, 5\) in `x`"),
+    ("x of the wrong rank", lambda: _mlp().fit(X[:, :, None], Y, verbose=0), ValueError,
+     r"expected shape \(None, 8\), found shape \(None, 8, 1\) in `x`"),
+    ("image without channel axis", lambda: _cnn().fit(XI[..., 0], YI, verbose=0), ValueError,
+     r"expected shape \(None, 8, 8, 1\), found shape \(None, 8, 8\)"),
+    ("flat images to a CNN", lambda: _cnn().predict(XI.reshape(12, 64), verbose=0), ValueError,
+     r"expected shape \(None, 8, 8, 1\), found shape \(None, 64\)"),
+    ("x and y lengths differ", lambda: _mlp().fit(X, Y[:10], verbose=0), ValueError,
+     r"x has 20 samples but y has 10"),
+    ("label width != output units", lambda: _mlp().fit(X, Y[:, :2], verbose=0), ValueError,
+     r"Label width 2 of `y` .* does not match the model's output of 3 units"),
+    ("integer labels with categorical loss", lambda: _mlp().fit(X, Y.argmax(1), verbose=0), ValueError,
+     r"expects one-hot targets of shape \(n, 3\).*to_categorical"),
+    ("sparse label out of range", lambda: _mlp("sparse_categorical_crossentropy").fit(X, np.full(20, 3), verbose=0),
+     ValueError, r"labels must lie in \[0, 3\)"),
+    ("sparse label negative", lambda: _mlp("sparse_categorical_crossentropy").fit(X, np.full(20, -1), verbose=0),
+     ValueError, r"labels must lie in \[0, 3\)"),
+    ("sparse label non-integer", lambda: _mlp("sparse_categorical_crossentropy").fit(X, np.full(20, 1.5), verbose=0),
+     ValueError, r"labels must be integer class ids"),
+    ("sparse label NaN", lambda: _mlp("sparse_categorical_crossentropy").fit(X, np.full(20, np.nan), verbose=0),
+     ValueError, r"labels must be integer class ids"),
+    ("empty training data", lambda: _mlp().fit(X[:0], Y[:0], verbose=0), ValueError, r"received 0 training samples"),
+    ("empty evaluation data", lambda: _mlp().evaluate(X[:0], Y[:0], verbose=0), ValueError, r"received 0 samples"),
+    ("x is None", lambda: _mlp().fit(None, Y, verbose=0), ValueError, r"`x` is required"),
+    ("y is None", lambda: _mlp().fit(X, None, verbose=0), ValueError, r"`y` is required"),
+    ("strings as x", lambda: _mlp().fit(np.full((20, 8), "a"), Y, verbose=0), TypeError,
+     r"`x` must hold numbers .* received dtype <U1"),
+    ("objects as x", lambda: _mlp().predict(np.full((20, 8), None), verbose=0), TypeError,
+     r"`x` must hold numbers .* received dtype object"),
+    ("complex as x", lambda: _mlp().fit(X.astype(np.complex64), Y, verbose=0), TypeError, r"received dtype complex64"),
+    ("ragged list as x", lambda: _mlp().fit([[1.0, 2.0], [3.0]], Y[:2], verbose=0), TypeError,
+     r"`x` must be an array-like of numbers"),
+    ("a generator as x", lambda: _mlp().fit((r for r in X), Y, verbose=0), TypeError, r"generators .* not supported"),
+    ("strings as y", lambda: _mlp().fit(X, np.full((20, 3), "a"), verbose=0), TypeError, r"`y` must hold numbers"),
+    ("bad validation_data", lambda: _mlp().fit(X, Y, validation_data=(X[:, :5], Y), verbose=0), ValueError,
+     r"in `x_val`"),
+    # ----- arguments of fit / evaluate / predict
+    ("batch_size 0", lambda: _mlp().fit(X, Y, batch_size=0, verbose=0), ValueError,
+     r"`batch_size` must be a positive integer, received batch_size=0"),
+    ("batch_size -1", lambda: _mlp().predict(X, batch_size=-1, verbose=0), ValueError,
+     r"`batch_size` must be a positive integer, received batch_size=-1"),
+    ("batch_size 2.0", lambda: _mlp().evaluate(X, Y, batch_size=2.0, verbose=0), ValueError,
+     r"`batch_size` must be a positive integer, received batch_size=2.0"),
+    ("negative epochs", lambda: _mlp().fit(X, Y, epochs=-1, verbose=0), ValueError,
+     r"`epochs` must be a non-negative integer, received epochs=-1"),
+    ("fractional epochs", lambda: _mlp().fit(X, Y, epochs=1.5, verbose=0), ValueError, r"epochs=1.5"),
+    ("validation_split 1", lambda: _mlp().fit(X, Y, validation_split=1.0, verbose=0), ValueError,
+     r"`validation_split` must be a float in \[0, 1\)"),
+    ("verbose 3", lambda: _mlp().fit(X, Y, verbose=3), ValueError, r"`verbose` must be 'auto', 0, 1 or 2"),
+    # ----- order of calls
+    ("fit before compile", lambda: _mlp(compile=False).fit(X, Y, verbose=0), RuntimeError,
+     r"You must compile your model before training it"),
+    ("evaluate before compile", lambda: _mlp(compile=False).evaluate(X, Y, verbose=0), RuntimeError,
+     r"You must compile your model before evaluating it"),
+    ("train_on_batch before compile", lambda: _mlp(compile=False).train_on_batch(X, Y), RuntimeError,
+     r"You must compile your model"),
+    ("summary before build", lambda: Sequential([Dense(3)]).summary(), ValueError, r"has not yet been built"),
+    # ----- set_weights
+    ("set_weights: wrong count", lambda: _mlp().set_weights(_mlp().get_weights()[:-1]), ValueError,
+     r"weight list of length 3, but the model was expecting 4 weights"),
+    ("set_weights: wrong shapes", lambda: _mlp().set_weights([w.T for w in _mlp().get_weights()]), ValueError,
+     r"Weight 0 of model .* has shape \(8, 16\), but the provided weight has shape \(16, 8\)"),
+    ("set_weights: not a list", lambda: _mlp().set_weights(np.zeros(4)), TypeError, r"expects a list of arrays"),
+    ("set_weights: strings", lambda: _mlp().set_weights([np.full(w.shape, "a") for w in _mlp().get_weights()]),
+     TypeError, r"weight 0 \(kernel\) must be a numeric array"),
+    ("layer.set_weights: wrong shape", lambda: _mlp().layers[0].set_weights([np.zeros((3, 3)), np.zeros(16)]),
+     ValueError, r"weight shape \(8, 16\) is not compatible with provided weight shape \(3, 3\)"),
+    # ----- layer arguments
+    ("Dense units 0", lambda: Dense(0), ValueError, r"`units` must be a positive integer, received units=0"),
+    ("Dense units -1", lambda: Dense(-1), ValueError, r"received units=-1"),
+    ("Dense units 2.5", lambda: Dense(2.5), ValueError, r"received units=2.5"),
+    ("Dropout rate 1", lambda: Dropout(1.0), ValueError, r"`rate` of Dropout: expected a float value in \[0, 1\)"),
+    ("Dropout rate -0.1", lambda: Dropout(-0.1), ValueError, r"received rate=-0.1"),
+    ("Dropout rate NaN", lambda: Dropout(float("nan")), ValueError, r"received rate=nan"),
+    ("Conv2D filters 0", lambda: Conv2D(0, 3), ValueError, r"`filters` must be a positive integer"),
+    ("Conv2D kernel 0", lambda: Conv2D(4, 0), ValueError, r"`kernel_size` must contain only positive ints"),
+    ("Conv2D strides 0", lambda: Conv2D(4, 3, strides=0), ValueError, r"`strides` must contain only positive ints"),
+    ("Conv2D padding 'full'", lambda: Conv2D(4, 3, padding="full"), ValueError, r"`padding` must be 'valid' or 'same'"),
+    ("Conv2D kernel > valid input", lambda: Sequential([Conv2D(4, 9, input_shape=(8, 8, 1))]), ValueError,
+     r"output of layer .* is <= 0: input shape \(None, 8, 8, 1\) with window \(9, 9\)"),
+    ("MaxPooling2D pool > valid input", lambda: Sequential([Conv2D(4, 3, input_shape=(4, 4, 1)), MaxPooling2D(3)]),
+     ValueError, r"input shape \(None, 2, 2, 4\) with window \(3, 3\)"),
+    ("MaxPooling2D pool 0", lambda: MaxPooling2D(0), ValueError, r"`pool_size` must contain only positive ints"),
+    ("Conv2D on rank-3 input", lambda: Sequential([Conv2D(4, 3, input_shape=(8, 8))]), ValueError,
+     r"expected ndim=4 .* found ndim=3"),
+    ("input_shape with 0", lambda: Dense(3, input_shape=(0,)), ValueError, r"`input_shape` must be a tuple of positive"),
+    # ----- compile
+    ("unknown loss", lambda: _mlp(compile=False).compile("adam", "foo"), ValueError, r"Unknown loss function: 'foo'"),
+    ("unknown optimizer", lambda: _mlp(compile=False).compile("foo", "mse"), ValueError, r"Unknown optimizer: 'foo'"),
+    ("unknown metric", lambda: _mlp(compile=False).compile("adam", "mse", ["foo"]), ValueError, r"Unknown metric"),
+    ("learning rate NaN", lambda: optimizers.Adam(float("nan")), ValueError, r"`learning_rate` must be a finite"),
+    ("learning rate < 0", lambda: optimizers.SGD(-1.0), ValueError, r"`learning_rate` must be >= 0.0"),
+    # ----- sizes that overflow or cannot be allocated: an exception, never a crash (or a wrapped-around size)
+    ("Dense with 2**62 units", lambda: Sequential([Dense(2**62, input_shape=(8,))]), (ValueError, MemoryError), ""),
+    ("Dense with 2**40 units", lambda: Sequential([Dense(2**40, input_shape=(8,))]), (ValueError, MemoryError), ""),
+    ("Conv2D with 2**31 filters", lambda: Sequential([Conv2D(2**31, 3, input_shape=(8, 8, 1))]),
+     (ValueError, MemoryError), ""),
+    ("Flatten of 2**80 features", lambda: Sequential([Flatten(input_shape=(2**40, 2**40)), Dense(3)]),
+     (ValueError, MemoryError), ""),
+]
+
+
+@pytest.mark.parametrize("case, call, exc, match", API_CASES, ids=[c[0] for c in API_CASES])
+def test_the_api_rejects_bad_input_with_a_clear_builtin_exception(case, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_a_rejected_call_leaves_the_model_untouched():
+    model = _mlp()
+    before = model.get_weights()
+    for call in (lambda: model.fit(X[:, :5], Y, verbose=0), lambda: model.fit(X, Y[:, :2], verbose=0),
+                 lambda: model.set_weights([w.T for w in before]), lambda: model.fit(X, Y, batch_size=0, verbose=0)):
+        with pytest.raises(ValueError):
+            call()
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.fit(X, Y, epochs=1, verbose=0)      # and it still trains
+
+
+# ===== Inputs users reasonably pass just work, with the same result as float32 C-contiguous arrays ===============
+
+def _variants(x):
+    return {
+        "float64": x.astype(np.float64),
+        "float16": x.astype(np.float16).astype(np.float32).astype(np.float16),
+        "fortran": np.asfortranarray(x),
+        "strided view": np.repeat(x, 2, axis=0)[::2],
+        "reversed view": x[::-1][::-1],
+        "list": x.tolist(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_variants(X)))
+def test_dtypes_layouts_and_lists_give_the_same_predictions(name):
+    model = _cnn()
+    x = np.round(XI * 4) / 4                   # exactly representable in float16 too
+    expected = model.predict(x.astype(np.float32), verbose=0)
+    np.testing.assert_array_equal(model.predict(_variants(x)[name], verbose=0), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.int64, np.bool_])
+def test_integer_and_bool_images_train_like_their_float32_values(dtype):
+    pixels = (RNG.random((12, 8, 8, 1)) * (2 if dtype is np.bool_ else 200)).astype(dtype)
+    weights = _cnn().get_weights()
+    results = []
+    for x in (pixels, pixels.astype(np.float32)):
+        model = _cnn()
+        model.set_weights(weights)
+        model.fit(x, YI, batch_size=4, epochs=1, verbose=0, shuffle=False)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_labels_as_lists_and_other_dtypes_work():
+    labels = Y.argmax(1)
+    for y in (labels.tolist(), labels.astype(np.uint8), labels.astype(np.float64), labels[:, None]):
+        model = _mlp("sparse_categorical_crossentropy")
+        model.fit(X, y, epochs=1, verbose=0)
+    for y in (Y.tolist(), Y.astype(np.float64), Y.astype(np.uint8), np.asfortranarray(Y)):
+        _mlp().fit(X, y, epochs=1, verbose=0)

@@ -3,6 +3,8 @@
 None of them may crash the process or hang; each gives a built-in exception or a well-defined (NaN-propagating)
 result.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,177 @@ def test_softmax_cross_entropy_stays_finite_for_huge_logits(scale, rng):
     y = K.softmax_forward(logits)
     assert np.all(np.isfinite(y))
     assert np.all(np.isfinite(K.sigmoid_forward(logits))) and np.all(np.isfinite(K.tanh_forward(logits)))
+
+
+# ===== The API under faults: NaN/inf in the data or the loss, and an interrupted fit ==============================
+
+import signal  # noqa: E402
+import threading  # noqa: E402
+
+from cnnlite import callbacks as cb  # noqa: E402
+from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
+from cnnlite.models import Sequential, load_model  # noqa: E402
+
+
+def _data(n=240, seed=3):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    x = (rng.standard_normal((n, 8, 8, 1)) + labels[:, None, None, None]).astype(np.float32)
+    return x, np.eye(3, dtype=np.float32)[labels]
+
+
+def _cnn(optimizer="adam"):
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), MaxPooling2D(2), Dropout(0.25),
+                        Flatten(), Dense(3, activation="softmax")])
+    model.compile(optimizer, "categorical_crossentropy", ["accuracy"])
+    return model
+
+
+class _BatchCounter(cb.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_terminate_on_nan_stops_training_cleanly(value, capsys):
+    x, y = _data()
+    x[:20] = value                          # the first batch (no shuffling) produces a NaN loss
+    model, counter = _cnn(), _BatchCounter()
+    history = model.fit(x, y, batch_size=20, epochs=5, shuffle=False, verbose=0,
+                        callbacks=[cb.TerminateOnNaN(), counter])
+    assert counter.batches == 1 and model.stop_training
+    assert len(history.history["loss"]) == 1 and not np.isfinite(history.history["loss"][0])
+    assert "Invalid loss, terminating training" in capsys.readouterr().out
+    assert model.predict(x[20:], verbose=0).shape == (220, 3)   # still callable afterwards
+
+
+def test_nan_and_inf_in_data_or_targets_never_crash():
+    x, y = _data()
+    for xb, yb in ((np.where(np.random.default_rng(0).random(x.shape) < 0.01, np.nan, x), y),
+                   (np.where(np.random.default_rng(1).random(x.shape) < 0.01, np.inf, x), y),
+                   (x, np.where(y == 1, np.nan, y)),
+                   (x.astype(np.float64) * 1e300, y)):          # overflows to inf when cast to float32
+        model = _cnn()
+        with np.errstate(over="ignore"):
+            history = model.fit(xb, yb, batch_size=40, epochs=2, verbose=0)
+        assert len(history.history["loss"]) == 2
+        assert model.predict(x[:5], verbose=0).shape == (5, 3)
+        model.evaluate(xb, yb, verbose=0)
+
+
+def test_large_logits_keep_the_training_loss_finite():
+    x, y = _data()
+    model = _cnn("sgd")
+    w = model.get_weights()
+    w[-2] *= 1e4                                 # the last Dense produces logits of order 1e4..1e5
+    model.set_weights(w)
+    history = model.fit(x, y, batch_size=40, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert np.all(np.isfinite(model.predict(x, verbose=0)))
+
+
+def _check_usable_after_interrupt(model, x, y, tmp_path, completed_epochs):
+    """What must hold after a KeyboardInterrupt escaped fit."""
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [w.shape for w in _cnn().get_weights()]
+    assert all(np.all(np.isfinite(w)) for w in weights)
+    assert model.history is not None
+    assert model.history.epoch == list(range(completed_epochs))
+    assert len(model.history.history.get("loss", [])) == completed_epochs
+    probs = model.predict(x, verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    path = tmp_path / "after_interrupt.keras"
+    model.save(path)
+    np.testing.assert_array_equal(load_model(path).predict(x, verbose=0), probs)
+    loss_before = model.evaluate(x, y, verbose=0)[0]
+    history = model.fit(x, y, batch_size=40, epochs=3, verbose=0)   # training resumes
+    assert len(history.history["loss"]) == 3
+    assert model.evaluate(x, y, verbose=0)[0] < loss_before
+
+
+@pytest.mark.parametrize("hook, epoch, batch", [("on_train_batch_begin", 0, 0), ("on_train_batch_end", 1, 2),
+                                                ("on_epoch_end", 1, None), ("on_epoch_begin", 2, None)])
+def test_keyboard_interrupt_from_a_callback_leaves_model_and_history_usable(hook, epoch, batch, tmp_path):
+    x, y = _data()
+
+    class Interrupt(cb.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch = -1
+
+        def on_epoch_begin(self, e, logs=None):
+            self.epoch = e
+            if hook == "on_epoch_begin" and e == epoch:
+                raise KeyboardInterrupt
+
+        def on_epoch_end(self, e, logs=None):
+            if hook == "on_epoch_end" and e == epoch:
+                raise KeyboardInterrupt
+
+        def on_train_batch_begin(self, b, logs=None):
+            if hook == "on_train_batch_begin" and (self.epoch, b) == (epoch, batch):
+                raise KeyboardInterrupt
+
+        def on_train_batch_end(self, b, logs=None):
+            if hook == "on_train_batch_end" and (self.epoch, b) == (epoch, batch):
+                raise KeyboardInterrupt
+
+    model = _cnn()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=40, epochs=5, verbose=0, callbacks=[Interrupt()])
+    # on_epoch_end: History (appended after the user's callbacks) has not recorded the interrupted epoch yet
+    _check_usable_after_interrupt(model, x, y, tmp_path, completed_epochs=epoch)
+
+
+@pytest.mark.parametrize("where", ["forward", "backward", "optimizer"])
+def test_keyboard_interrupt_inside_a_training_step_leaves_the_model_usable(where, tmp_path, monkeypatch):
+    x, y = _data()
+    model = _cnn()
+    model.fit(x, y, batch_size=40, epochs=1, verbose=0)
+    calls = {"n": 0}
+    if where == "optimizer":
+        target, name = model.optimizer, "_update"       # between two weights' updates of one step
+    else:
+        target, name = model.layers[-1], where
+    original = getattr(target, name)
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=40, epochs=3, verbose=0)
+    monkeypatch.setattr(target, name, original)
+    # 6 batches an epoch: the 7th forward/backward call is in epoch 1; the 7th weight update (4 weights a step) is
+    # in the middle of step 2 of epoch 0, so that step is half applied, and the model must still be usable.
+    _check_usable_after_interrupt(model, x, y, tmp_path, completed_epochs=0 if where == "optimizer" else 1)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX interval timers")
+@pytest.mark.parametrize("delay", [0.01, 0.05, 0.13])
+def test_a_real_sigint_during_fit_leaves_the_model_usable(delay, tmp_path):
+    """Ctrl-C: SIGINT arrives while the kernels run (GIL released); Python raises KeyboardInterrupt afterwards."""
+    assert threading.current_thread() is threading.main_thread()
+    x, y = _data(960)
+    model = _cnn()
+    model.fit(x[:40], y[:40], epochs=1, verbose=0)                   # build and warm up
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, lambda *a: os.kill(os.getpid(), signal.SIGINT))
+        signal.setitimer(signal.ITIMER_REAL, delay)
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(x, y, batch_size=16, epochs=1000, verbose=0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, old)
+    completed = len(model.history.epoch)
+    _check_usable_after_interrupt(model, x[:240], y[:240], tmp_path, completed_epochs=completed)

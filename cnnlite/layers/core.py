@@ -1,4 +1,6 @@
 """Dense, Activation, Flatten, Dropout, InputLayer and Input."""
+import math
+
 import numpy as np
 
 from cnnlite import _kernels, activations, initializers
@@ -126,7 +128,7 @@ class Flatten(Layer):
                              f"{tuple(input_shape)}")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:])))
+        return (input_shape[0], math.prod(input_shape[1:]))  # Python ints: np.prod wraps around silently
 
     def forward(self, x, training=False, logits=False):
         self._cache = x.shape
