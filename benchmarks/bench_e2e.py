@@ -108,6 +108,7 @@ def parse_args(argv):
     p.add_argument("--include", nargs="+", default=[], metavar="JSON",
                    help="add the runs saved by earlier --json runs to the tables (e.g. peers measured before; "
                         "ratios across runs are only as comparable as the machine's load was)")
+    p.add_argument("--no-run", action="store_true", help="measure nothing: print the tables of --include files")
     p.add_argument("--quick", action="store_true",
                    help="tiny settings (2000 train / 1000 test samples, batch 500, 1 repeat, small GEMM)")
     args = p.parse_args(argv)
@@ -120,7 +121,7 @@ def parse_args(argv):
 def collect(args, log=print):
     pythons = {"cnnlite": args.cnnlite_python, "torch": args.peer_python, "keras": args.peer_python}
     frameworks, skipped = [], {}
-    for fw in args.frameworks:
+    for fw in ([] if args.no_run else args.frameworks):
         ok, why = available(pythons[fw], fw)
         if ok:
             frameworks.append(fw)
@@ -129,7 +130,7 @@ def collect(args, log=print):
             log(f"# skipping {fw}: not importable with {pythons[fw]} ({why})")
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info(),
               "argv": sys.argv[1:], "pythons": pythons, "skipped": skipped, "gemm": {}, "runs": []}
-    for threads in args.threads:
+    for threads in ([] if args.no_run else args.threads):
         if not args.no_gemm:
             report["gemm"][threads] = g = gemm_peak(args.cnnlite_python, threads, args.gemm_size,
                                                     0.2 if args.quick else 1.0)
@@ -152,12 +153,16 @@ def collect(args, log=print):
                         report["runs"].append({"framework": fw, "model": model, "threads": threads, "error": err})
                         continue
                     log(f"# {fw:8s} {model:12s} {threads}t rep {rep}: train {res['train_epoch_s']} "
-                        f"val {res.get('val_epoch_s')}")
+                        f"val {res.get('val_epoch_s')} (cpu {res['train_epoch_cpu_s']})")
                     report["runs"].append(res)
+                    if args.json:  # keep what is done if a long run is stopped
+                        pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     for path in args.include:
         earlier = json.loads(pathlib.Path(path).read_text())
         report["runs"] += earlier["runs"]
         report.setdefault("included", []).append({"path": path, "date": earlier.get("date")})
+        for t, g in earlier.get("gemm", {}).items():
+            report["gemm"].setdefault(f"{t} ({pathlib.Path(path).name})", g)
         frameworks = [fw for fw in FRAMEWORKS if fw in frameworks or fw in earlier.get("frameworks", [])]
     report["frameworks"] = frameworks
     return report
@@ -171,9 +176,14 @@ def summarize(report):
             continue
         cell = cells.setdefault((r["model"], r["threads"]), {}).setdefault(
             r["framework"], {"train": [], "val": [], "train_cpu": [], "val_cpu": []})
+        # per 60,000 training samples: a run timed on a subset is scaled (train-only epochs only; a validation
+        # epoch's test pass does not scale with the training set, so subset runs drop it)
+        scale = 60000 / r.get("n_train", 60000)
         for key in cell:
             field = key.replace("_cpu", "") + "_epoch" + ("_cpu" if key.endswith("_cpu") else "") + "_s"
-            cell[key] += r.get(field, [])
+            if scale != 1 and key.startswith("val"):
+                continue
+            cell[key] += [t * scale for t in r.get(field, [])]
     return {k: {fw: {m: median(v) for m, v in d.items()} for fw, d in fws.items()} for k, fws in cells.items()}
 
 
@@ -189,7 +199,7 @@ def markdown(report):
         head = ["model", "threads"] + [f"{fw} s/epoch" for fw in fws]
         if "cnnlite" in fws:
             head += [f"cnnlite/{p}" for p in peers]
-        lines += [f"\nSeconds per epoch, {title} (median):\n", "| " + " | ".join(head) + " |",
+        lines += [f"\nSeconds per 60,000-sample epoch, {title} (median):\n", "| " + " | ".join(head) + " |",
                   "|" + "---|" * len(head)]
         for (model, threads), cell in sorted(summary.items(), key=lambda kv: (MODEL_NAMES.index(kv[0][0]),
                                                                               kv[0][1])):

@@ -5,7 +5,7 @@ A subclass provides `layers` (the layers to run, in order), `built`, `_build_fro
 """
 import numpy as np
 
-from cnnlite import activations, losses, metrics as metrics_mod, optimizers
+from cnnlite import activations, losses, metrics as metrics_mod, optimizers, profiler
 from cnnlite.engine import data_adapter as da
 from cnnlite.callbacks import CallbackList
 from cnnlite.engine.progbar import Progbar
@@ -35,6 +35,7 @@ class Model:
         self._init_rng = None
         self._shuffle_rng = None
         self._batch_tracker = None
+        self.last_profile = None  # the cnnlite.Profile of the last fit(..., profile=True)
 
     # ----- randomness -------------------------------------------------------------------------------------------
     def _ensure_rngs(self):
@@ -124,8 +125,11 @@ class Model:
         if weights:
             self.optimizer.apply(grads, weights)
 
-    def _loss_step(self, xb, yb, training):
-        """Forward (+ backward and update when training); returns (batch loss, predictions for metrics)."""
+    def _loss_step(self, xb, yb, training, timer=None):
+        """Forward (+ backward and update when training); returns (batch loss, predictions for metrics).
+        With a profiler `timer`, runs the timed twin of this step instead."""
+        if timer is not None:
+            return self._loss_step_timed(xb, yb, training, timer)
         fused = self._output_is_fused_softmax()
         out = self._forward(xb, training, logits=fused)
         loss, dout, pred = self._loss_obj.model_step(out, yb, fused or self._loss_obj.from_logits,
@@ -133,6 +137,37 @@ class Model:
         if training:
             self._backward(dout)
             self._apply_gradients()
+        return loss, pred
+
+    # ----- the same steps, timed for cnnlite.profile --------------------------------------------------------------
+    def _forward_timed(self, x, training, timer, logits=False):
+        clock = profiler.now
+        h = x
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            t0 = clock()
+            h = layer.forward(h, training=training, logits=logits and i == last)
+            timer.layer(layer, False, clock() - t0)
+        return h
+
+    def _loss_step_timed(self, xb, yb, training, timer):
+        clock = profiler.now
+        fused = self._output_is_fused_softmax()
+        out = self._forward_timed(xb, training, timer, logits=fused)
+        t0 = clock()
+        loss, dout, pred = self._loss_obj.model_step(out, yb, fused or self._loss_obj.from_logits,
+                                                     need_grad=training)
+        timer.op("loss", "fused softmax+xent" if fused else self._loss_obj.name, clock() - t0)
+        if training:
+            layers = self.layers
+            d = dout
+            for i in range(len(layers) - 1, -1, -1):
+                t0 = clock()
+                d = layers[i].backward(d, need_dx=i > 0)
+                timer.layer(layers[i], True, clock() - t0)
+            t0 = clock()
+            self._apply_gradients()
+            timer.op("optimizer", f"{type(self.optimizer).__name__} update", clock() - t0)
         return loss, pred
 
     # ----- data -------------------------------------------------------------------------------------------------
@@ -182,8 +217,26 @@ class Model:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1,
-            max_queue_size=10, workers=1, use_multiprocessing=False):
-        """Train for `epochs` epochs over (x, y) in batches of `batch_size`; returns a History."""
+            max_queue_size=10, workers=1, use_multiprocessing=False, profile=False):
+        """Train for `epochs` epochs over (x, y) in batches of `batch_size`; returns a History.
+        `profile=True` times every layer (see cnnlite.profile), prints the table after the run (unless verbose=0)
+        and keeps it as `history.profile` and `model.last_profile`."""
+        if not isinstance(profile, (bool, np.bool_)):
+            raise ValueError(f"fit: `profile` must be a bool, received profile={profile!r}")
+        if profile:
+            with profiler.profile() as prof:
+                try:
+                    history = self.fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                                       validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                                       steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
+                                       max_queue_size, workers, use_multiprocessing)
+                finally:
+                    self.last_profile = prof
+            if history is not None:
+                history.profile = prof
+            if verbose not in (0, False):
+                print(prof.table(), flush=True)
+            return history
         self._require_compiled("training it (fit)")
         batch_size = da.check_batch_size(batch_size, "fit")
         epochs = da.check_nonneg_int(epochs, "epochs", "fit")
@@ -232,6 +285,7 @@ class Model:
         cbs = CallbackList(callbacks, add_history=True, model=self, epochs=epochs, steps=batcher.steps,
                            verbose=verbose)
         history = self.history
+        timer = profiler.timer("train")
         cbs.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -239,13 +293,14 @@ class Model:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             cbs.on_epoch_begin(epoch, {})
             progbar = Progbar(batcher.steps, verbose=verbose)
+            t_mark = profiler.now() if timer is not None else 0.0  # 'other' includes the shuffle below
             order = self._epoch_order(len(x), batch_size, shuffle)
             loss_sum, count = 0.0, 0
             for m in metric_objs:
                 m.reset_state()
             for step, (start, stop, (xb, yb)) in enumerate(batcher.batches(order)):
                 cbs.on_train_batch_begin(step, {"batch": step, "size": stop - start})
-                loss, pred = self._loss_step(xb, yb, training=True)
+                loss, pred = self._loss_step(xb, yb, True, timer)
                 loss_sum += loss * (stop - start)
                 count += stop - start
                 for m in metric_objs:
@@ -253,6 +308,10 @@ class Model:
                 logs = self._logs(loss_sum, count, metric_objs)
                 cbs.on_train_batch_end(step, dict(logs))
                 progbar.update(step + 1, self._display(logs, metric_objs))
+                if timer is not None:  # per step, so an interrupted epoch is still accounted for
+                    t_now = profiler.now()
+                    timer.wall(t_now - t_mark, 1, stop - start)
+                    t_mark = t_now
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
@@ -286,11 +345,13 @@ class Model:
         batcher = da.Batcher([x, y], batch_size)
         if cbs is not None:
             cbs.on_test_begin({})
+        timer = profiler.timer("evaluate")
+        t_start = profiler.now() if timer is not None else 0.0
         loss_sum, count = 0.0, 0
         for step, (start, stop, (xb, yb)) in enumerate(batcher.batches()):
             if cbs is not None:
                 cbs.on_test_batch_begin(step, {"batch": step, "size": stop - start})
-            loss, pred = self._loss_step(xb, yb, training=False)
+            loss, pred = self._loss_step(xb, yb, False, timer)
             loss_sum += loss * (stop - start)
             count += stop - start
             for m in metric_objs:
@@ -301,6 +362,8 @@ class Model:
                     cbs.on_test_batch_end(step, logs)
                 if progbar is not None:
                     progbar.update(step + 1, self._display(logs, metric_objs), finalize=stop == len(x))
+        if timer is not None:
+            timer.wall(profiler.now() - t_start, batcher.steps, count)
         mean = loss_sum / count if count else 0.0
         if cbs is not None:
             cbs.on_test_end(self._logs(loss_sum, count, metric_objs))
@@ -346,12 +409,19 @@ class Model:
         progbar = Progbar(batcher.steps, verbose=verbose) if verbose else None
         out = np.empty((len(x),) + tuple(self.output_shape[1:]), np.float32)
         cbs.on_predict_begin({})
+        timer = profiler.timer("predict")
+        t_start = profiler.now() if timer is not None else 0.0
         for step, (start, stop, (xb,)) in enumerate(batcher.batches()):
             cbs.on_predict_batch_begin(step, {"batch": step, "size": stop - start})
-            out[start:stop] = self._forward(xb, training=False)
+            if timer is None:
+                out[start:stop] = self._forward(xb, training=False)
+            else:
+                out[start:stop] = self._forward_timed(xb, False, timer)
             cbs.on_predict_batch_end(step, {"outputs": out[start:stop]})
             if progbar is not None:
                 progbar.update(step + 1, (), finalize=stop == len(x))
+        if timer is not None:
+            timer.wall(profiler.now() - t_start, batcher.steps, len(x))
         cbs.on_predict_end({})
         return out
 
@@ -364,6 +434,8 @@ class Model:
     def _on_batch(self, x, y, training, reset_metrics, return_dict, sample_weight, class_weight=None):
         what = "training it (train_on_batch)" if training else "evaluating it (test_on_batch)"
         self._require_compiled(what)
+        timer = profiler.timer("train" if training else "evaluate")
+        t_start = profiler.now() if timer is not None else 0.0
         if sample_weight is not None or class_weight is not None:
             raise NotImplementedError("sample_weight and class_weight are not supported by cnnlite")
         x, y = self._prepare_xy(x, y)
@@ -371,12 +443,15 @@ class Model:
             self._ensure_rngs()
             self._prepare_optimizer()
         tracker = self._tracker(reset_metrics)
-        loss, pred = self._loss_step(x, y, training=training)
+        loss, pred = self._loss_step(x, y, training, timer)
         tracker[0] += loss * len(x)
         tracker[1] += len(x)
         for m in tracker[2]:
             m.update_state(y, pred)
-        return self._results(tracker[0] / tracker[1], tracker[2], return_dict)
+        results = self._results(tracker[0] / tracker[1], tracker[2], return_dict)
+        if timer is not None:
+            timer.wall(profiler.now() - t_start, 1, len(x))
+        return results
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
                        return_dict=False):
@@ -387,10 +462,20 @@ class Model:
         """Loss and metrics on one batch in inference mode."""
         return self._on_batch(x, y, False, reset_metrics, return_dict, sample_weight)
 
+    def _forward_one_batch(self, x, name, training):
+        timer = profiler.timer("predict")
+        if timer is None:
+            return self._forward(self._prepare_x(x, name), training=training)
+        t_start = profiler.now()
+        x = self._prepare_x(x, name)
+        out = self._forward_timed(x, training, timer)
+        timer.wall(profiler.now() - t_start, 1, len(x))
+        return out
+
     def predict_on_batch(self, x):
         """The model's outputs for one batch."""
-        return self._forward(self._prepare_x(x), training=False)
+        return self._forward_one_batch(x, "x", False)
 
     def __call__(self, inputs, training=False):
         """Run the model eagerly on a NumPy batch."""
-        return self._forward(self._prepare_x(inputs, "inputs"), training=bool(training))
+        return self._forward_one_batch(inputs, "inputs", bool(training))
