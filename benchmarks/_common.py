@@ -12,15 +12,16 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-# The chapter's models as framework-neutral layer lists. Every Conv2D is 3x3, stride 1, padding 'same'.
-# ("dense", units, activation) | ("conv", filters, activation) | ("maxpool",) 2x2 stride 2 | ("dropout", rate)
+# The chapter's models as framework-neutral layer lists. Every Conv2D is 3x3, stride 1; the CNN-8 pads 'same', the
+# full network 'valid' (Keras's default), as the chapter writes them.
+# ("dense", units, activation) | ("conv", filters, activation, padding) | ("maxpool",) 2x2 stride 2 | ("dropout", rate)
 # | ("flatten",). The last Dense is the softmax output (frameworks fuse it with the cross-entropy where idiomatic).
 MODELS = {
     "mlp_sigmoid": {"input": "flat", "layers": [("dense", 16, "sigmoid"), ("dense", 10, "softmax")]},
     "mlp_relu": {"input": "flat", "layers": [("dense", 16, "relu"), ("dense", 10, "softmax")]},
-    "cnn8": {"input": "image", "layers": [("conv", 8, "relu"), ("flatten",), ("dense", 10, "softmax")]},
+    "cnn8": {"input": "image", "layers": [("conv", 8, "relu", "same"), ("flatten",), ("dense", 10, "softmax")]},
     "full": {"input": "image", "layers": [
-        ("conv", 16, "relu"), ("conv", 32, "relu"), ("maxpool",), ("conv", 64, "relu"), ("maxpool",),
+        ("conv", 16, "relu", "valid"), ("conv", 32, "relu", "valid"), ("maxpool",), ("conv", 64, "relu", "valid"), ("maxpool",),
         ("dropout", 0.25), ("flatten",), ("dense", 128, "relu"), ("dropout", 0.25), ("dense", 10, "softmax")]},
 }
 MODEL_NAMES = list(MODELS)

@@ -50,7 +50,7 @@ def build_keras_like(layers, models, spec, input_layer):
         if kind == "dense":
             stack.append(layers.Dense(item[1], activation=item[2], **kw))
         elif kind == "conv":
-            stack.append(layers.Conv2D(item[1], kernel_size=(3, 3), padding="same", activation=item[2], **kw))
+            stack.append(layers.Conv2D(item[1], kernel_size=(3, 3), padding=item[3], activation=item[2], **kw))
         elif kind == "maxpool":
             stack.append(layers.MaxPooling2D(pool_size=(2, 2), **kw))
         elif kind == "dropout":
@@ -164,8 +164,9 @@ def setup_torch(threads, layout):
                 if item[2] != "softmax":  # softmax is fused into the loss (F.cross_entropy on logits)
                     mods.append(acts[item[2]]())
             elif kind == "conv":
-                mods += [nn.Conv2d(shape[0], item[1], 3, padding="same"), acts[item[2]]()]
-                shape = (item[1],) + shape[1:]
+                mods += [nn.Conv2d(shape[0], item[1], 3, padding=item[3]), acts[item[2]]()]
+                shrink = 0 if item[3] == "same" else 2
+                shape = (item[1], shape[1] - shrink, shape[2] - shrink)
             elif kind == "maxpool":
                 mods.append(nn.MaxPool2d(2))
                 shape = (shape[0], shape[1] // 2, shape[2] // 2)

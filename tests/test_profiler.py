@@ -185,9 +185,36 @@ def test_exception_inside_the_context_leaves_profiling_off():
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Boom()], profile=True)
     assert profiler._ACTIVE == [] and isinstance(model.last_profile, cnnlite.Profile)
     assert not model.last_profile.active
-    # and later training is not profiled
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    # the callback raised before the first step's wall time was closed, so no step is reported; training after
+    # the context is not profiled
     assert "train" not in prof.as_dict()
+    before = model.last_profile.as_dict()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert "train" not in prof.as_dict() and model.last_profile.as_dict() == before
+
+
+def test_a_stopped_or_interrupted_fit_counts_the_steps_it_ran():
+    model, (x, y) = _model(), _data(64)
+
+    class StopAfterTwo(cnnlite.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    class FailOnThird(cnnlite.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 2:
+                raise KeyboardInterrupt
+
+    with cnnlite.profile() as prof:
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[StopAfterTwo()])
+    assert prof.as_dict()["train"]["steps"] == 2 and prof.as_dict()["train"]["samples"] == 32
+    with pytest.raises(KeyboardInterrupt):
+        with cnnlite.profile() as prof:
+            model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[FailOnThird()])
+    train = prof.as_dict()["train"]
+    assert train["steps"] == 2 and sum(r["total_ms"] for r in train["rows"]) == pytest.approx(train["wall_ms"])
+    assert not prof.active and profiler._ACTIVE == []
 
 
 def test_fit_rejects_a_non_bool_profile():

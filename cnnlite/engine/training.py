@@ -293,7 +293,7 @@ class Model:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             cbs.on_epoch_begin(epoch, {})
             progbar = Progbar(batcher.steps, verbose=verbose)
-            t_epoch = profiler.now() if timer is not None else 0.0
+            t_mark = profiler.now() if timer is not None else 0.0  # 'other' includes the shuffle below
             order = self._epoch_order(len(x), batch_size, shuffle)
             loss_sum, count = 0.0, 0
             for m in metric_objs:
@@ -308,10 +308,12 @@ class Model:
                 logs = self._logs(loss_sum, count, metric_objs)
                 cbs.on_train_batch_end(step, dict(logs))
                 progbar.update(step + 1, self._display(logs, metric_objs))
+                if timer is not None:  # per step, so an interrupted epoch is still accounted for
+                    t_now = profiler.now()
+                    timer.wall(t_now - t_mark, 1, stop - start)
+                    t_mark = t_now
                 if self.stop_training:
                     break
-            if timer is not None:
-                timer.wall(profiler.now() - t_epoch, step + 1, count)
             epoch_logs = dict(logs)
             if val is not None and (epoch + 1) % validation_freq == 0:
                 val_loss, val_metrics = self._evaluate_arrays(val[0], val[1], val_batch_size, cbs)
