@@ -243,8 +243,8 @@ def plot_history(history, path=None):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(True)
-        if train is not None or valid is not None:
-            ax.legend()
+        if train is not None or valid is not None:  # away from where the curves end up
+            ax.legend(loc="lower right" if metric == "accuracy" else "upper right")
         else:
             ax.text(0.5, 0.5, f"no {metric} recorded", transform=ax.transAxes, ha="center")
     fig.tight_layout()
