@@ -8,6 +8,8 @@ is softmax to return the pre-activation values; the model then applies the fused
 import collections
 import re
 
+import math
+
 import numpy as np
 
 from cnnlite import initializers
@@ -150,7 +152,17 @@ class Layer:
     # ----- weights ----------------------------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
         """Create a float32 weight (drawn from the model's generator when building inside a model)."""
-        values = initializers.get(initializer)(tuple(shape), rng=self._rng)
+        shape = tuple(int(d) for d in shape)
+        count = math.prod(shape)
+        if count * 8 > np.iinfo(np.intp).max:  # 8: initialisers draw in float64 before casting
+            raise ValueError(f"Layer {self.name!r}: weight {name!r} of shape {shape} has {count} elements, more than "
+                             f"this machine can address; use fewer units/filters or a smaller input")
+        try:
+            values = initializers.get(initializer)(shape, rng=self._rng)
+        except MemoryError:
+            raise MemoryError(f"Layer {self.name!r}: cannot allocate weight {name!r} of shape {shape} "
+                              f"({count * 4 / 2**30:.1f} GiB of float32); use fewer units/filters or a smaller "
+                              f"input") from None
         self._weights.append(values)
         self._weight_names.append(name)
         return values
