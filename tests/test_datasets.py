@@ -12,32 +12,10 @@ import pytest
 
 from cnnlite.datasets import DatasetUnavailableError, fashion_mnist, mnist
 from cnnlite.datasets._idx import read_idx, read_npz
+from mnist_files import CANONICAL_SHA256, IDX_NAMES, SHARED_MNIST
 
-IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-CANONICAL_SHA256 = {  # of the uncompressed IDX files, from shared/datasets/README.md
-    "x_train": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "y_train": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "x_test": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "y_test": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 DEBIAN_FASHION = pathlib.Path("/usr/share/datasets/fashion-mnist")
-
-
-def _shared_mnist_dir():
-    env = os.environ.get("CNNLITE_DATA_DIR")
-    candidates = [pathlib.Path(env) / "mnist"] if env else []
-    here = pathlib.Path(__file__).resolve()
-    candidates += [parent / "shared" / "datasets" / "mnist" for parent in here.parents]
-    for candidate in candidates:
-        if all((candidate / name).is_file() for name in IDX_NAMES):
-            return candidate
-    return None
-
-
-SHARED_MNIST = _shared_mnist_dir()
-needs_mnist = pytest.mark.skipif(SHARED_MNIST is None, reason="shared MNIST IDX files not found")
 
 
 def _idx_bytes(array, type_byte=8, ndim=None):
