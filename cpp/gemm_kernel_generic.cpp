@@ -52,39 +52,8 @@ struct MicroInd {
   }
 };
 
-void pack_a(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc) {
-  pack_a_tmpl<MR>(dst, a, lda, trans, mc, kc);
-}
-void pack_b(float* dst, const float* b, idx ldb, bool trans, idx kc, idx nc, idx nr) {
-  if (nr == 8)
-    pack_b_tmpl<8>(dst, b, ldb, trans, kc, nc);
-  else
-    pack_b_tmpl<16>(dst, b, ldb, trans, kc, nc);
-}
-void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c, idx ldc,
-           float alpha, float beta, const float* bias, float* edge) {
-  if (nr == 8)
-    macro_tmpl<MR, 8, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
-  else
-    macro_tmpl<MR, 16, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
-}
-void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
-                    idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
-  if (nr == 8)
-    macro_indirect_tmpl<MR, 8, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
-  else
-    macro_indirect_tmpl<MR, 16, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
-}
-void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
-                      const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {
-  if (nr == 8)
-    macro_indirect_t_tmpl<MR, 8, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
-  else
-    macro_indirect_t_tmpl<MR, 16, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
-}
-
-const GemmKernel kKernel = {"generic",   MR,     16,     8,     /*kc=*/256,     /*mc=*/128,
-                            /*nc=*/2048, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
+const GemmKernel kKernel =
+    KernelTable<MR, 16, 8, Micro, MicroInd>::make("generic", /*kc=*/256, /*mc=*/128, /*nc=*/2048);
 
 }  // namespace
 

@@ -171,5 +171,46 @@ static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* 
   }
 }
 
+// One ISA file's exported table: its micro-kernel families instantiated into the loops above for a wide (NRW) and a
+// narrow (NRN) tile width. In an unnamed namespace, so each ISA file compiles its own copy with its own flags.
+namespace {
+template <int MR, int NRW, int NRN, template <int> class Micro, template <int> class MicroInd>
+struct KernelTable {
+  static void pack_a(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc) {
+    pack_a_tmpl<MR>(dst, a, lda, trans, mc, kc);
+  }
+  static void pack_b(float* dst, const float* b, idx ldb, bool trans, idx kc, idx nc, idx nr) {
+    if (nr == NRN)
+      pack_b_tmpl<NRN>(dst, b, ldb, trans, kc, nc);
+    else
+      pack_b_tmpl<NRW>(dst, b, ldb, trans, kc, nc);
+  }
+  static void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c,
+                    idx ldc, float alpha, float beta, const float* bias, float* edge) {
+    if (nr == NRN)
+      macro_tmpl<MR, NRN, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+    else
+      macro_tmpl<MR, NRW, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+  }
+  static void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
+                             const float* bp, idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
+    if (nr == NRN)
+      macro_indirect_tmpl<MR, NRN, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+    else
+      macro_indirect_tmpl<MR, NRW, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+  }
+  static void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
+                               const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {
+    if (nr == NRN)
+      macro_indirect_t_tmpl<MR, NRN, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+    else
+      macro_indirect_t_tmpl<MR, NRW, Micro>(mc, nc, kc, ind, taps, span, row0, m, bp, c, ldc, beta, edge);
+  }
+  static GemmKernel make(const char* name, idx kc, idx mc, idx nc) {
+    return {name, MR, NRW, NRN, kc, mc, nc, pack_a, pack_b, macro, macro_indirect, macro_indirect_t};
+  }
+};
+}  // namespace
+
 }  // namespace gemm_detail
 }  // namespace cnnlite
