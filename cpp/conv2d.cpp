@@ -323,13 +323,13 @@ void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
   }
 }
 
-// y = conv(x, k) + bias for a checked geometry (see conv2d_forward).
-void forward_impl(float* y, const float* x, const float* k, const float* bias, const Geometry& g) {
+// y = conv(x, k) + bias [relu] for a checked geometry (see conv2d_forward).
+void forward_impl(float* y, const float* x, const float* k, const float* bias, bool relu, const Geometry& g) {
   const idx cin = g.cin, cout = g.cout;
   const idx rows = g.n * g.pixels(), depth = g.depth();
   if (rows == 0) return;
   if (g.pointwise()) {
-    sgemm(false, false, rows, cout, depth, 1.0f, x, depth, k, cout, 0.0f, y, cout, bias);
+    sgemm(false, false, rows, cout, depth, 1.0f, x, depth, k, cout, 0.0f, y, cout, bias, relu);
     return;
   }
   // Indirect GEMM: each output pixel gets kh pointers, each to the kw * cin input floats of one kernel row.
@@ -343,7 +343,7 @@ void forward_impl(float* y, const float* x, const float* k, const float* bias, c
     float* patch = col_workspace().get(chunk * depth);
     const float* zero = zero_workspace(span);
     build_indirection(ind.data(), patch, zero, x, g, r0, r1);
-    sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias);
+    sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias, relu);
   };
   for_chunks(chunks, body);
 }
@@ -406,13 +406,13 @@ idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
 }
 
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
-                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu) {
   const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
   if (choose_algo(g, false) == Algo::kWinograd) {
-    winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, false);
+    winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, relu);
     return;
   }
-  forward_impl(y, x, k, bias, g);
+  forward_impl(y, x, k, bias, relu, g);
 }
 
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,

@@ -10,10 +10,11 @@ namespace cnnlite {
 // Output length along one axis: (in + pad_before + pad_after - k) / stride + 1, or 0 when the window does not fit.
 idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after);
 
-// y (n, oh, ow, cout) = conv(x (n, h, w, cin), k (kh, kw, cin, cout)) + bias (cout); bias may be null;
-// oh = conv2d_out_size(h, kh, sh, pt, pb), ow = conv2d_out_size(w, kw, sw, pl, pr).
+// y (n, oh, ow, cout) = conv(x (n, h, w, cin), k (kh, kw, cin, cout)) + bias (cout) [then max(y, 0) when relu,
+// fused into the store]; bias may be null; oh = conv2d_out_size(h, kh, sh, pt, pb), ow = conv2d_out_size(w, kw, sw,
+// pl, pr).
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
-                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr);
+                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu = false);
 
 // dx (n, h, w, cin), dk (kh, kw, cin, cout), dbias (cout) from dy (n, oh, ow, cout), x and k; dx and dbias may be
 // null (not computed). Overwrites every gradient it writes. dk and dbias are summed over fixed chunks of whole

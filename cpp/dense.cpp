@@ -17,9 +17,9 @@ void check_sizes(const char* fn, idx n, idx in, idx out) {
 
 }  // namespace
 
-void dense_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out) {
+void dense_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out, bool relu) {
   check_sizes("dense_forward", n, in, out);
-  sgemm(false, false, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out, bias);
+  sgemm(false, false, n, out, in, 1.0f, x, in, w, out, 0.0f, y, out, bias, relu);
 }
 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,

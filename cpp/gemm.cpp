@@ -59,13 +59,14 @@ Workspace& b_workspace() {
   return ws;
 }
 
-// c = beta * c [+ bias] (used when k == 0 or alpha == 0).
-void scale_c(idx m, idx n, float beta, float* c, idx ldc, const float* bias) {
+// c = beta * c [+ bias] [relu] (used when k == 0 or alpha == 0).
+void scale_c(idx m, idx n, float beta, float* c, idx ldc, const float* bias, bool relu) {
   for (idx i = 0; i < m; ++i) {
     float* row = c + i * ldc;
     for (idx j = 0; j < n; ++j) {
       float r = beta == 0.0f ? 0.0f : beta * row[j];
-      row[j] = bias ? r + bias[j] : r;
+      if (bias) r += bias[j];
+      row[j] = relu && r < 0.0f ? 0.0f : r;
     }
   }
 }
@@ -104,10 +105,11 @@ struct IndirectA {
 
 // The blocked, threaded GEMM behind sgemm and sgemm_indirect_t (ind non-null: a is read through it).
 void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda,
-                 const IndirectA* ind, const float* b, idx ldb, float beta, float* c, idx ldc, const float* bias) {
+                 const IndirectA* ind, const float* b, idx ldb, float beta, float* c, idx ldc, const float* bias,
+                 bool relu) {
   if (m == 0 || n == 0) return;
   if (k == 0 || alpha == 0.0f) {
-    scale_c(m, n, beta, c, ldc, bias);
+    scale_c(m, n, beta, c, ldc, bias, relu);
     return;
   }
   const GemmKernel& K = kernel();
@@ -178,9 +180,11 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
           K.pack_a(ws, a_blk, lda, trans_a, rows, kc);
           a_blk = ws;
         }
-        const float* bias_j = pc + kc >= k && bias ? bias + jc + j0 : nullptr;
+        // The epilogue (bias, ReLU) runs with the last depth block only.
+        const bool last = pc + kc >= k;
+        const float* bias_j = last && bias ? bias + jc + j0 : nullptr;
         K.macro(rows, cols, kc, a_blk, lda, a_mode, b_blk, NR, c + i0 * ldc + jc + j0, ldc, alpha,
-                pc == 0 ? beta : 1.0f, bias_j, edge);
+                pc == 0 ? beta : 1.0f, bias_j, last && relu, edge);
       }
     };
 
@@ -213,9 +217,9 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
-           idx ldb, float beta, float* c, idx ldc, const float* bias) {
+           idx ldb, float beta, float* c, idx ldc, const float* bias, bool relu) {
   check_args(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc);
-  gemm_driver(trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, beta, c, ldc, bias);
+  gemm_driver(trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, b, ldb, beta, c, ldc, bias, relu);
 }
 
 void sgemm_indirect_t(idx taps, idx span, idx n, idx k, const float* const* ind, const float* b, idx ldb, float* c,
@@ -225,11 +229,11 @@ void sgemm_indirect_t(idx taps, idx span, idx n, idx k, const float* const* ind,
                                 std::to_string(span) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
   if (n > 0 && (!c || (k > 0 && (!ind || !b)))) throw std::invalid_argument("sgemm_indirect_t: null pointer");
   const IndirectA indirect{ind, taps, span};
-  gemm_driver(true, false, taps * span, n, k, 1.0f, nullptr, 1, &indirect, b, ldb, 0.0f, c, ldc, nullptr);
+  gemm_driver(true, false, taps * span, n, k, 1.0f, nullptr, 1, &indirect, b, ldb, 0.0f, c, ldc, nullptr, false);
 }
 
 void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
-                    float* c, idx ldc, const float* bias) {
+                    float* c, idx ldc, const float* bias, bool relu) {
   if (m < 0 || n < 0 || taps <= 0 || cin <= 0 || ldc < std::max<idx>(1, n))
     throw std::invalid_argument("sgemm_indirect: bad sizes m=" + std::to_string(m) + " n=" + std::to_string(n) +
                                 " taps=" + std::to_string(taps) + " cin=" + std::to_string(cin) +
@@ -256,7 +260,7 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
     std::vector<const float*>& scratch = pointer_workspace();
     if (static_cast<idx>(scratch.size()) < taps * MR) scratch.resize(taps * MR);
     const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
-    K.macro_indirect(rows, n, taps, cin, ind + i0 * taps, zero, bp, NR, c + i0 * ldc, ldc, bias, scratch.data());
+    K.macro_indirect(rows, n, taps, cin, ind + i0 * taps, zero, bp, NR, c + i0 * ldc, ldc, bias, relu, scratch.data());
   };
   if (nthreads == 1) {
     for (idx ib = 0; ib < m_blocks; ++ib) run_task(ib);
@@ -317,7 +321,7 @@ void sgemm_packed(idx m, idx n, idx k, const float* a, idx lda, const float* bp,
   for (idx pc = 0; pc < k; pc += L.kc_max) {
     const idx kc = std::min<idx>(L.kc_max, k - pc);
     K.macro(m, n, kc, a + pc, lda, gemm_detail::kRows, bp + pc * L.n_pad, L.nr, c, ldc, 1.0f, pc == 0 ? 0.0f : 1.0f,
-            nullptr, edge);
+            nullptr, false, edge);
   }
 }
 

@@ -4,19 +4,20 @@
 
 namespace cnnlite {
 
-// c (m, n) = alpha * op(a) (m, k) @ op(b) (k, n) + beta * c [+ bias (n) added to every row]; row-major.
+// c (m, n) = alpha * op(a) (m, k) @ op(b) (k, n) + beta * c [+ bias (n) added to every row] [then max(c, 0) when
+// relu: the ReLU is applied in the store, NaN propagating as in relu_forward]; row-major.
 // op(a) = a (m x k, lda >= k) or, with trans_a, a^T where a is (k x m, lda >= m); likewise b (ldb) and c (ldc >= n).
-// beta == 0 means c is only written, never read. bias may be null. k == 0 gives beta * c [+ bias].
+// beta == 0 means c is only written, never read. bias may be null. k == 0 gives beta * c [+ bias] [relu].
 // Each element's summation order depends only on k (fixed KC blocks), never on the thread count. Runs serially
 // when called inside a parallel region. Throws std::invalid_argument on negative sizes or too-small leading dims.
 void sgemm(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, const float* a, idx lda, const float* b,
-           idx ldb, float beta, float* c, idx ldc, const float* bias = nullptr);
+           idx ldb, float beta, float* c, idx ldc, const float* bias = nullptr, bool relu = false);
 
 // Indirect GEMM, a convolution without im2col: c (m, n) = A (m, taps * cin) @ b (taps * cin, n, row-major)
-// [+ bias (n)], where row i of A is the concatenation over t = 0 .. taps of the cin floats at ind[i * taps + t]
+// [+ bias (n)] [then max(c, 0) when relu], where row i of A is the concatenation over t = 0 .. taps of the cin floats at ind[i * taps + t]
 // (a pointer into the input, or at `zero`, cin zeros, for padding). Same threading rules as sgemm.
 void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, const float* zero, const float* b,
-                    float* c, idx ldc, const float* bias = nullptr);
+                    float* c, idx ldc, const float* bias = nullptr, bool relu = false);
 
 // Transposed indirect GEMM, a convolution's weight gradient without im2col: c (taps * span, n) = A^T @ b (k, n,
 // leading dimension ldb), where A (k, taps * span) has row p equal to the concatenation over t = 0 .. taps of the

@@ -25,15 +25,16 @@ struct GemmKernel {
   void (*pack_a)(float* dst, const float* a, idx lda, bool trans, idx mc, idx kc);
   // Packs the (kc x nc) block of op(b) starting at `b` into nr-column slivers, k-major, zero-padded to nr.
   void (*pack_b)(float* dst, const float* b, idx ldb, bool trans, idx kc, idx nc, idx nr);
-  // c (mc x nc) = alpha * op(a) @ bp + beta * c [+ bias]; beta == 0: c not read. `mode` is an AMode (gemm_pack.h):
-  // a packed by pack_a, or op(a) read in place with leading dimension lda. `edge` holds mr * kc floats.
+  // c (mc x nc) = alpha * op(a) @ bp + beta * c [+ bias] [then max(., 0) if relu]; beta == 0: c not read. `mode` is
+  // an AMode (gemm_pack.h): a packed by pack_a, or op(a) read in place with leading dimension lda. `edge` holds
+  // mr * kc floats.
   void (*macro)(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c, idx ldc,
-                float alpha, float beta, const float* bias, float* edge);
-  // Indirect GEMM block: c (mc x nc) = A @ bp [+ bias], row i of A being the taps * cin floats
+                float alpha, float beta, const float* bias, bool relu, float* edge);
+  // Indirect GEMM block: c (mc x nc) = A @ bp [+ bias] [then max(., 0) if relu], row i of A being the taps * cin floats
   // ind[i * taps + t][0 .. cin) for t = 0 .. taps; bp holds op(b) for the whole depth taps * cin packed in nr-slivers.
   // `zero` points at cin zeros (rows past mc read it); `scratch` holds taps * mr pointers.
   void (*macro_indirect)(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero, const float* bp,
-                         idx nr, float* c, idx ldc, const float* bias, const float** scratch);
+                         idx nr, float* c, idx ldc, const float* bias, bool relu, const float** scratch);
   // Transposed indirect GEMM block: rows [row0, row0 + mc) and columns (nc) of c = A^T @ bp + beta * c, where A
   // (kc x m, m = taps * span) has row p equal to the concatenation over t of the span floats at ind[p * taps + t].
   // `edge` holds mr * kc floats.

@@ -16,10 +16,11 @@ inline __m256i lane_mask(idx n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(v), lanes);
 }
 
-// c tile (mv x nv) = alpha * acc + beta * c [+ bias]; beta == 0: c not read.
+// c tile (mv x nv) = alpha * acc + beta * c [+ bias] [then max(., 0) with relu]; beta == 0: c not read.
 template <int NV>
 __attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV], float* c, idx ldc, float alpha,
-                                                      float beta, idx mv, idx nv, const float* bias) {
+                                                      float beta, idx mv, idx nv, const float* bias,
+                                                      bool relu) {
   __m256i mask[NV];
   __m256 bias_v[NV];
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -37,6 +38,8 @@ __attribute__((always_inline)) inline void store_tile(const __m256 (&acc)[MR][NV
       __m256 r = alpha == 1.0f ? acc[i][v] : _mm256_mul_ps(va, acc[i][v]);
       if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(row + 8 * v, mask[v]), r);
       if (bias) r = _mm256_add_ps(r, bias_v[v]);
+      // max(0, r) returns r when r is NaN: NaN propagates and -0 stays -0, as relu_forward's r < 0 ? 0 : r.
+      if (relu) r = _mm256_max_ps(_mm256_setzero_ps(), r);
       _mm256_maskstore_ps(row + 8 * v, mask[v], r);
     }
   }
@@ -48,15 +51,17 @@ struct Micro {
   static constexpr int NV = NR / 8;
   template <class Acc>
   __attribute__((always_inline)) static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
-                                                        float alpha, float beta, idx mv, idx nv, const float* bias) {
+                                                        float alpha, float beta, idx mv, idx nv, const float* bias,
+                                                        bool relu) {
     if constexpr (NV == 2) {
-      if (nv <= 8) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+      if (nv <= 8) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias, relu);
     }
-    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias, relu);
   }
   template <int TV, class Acc>
   __attribute__((always_inline)) static inline void tile(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
-                                                         float alpha, float beta, idx mv, idx nv, const float* bias) {
+                                                         float alpha, float beta, idx mv, idx nv, const float* bias,
+                                                        bool relu) {
     __m256 acc[MR][TV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i)
@@ -75,7 +80,7 @@ struct Micro {
       a.next();
       b += NR;
     }
-    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias, relu);
   }
 };
 
@@ -84,16 +89,16 @@ struct MicroInd {
   static constexpr int NV = NR / 8;
   __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
-                                                        const float* bias) {
+                                                        const float* bias, bool relu) {
     if constexpr (NV == 2) {
-      if (nv <= 8) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+      if (nv <= 8) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias, relu);
     }
-    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias, relu);
   }
   template <int TV>
   __attribute__((always_inline)) static inline void tile(idx taps, idx cin, const float* const* ptrs,
                                                          const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
-                                                         const float* bias) {
+                                                         const float* bias, bool relu) {
     __m256 acc[MR][TV];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i)
@@ -113,7 +118,7 @@ struct MicroInd {
         b += NR;
       }
     }
-    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias, relu);
   }
 };
 

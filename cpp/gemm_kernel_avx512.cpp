@@ -14,10 +14,11 @@ inline __mmask16 low_mask(idx n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-// c tile (mv x nv) = alpha * acc + beta * c [+ bias]; beta == 0: c not read.
+// c tile (mv x nv) = alpha * acc + beta * c [+ bias] [then max(., 0) with relu]; beta == 0: c not read.
 template <int NV>
 __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[MR][NV], float* c, idx ldc, float alpha,
-                                                      float beta, idx mv, idx nv, const float* bias) {
+                                                      float beta, idx mv, idx nv, const float* bias,
+                                                      bool relu) {
   __mmask16 mask[NV];
   __m512 bias_v[NV];
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -35,6 +36,8 @@ __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[MR][NV
       __m512 r = alpha == 1.0f ? acc[i][v] : _mm512_mul_ps(va, acc[i][v]);
       if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], row + 16 * v), r);
       if (bias) r = _mm512_add_ps(r, bias_v[v]);
+      // max(0, r) returns r when r is NaN: NaN propagates and -0 stays -0, as relu_forward's r < 0 ? 0 : r.
+      if (relu) r = _mm512_max_ps(_mm512_setzero_ps(), r);
       _mm512_mask_storeu_ps(row + 16 * v, mask[v], r);
     }
   }
@@ -46,15 +49,17 @@ struct Micro {
   static constexpr int NV = NR / 16;
   template <class Acc>
   __attribute__((always_inline)) static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
-                                                        float alpha, float beta, idx mv, idx nv, const float* bias) {
+                                                        float alpha, float beta, idx mv, idx nv, const float* bias,
+                                                        bool relu) {
     if constexpr (NV == 2) {
-      if (nv <= 16) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+      if (nv <= 16) return tile<1>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias, relu);
     }
-    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias);
+    tile<NV>(kc, a, b, c, ldc, alpha, beta, mv, nv, bias, relu);
   }
   template <int TV, class Acc>
   __attribute__((always_inline)) static inline void tile(idx kc, Acc a, const float* __restrict b, float* c, idx ldc,
-                                                         float alpha, float beta, idx mv, idx nv, const float* bias) {
+                                                         float alpha, float beta, idx mv, idx nv, const float* bias,
+                                                        bool relu) {
     __m512 acc[MR][TV];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
@@ -73,7 +78,7 @@ struct Micro {
       a.next();
       b += NR;
     }
-    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, alpha, beta, mv, nv, bias, relu);
   }
 };
 
@@ -82,16 +87,16 @@ struct MicroInd {
   static constexpr int NV = NR / 16;
   __attribute__((always_inline)) static inline void run(idx taps, idx cin, const float* const* ptrs,
                                                         const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
-                                                        const float* bias) {
+                                                        const float* bias, bool relu) {
     if constexpr (NV == 2) {
-      if (nv <= 16) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+      if (nv <= 16) return tile<1>(taps, cin, ptrs, b, c, ldc, mv, nv, bias, relu);
     }
-    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias);
+    tile<NV>(taps, cin, ptrs, b, c, ldc, mv, nv, bias, relu);
   }
   template <int TV>
   __attribute__((always_inline)) static inline void tile(idx taps, idx cin, const float* const* ptrs,
                                                          const float* __restrict b, float* c, idx ldc, idx mv, idx nv,
-                                                         const float* bias) {
+                                                         const float* bias, bool relu) {
     __m512 acc[MR][TV];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i)
@@ -111,7 +116,7 @@ struct MicroInd {
         b += NR;
       }
     }
-    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias);
+    store_tile<TV>(acc, c, ldc, 1.0f, 0.0f, mv, nv, bias, relu);
   }
 };
 

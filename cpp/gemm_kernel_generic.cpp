@@ -11,7 +11,7 @@ template <int NR>
 struct Micro {
   template <class Acc>
   static inline void run(idx kc, Acc a, const float* __restrict b, float* c, idx ldc, float alpha, float beta, idx mv,
-                         idx nv, const float* bias) {
+                         idx nv, const float* bias, bool relu) {
     float acc[MR][NR] = {};
     for (idx p = 0; p < kc; ++p) {
       for (int i = 0; i < MR; ++i) {
@@ -27,7 +27,7 @@ struct Micro {
         float r = alpha * acc[i][j];
         if (beta != 0.0f) r += beta * row[j];
         if (bias) r += bias[j];
-        row[j] = r;
+        row[j] = relu && r < 0.0f ? 0.0f : r;  // NaN propagates, as relu_forward
       }
     }
   }
@@ -36,7 +36,7 @@ struct Micro {
 template <int NR>
 struct MicroInd {
   static inline void run(idx taps, idx cin, const float* const* ptrs, const float* __restrict b, float* c, idx ldc,
-                         idx mv, idx nv, const float* bias) {
+                         idx mv, idx nv, const float* bias, bool relu) {
     float acc[MR][NR] = {};
     for (idx t = 0; t < taps; ++t, ptrs += MR) {
       for (idx ci = 0; ci < cin; ++ci) {
@@ -48,7 +48,10 @@ struct MicroInd {
       }
     }
     for (idx i = 0; i < mv; ++i)
-      for (idx j = 0; j < nv; ++j) c[i * ldc + j] = bias ? acc[i][j] + bias[j] : acc[i][j];
+      for (idx j = 0; j < nv; ++j) {
+        const float r = bias ? acc[i][j] + bias[j] : acc[i][j];
+        c[i * ldc + j] = relu && r < 0.0f ? 0.0f : r;
+      }
   }
 };
 

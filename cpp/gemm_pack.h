@@ -84,13 +84,13 @@ struct AIndirectColumns {  // (k, taps * span) rows given by pointers, transpose
 };
 
 // Loops a micro-kernel family over one (mc x nc x kc) block. Micro<NR>::run(kc, acc, b, c, ldc, alpha, beta, mv, nv,
-// bias) computes one MR x NR tile reading a through the accessor `acc`. With a packed a-block the b-sliver is the
+// bias, relu) computes one MR x NR tile reading a through the accessor `acc`. With a packed a-block the b-sliver is the
 // outer loop (it stays in L1) and the a-slivers stream from L2; with a read in place the a-sliver is the outer loop
 // (it stays in L1) and the few packed b-slivers are the inner one. In-place edge slivers (fewer than MR rows) are
 // first copied into `edge` (MR * kc floats, zero-padded) so no row past the matrix is ever read.
 template <int MR, int NR, template <int> class Micro>
 static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, float* c, idx ldc,
-                       float alpha, float beta, const float* bias, float* edge) {
+                       float alpha, float beta, const float* bias, bool relu, float* edge) {
   if (mode == kPacked) {
     for (idx j0 = 0; j0 < nc; j0 += NR) {
       const idx nv = nc - j0 < NR ? nc - j0 : NR;
@@ -98,7 +98,7 @@ static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode
       const float* bias_j = bias ? bias + j0 : nullptr;
       for (idx i0 = 0; i0 < mc; i0 += MR) {
         const idx mv = mc - i0 < MR ? mc - i0 : MR;
-        Micro<NR>::run(kc, APacked<MR>{a + i0 * kc}, bs, c + i0 * ldc + j0, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, APacked<MR>{a + i0 * kc}, bs, c + i0 * ldc + j0, ldc, alpha, beta, mv, nv, bias_j, relu);
       }
     }
     return;
@@ -114,11 +114,11 @@ static void macro_tmpl(idx mc, idx nc, idx kc, const float* a, idx lda, int mode
       float* ct = c + i0 * ldc + j0;
       const float* bias_j = bias ? bias + j0 : nullptr;
       if (packed_edge)
-        Micro<NR>::run(kc, APacked<MR>{edge}, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, APacked<MR>{edge}, bs, ct, ldc, alpha, beta, mv, nv, bias_j, relu);
       else if (mode == kColumns)
-        Micro<NR>::run(kc, AColumns{as, lda}, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, AColumns{as, lda}, bs, ct, ldc, alpha, beta, mv, nv, bias_j, relu);
       else
-        Micro<NR>::run(kc, ARows{as, lda}, bs, ct, ldc, alpha, beta, mv, nv, bias_j);
+        Micro<NR>::run(kc, ARows{as, lda}, bs, ct, ldc, alpha, beta, mv, nv, bias_j, relu);
     }
   }
 }
@@ -145,19 +145,21 @@ static void macro_indirect_t_tmpl(idx mc, idx nc, idx kc, const float* const* in
       const float* bs = bp + j0 * kc;
       float* ct = c + i0 * ldc + j0;
       if (direct)
-        Micro<NR>::run(kc, AIndirectColumns{ind + t0, taps, s0}, bs, ct, ldc, 1.0f, beta, mv, nv, nullptr);
+        Micro<NR>::run(kc, AIndirectColumns{ind + t0, taps, s0}, bs, ct, ldc, 1.0f, beta, mv, nv, nullptr, false);
       else
-        Micro<NR>::run(kc, APacked<MR>{edge}, bs, ct, ldc, 1.0f, beta, mv, nv, nullptr);
+        Micro<NR>::run(kc, APacked<MR>{edge}, bs, ct, ldc, 1.0f, beta, mv, nv, nullptr, false);
     }
   }
 }
 
 // Indirect variant (see GemmKernel::macro_indirect): per MR-row sliver, the row pointers are first gathered tap-major
-// into `scratch` (rows past mc point at `zero`), then MicroInd<NR>::run(taps, cin, scratch, b, c, ldc, mv, nv, bias)
+// into `scratch` (rows past mc point at `zero`), then MicroInd<NR>::run(taps, cin, scratch, b, c, ldc, mv, nv, bias,
+// relu)
 // runs over every b-sliver.
 template <int MR, int NR, template <int> class MicroInd>
 static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
-                                const float* bp, float* c, idx ldc, const float* bias, const float** scratch) {
+                                const float* bp, float* c, idx ldc, const float* bias, bool relu,
+                                const float** scratch) {
   const idx depth = taps * cin;
   for (idx i0 = 0; i0 < mc; i0 += MR) {
     const idx mv = mc - i0 < MR ? mc - i0 : MR;
@@ -166,7 +168,7 @@ static void macro_indirect_tmpl(idx mc, idx nc, idx taps, idx cin, const float* 
     for (idx j0 = 0; j0 < nc; j0 += NR) {
       const idx nv = nc - j0 < NR ? nc - j0 : NR;
       MicroInd<NR>::run(taps, cin, scratch, bp + j0 * depth, c + i0 * ldc + j0, ldc, mv, nv,
-                        bias ? bias + j0 : nullptr);
+                        bias ? bias + j0 : nullptr, relu);
     }
   }
 }
@@ -186,18 +188,19 @@ struct KernelTable {
       pack_b_tmpl<NRW>(dst, b, ldb, trans, kc, nc);
   }
   static void macro(idx mc, idx nc, idx kc, const float* a, idx lda, int mode, const float* bp, idx nr, float* c,
-                    idx ldc, float alpha, float beta, const float* bias, float* edge) {
+                    idx ldc, float alpha, float beta, const float* bias, bool relu, float* edge) {
     if (nr == NRN)
-      macro_tmpl<MR, NRN, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+      macro_tmpl<MR, NRN, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, relu, edge);
     else
-      macro_tmpl<MR, NRW, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, edge);
+      macro_tmpl<MR, NRW, Micro>(mc, nc, kc, a, lda, mode, bp, c, ldc, alpha, beta, bias, relu, edge);
   }
   static void macro_indirect(idx mc, idx nc, idx taps, idx cin, const float* const* ind, const float* zero,
-                             const float* bp, idx nr, float* c, idx ldc, const float* bias, const float** scratch) {
+                             const float* bp, idx nr, float* c, idx ldc, const float* bias, bool relu,
+                             const float** scratch) {
     if (nr == NRN)
-      macro_indirect_tmpl<MR, NRN, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+      macro_indirect_tmpl<MR, NRN, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, relu, scratch);
     else
-      macro_indirect_tmpl<MR, NRW, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, scratch);
+      macro_indirect_tmpl<MR, NRW, MicroInd>(mc, nc, taps, cin, ind, zero, bp, c, ldc, bias, relu, scratch);
   }
   static void macro_indirect_t(idx mc, idx nc, idx kc, const float* const* ind, idx taps, idx span, idx row0, idx m,
                                const float* bp, idx nr, float* c, idx ldc, float beta, float* edge) {

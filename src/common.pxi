@@ -66,3 +66,10 @@ cdef inline float* _fptr_or_null(object arr):
     if arr is None:
         return NULL
     return <float*> cnp.PyArray_DATA(arr)
+
+
+cdef bint _flag(object v, str name) except -1:
+    """A bool argument (Python or NumPy bool); anything else raises TypeError naming it."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(v).__name__} {v!r}")
+    return bool(v)

@@ -3,7 +3,7 @@ cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_forward "cnnlite::conv2d_forward"(
         float* y, const float* x, const float* k, const float* bias, int64_t n, int64_t h, int64_t w, int64_t cin,
         int64_t kh, int64_t kw, int64_t cout, int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl,
-        int64_t pr) except + nogil
+        int64_t pr, bint relu) except + nogil
     void c_conv2d_backward "cnnlite::conv2d_backward"(
         float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, int64_t n, int64_t h,
         int64_t w, int64_t cin, int64_t kh, int64_t kw, int64_t cout, int64_t sh, int64_t sw, int64_t pt,
@@ -41,8 +41,9 @@ cdef tuple _conv2d_check(object x, object w, object b, object sh, object sw, obj
     return (x.shape[0], h, wd, x.shape[3], kh, kw, w.shape[3], s_h, s_w, pt, pb, pl, pr, oh, ow)
 
 
-def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right):
-    """y (n, oh, ow, cout) = conv(x (n, h, w, cin), w (kh, kw, cin, cout)) + b; oh = (h + pt + pb - kh)//sh + 1."""
+def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, relu=False):
+    """y (n, oh, ow, cout) = conv(x (n, h, w, cin), w (kh, kw, cin, cout)) + b, then max(y, 0) if relu;
+    oh = (h + pt + pb - kh)//sh + 1."""
     cdef int64_t n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow
     n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow = _conv2d_check(
         x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
@@ -51,8 +52,9 @@ def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right):
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
     cdef const float* pbias = _fptr_or_null(b)
+    cdef bint c_relu = _flag(relu, "relu")
     with nogil:
-        c_conv2d_forward(py, px, pk, pbias, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr)
+        c_conv2d_forward(py, px, pk, pbias, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, c_relu)
     return y
 
 

@@ -1,7 +1,7 @@
 # Bindings for cpp/dense.h (see src/README.md for the contract).
 cdef extern from "dense.h" namespace "cnnlite":
     void c_dense_forward "cnnlite::dense_forward"(float* y, const float* x, const float* w, const float* bias,
-                                                  int64_t n, int64_t n_in, int64_t n_out) except + nogil
+                                                  int64_t n, int64_t n_in, int64_t n_out, bint relu) except + nogil
     void c_dense_backward "cnnlite::dense_backward"(float* dx, float* dw, float* dbias, const float* dy,
                                                     const float* x, const float* w, int64_t n, int64_t n_in,
                                                     int64_t n_out) except + nogil
@@ -16,8 +16,8 @@ cdef void _dense_weights(object w, object b) except *:
         _expect_shape(b, "b", (w.shape[1],))
 
 
-def dense_forward(x, w, b):
-    """y (n, out) = x (n, in) @ w (in, out) + b (out); b may be None."""
+def dense_forward(x, w, b, relu=False):
+    """y (n, out) = x (n, in) @ w (in, out) + b (out), then max(y, 0) if relu; b may be None."""
     _f32(x, "x", 2)
     _dense_weights(w, b)
     if x.shape[1] != w.shape[0]:
@@ -28,8 +28,9 @@ def dense_forward(x, w, b):
     cdef const float* px = _fptr(x)
     cdef const float* pw = _fptr(w)
     cdef const float* pb = _fptr_or_null(b)
+    cdef bint c_relu = _flag(relu, "relu")
     with nogil:
-        c_dense_forward(py, px, pw, pb, n, n_in, n_out)
+        c_dense_forward(py, px, pw, pb, n, n_in, n_out, c_relu)
     return y
 
 

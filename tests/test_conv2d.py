@@ -47,15 +47,36 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_conv2d_forward_matches_reference(rng, case, with_bias):
+@pytest.mark.parametrize("relu", [False, True])
+def test_conv2d_forward_matches_reference(rng, case, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
     x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
     pads = _pads(mode, h, w, kh, kw, sh, sw)
-    y = K.conv2d_forward(x, k, b, sh, sw, *pads)
+    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+    if relu:
+        ref = np.maximum(ref, 0.0)
+        assert (y >= 0).all() and (y == 0).any() and (y > 0).any()
     assert y.shape == ref.shape and y.dtype == np.float32
     np.testing.assert_allclose(y, ref, rtol=2e-4, atol=2e-4)
+
+
+def test_conv2d_fused_relu_equals_relu_of_output(rng):
+    # The fused store applies exactly relu_forward's rule to the same sums: bitwise equal, NaN propagating.
+    x, k, b = _data(rng, 2, 9, 8, 5, 3, 3, 20)
+    x[0, 4, 4, 2] = np.nan
+    for pads in [(0, 0, 0, 0), (1, 1, 1, 1)]:
+        y = K.conv2d_forward(x, k, b, 1, 1, *pads)
+        fused = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+        assert np.isnan(fused).any()
+        np.testing.assert_array_equal(fused, K.relu_forward(y))
+
+
+def test_conv2d_relu_must_be_bool():
+    x, w, b = _ok()
+    with pytest.raises(TypeError, match="relu must be a bool, got int 1"):
+        K.conv2d_forward(x, w, b, 1, 1, 0, 0, 0, 0, relu=1)
 
 
 def test_same_pads_keep_the_size():
@@ -126,7 +147,8 @@ def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, 
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
             y = K.conv2d_forward(x, k, b, 1, 1, *pads)
-            results.append((y,) + K.conv2d_backward(dy, x, k, 1, 1, *pads))
+            y_relu = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+            results.append((y, y_relu) + K.conv2d_backward(dy, x, k, 1, 1, *pads))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -187,14 +209,16 @@ def _geometries(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(_geometries(), st.booleans())
-def test_conv2d_random_geometries_match_reference(geometry, with_bias):
+@given(_geometries(), st.booleans(), st.booleans())
+def test_conv2d_random_geometries_match_reference(geometry, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, pads = geometry
     rng = np.random.default_rng(abs(hash(geometry)) % 2**32)
     x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
+    ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+    np.testing.assert_allclose(K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu),
+                               np.maximum(ref, 0.0) if relu else ref, rtol=2e-4, atol=2e-4)
     y = K.conv2d_forward(x, k, b, sh, sw, *pads)
-    np.testing.assert_allclose(y, conv2d_forward_ref(x, k, b, sh, sw, *pads), rtol=2e-4, atol=2e-4)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads)
     rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, sh, sw, *pads)

@@ -20,17 +20,31 @@ def _data(rng, n, n_in, n_out):
     return x, w, b
 
 
-SHAPES = [(1, 1, 1), (1, 5, 3), (7, 13, 10), (32, 784, 128), (33, 128, 10), (5, 1600, 17)]
+# (40, 600, 350): several depth blocks and more columns than the in-place limit (a packed a-block), so the fused
+# epilogue must run with the last depth block only.
+SHAPES = [(1, 1, 1), (1, 5, 3), (7, 13, 10), (32, 784, 128), (33, 128, 10), (5, 1600, 17), (40, 600, 350)]
 
 
 @pytest.mark.parametrize("n,n_in,n_out", SHAPES)
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_dense_forward_matches_reference(rng, n, n_in, n_out, with_bias):
+@pytest.mark.parametrize("relu", [False, True])
+def test_dense_forward_matches_reference(rng, n, n_in, n_out, with_bias, relu):
     x, w, b = _data(rng, n, n_in, n_out)
     b = b if with_bias else None
-    y = K.dense_forward(x, w, b)
+    y = K.dense_forward(x, w, b, relu=relu)
     assert y.shape == (n, n_out) and y.dtype == np.float32
-    np.testing.assert_allclose(y, dense_forward_ref(x, w, b), **TOL)
+    ref = dense_forward_ref(x, w, b)
+    np.testing.assert_allclose(y, np.maximum(ref, 0.0) if relu else ref, **TOL)
+
+
+def test_dense_fused_relu_equals_relu_of_output(rng):
+    # Bitwise: the fused store applies relu_forward's rule (NaN propagates) to the same sums.
+    x, w, b = _data(rng, 40, 600, 350)
+    x[3, 7] = np.nan
+    y = K.dense_forward(x, w, b)
+    fused = K.dense_forward(x, w, b, relu=True)
+    assert np.isnan(fused[3]).all() and (fused == 0).any()
+    np.testing.assert_array_equal(fused, K.relu_forward(y))
 
 
 @pytest.mark.parametrize("n,n_in,n_out", SHAPES)
@@ -82,7 +96,8 @@ def test_dense_bitwise_identical_for_1_and_2_threads(rng):
     try:
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
-            results.append((K.dense_forward(x, w, b),) + K.dense_backward(dy, x, w))
+            results.append((K.dense_forward(x, w, b), K.dense_forward(x, w, b, relu=True)) +
+                           K.dense_backward(dy, x, w))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -102,6 +117,8 @@ def test_dense_rejects_bad_arguments():
         K.dense_forward(x, w, np.ones(3, np.float32))
     with pytest.raises(ValueError, match="x must be C-contiguous"):
         K.dense_forward(np.ones((3, 2), np.float32).T, w, None)
+    with pytest.raises(TypeError, match="relu must be a bool, got str 'yes'"):
+        K.dense_forward(x, w, None, relu="yes")
     with pytest.raises(ValueError, match="non-zero"):
         K.dense_forward(np.ones((2, 0), np.float32), np.ones((0, 4), np.float32), None)
     with pytest.raises(ValueError, match=r"dy must have shape \(2, 4\)"):

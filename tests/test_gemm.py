@@ -129,6 +129,17 @@ _ISA_SCRIPT = textwrap.dedent("""
     xp = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (0, 1), (0, 0)))
     ref = sum(np.einsum("nhwc,co->nhwo", xp[:, i:i + 9:2, j:j + 8, :], w[i, j]) for i in range(3) for j in range(2))
     np.testing.assert_allclose(y, ref + bias, rtol=1e-4, atol=1e-4)
+    # the fused ReLU epilogue: indirect conv, pointwise conv, several depth blocks, a packed a-block
+    np.testing.assert_array_equal(K.conv2d_forward(x, w, bias, 2, 1, 1, 1, 0, 1, relu=True), np.maximum(y, 0))
+    w1 = rng.standard_normal((1, 1, 5, 7)).astype(np.float32)
+    np.testing.assert_array_equal(K.conv2d_forward(x, w1, bias, 1, 1, 0, 0, 0, 0, relu=True),
+                                  np.maximum(K.conv2d_forward(x, w1, bias, 1, 1, 0, 0, 0, 0), 0))
+    for n, n_in, n_out in [(250, 600, 70), (40, 600, 350), (5, 3, 9)]:
+        xd = rng.standard_normal((n, n_in)).astype(np.float32)
+        wd = rng.standard_normal((n_in, n_out)).astype(np.float32)
+        bd = rng.standard_normal(n_out).astype(np.float32)
+        np.testing.assert_array_equal(K.dense_forward(xd, wd, bd, relu=True),
+                                      np.maximum(K.dense_forward(xd, wd, bd), 0))
     # backward with kernel rows of 21 floats (indirect weight-gradient kernel, tiles straddling kernel rows)
     x = rng.standard_normal((2, 7, 6, 7)).astype(np.float32)
     w = rng.standard_normal((3, 3, 7, 5)).astype(np.float32)

@@ -80,8 +80,9 @@ class Conv2D(_Activated, Layer):
 
     def forward(self, x, training=False, logits=False):
         pads = self._pads(x)
-        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads)
-        y, applied = self._activate(z, logits)
+        fused = self._fuse_relu()
+        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=fused)
+        y, applied = self._activate(z, logits, fused)
         self._cache = (x, y, applied, pads)
         return y
 

@@ -12,9 +12,18 @@ def _flat2d(a, width):
 
 
 class _Activated:
-    """Mixin for layers ending in an activation: applies it, or skips a softmax when the model asks for logits."""
+    """Mixin for layers ending in an activation: applies it, or skips a softmax when the model asks for logits.
 
-    def _activate(self, z, logits):
+    Dense and Conv2D ask their kernel for a ReLU fused into its store (`_fuse_relu()`), then pass the kernel's output
+    through `_activate(..., fused=True)`, which leaves it as it is.
+    """
+
+    def _fuse_relu(self):
+        return self.activation is activations.relu
+
+    def _activate(self, z, logits, fused=False):
+        if fused:
+            return z, True
         if logits and self.activation is activations.softmax:
             return z, False
         return self.activation(z), True
@@ -63,8 +72,9 @@ class Dense(_Activated, Layer):
 
     def forward(self, x, training=False, logits=False):
         x2 = _flat2d(x, self.kernel.shape[0])
-        z = _kernels.dense_forward(x2, self.kernel, self.bias)
-        y, applied = self._activate(z, logits)
+        fused = self._fuse_relu()
+        z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=fused)
+        y, applied = self._activate(z, logits, fused)
         self._cache = (x2, y, applied, x.shape)
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
 
