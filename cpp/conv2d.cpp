@@ -1,6 +1,8 @@
 #include "conv2d.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "conv2d_winograd.h"
 #include "gemm.h"
 #include "threads.h"
 
@@ -350,7 +353,56 @@ void forward_impl(float* y, const float* x, const float* k, const float* bias, b
   for_chunks(chunks, body);
 }
 
+// --- algorithm dispatch ---------------------------------------------------------------------------------------
+
+enum class Algo : int { kAuto = 0, kGemm, kWinograd };
+constexpr const char* kAlgoNames[] = {"auto", "gemm", "winograd"};
+
+Algo parse_algo(const char* name) {
+  const std::string s = name ? name : "";
+  for (int a = 0; a < 3; ++a)
+    if (s == kAlgoNames[a]) return static_cast<Algo>(a);
+  throw std::invalid_argument("conv2d algorithm must be 'auto', 'gemm' or 'winograd', got '" + s + "'");
+}
+
+std::atomic<int>& forced_algo() {
+  static std::atomic<int> algo{[] {
+    const char* env = std::getenv("CNNLITE_CONV_ALGO");
+    try {
+      return static_cast<int>(env && *env ? parse_algo(env) : Algo::kAuto);
+    } catch (const std::invalid_argument&) {
+      return static_cast<int>(Algo::kAuto);  // an unknown value must not make every convolution throw
+    }
+  }()};
+  return algo;
+}
+
+// Winograd's transforms cost about as much per tile as a GEMM over ~8 channels: below that it loses (measured in
+// BENCHMARKS.md, Winograd section).
+constexpr idx kWinogradMinChannels = 8;
+
+Algo choose_algo(const Geometry& g, bool backward_input) {
+  const bool winograd_ok =
+      backward_input ? winograd_backward_input_applies(g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr)
+                     : winograd_forward_applies(g.kh, g.kw, g.sh, g.sw);
+  const Algo forced = static_cast<Algo>(forced_algo().load(std::memory_order_relaxed));
+  if (forced == Algo::kGemm) return Algo::kGemm;
+  if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
+  if (winograd_ok && g.cin >= kWinogradMinChannels && g.cout >= kWinogradMinChannels) return Algo::kWinograd;
+  return Algo::kGemm;
+}
+
 }  // namespace
+
+const char* conv2d_algo(bool backward_input, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw,
+                        idx pt, idx pb, idx pl, idx pr) {
+  const Geometry g = make_geometry("conv2d_algo", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  return kAlgoNames[static_cast<int>(choose_algo(g, backward_input))];
+}
+
+void conv2d_set_algo(const char* name) { forced_algo().store(static_cast<int>(parse_algo(name))); }
+
+const char* conv2d_get_algo() { return kAlgoNames[forced_algo().load()]; }
 
 idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
   const idx span = in + pad_before + pad_after - k;
@@ -360,14 +412,23 @@ idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
 
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
                     idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu) {
-  forward_impl(y, x, k, bias, relu,
-               make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr));
+  const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  if (choose_algo(g, false) == Algo::kWinograd) {
+    winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, relu);
+    return;
+  }
+  forward_impl(y, x, k, bias, relu, g);
 }
 
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
                      idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
                      const float* relu_y) {
   const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  if (dx && n > 0 && choose_algo(g, true) == Algo::kWinograd) {
+    conv2d_backward(nullptr, dk, dbias, dy, x, k, n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, relu_y);
+    winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
+    return;
+  }
   const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin, span = kw * cin;
   if (n == 0) {
     std::fill(dk, dk + depth * cout, 0.0f);

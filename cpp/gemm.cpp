@@ -281,4 +281,48 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
 #endif
 }
 
+namespace {
+
+// Layout of a pre-packed b (sgemm_pack_b): depth blocks as in gemm_driver, block pc at bp + pc * round_up(n, NR),
+// its sliver j0 at + j0 * kc.
+struct PackedLayout {
+  idx nr, kc_max, n_pad;
+  PackedLayout(const GemmKernel& K, idx k, idx n) {
+    nr = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
+    kc_max = ceil_div(k, std::max<idx>(1, ceil_div(k, K.kc)));
+    n_pad = round_up(n, nr);
+  }
+};
+
+}  // namespace
+
+idx sgemm_packed_size(idx k, idx n) {
+  if (k <= 0 || n <= 0) throw std::invalid_argument("sgemm_packed_size: k and n must be > 0");
+  return k * PackedLayout(kernel(), k, n).n_pad;
+}
+
+void sgemm_pack_b(float* bp, const float* b, idx ldb, idx k, idx n) {
+  if (k <= 0 || n <= 0 || ldb < n) throw std::invalid_argument("sgemm_pack_b: bad sizes");
+  const GemmKernel& K = kernel();
+  const PackedLayout L(K, k, n);
+  for (idx pc = 0; pc < k; pc += L.kc_max) {
+    const idx kc = std::min<idx>(L.kc_max, k - pc);
+    for (idx j0 = 0; j0 < n; j0 += L.nr)
+      K.pack_b(bp + pc * L.n_pad + j0 * kc, b + pc * ldb + j0, ldb, false, kc, std::min<idx>(L.nr, n - j0), L.nr);
+  }
+}
+
+void sgemm_packed(idx m, idx n, idx k, const float* a, idx lda, const float* bp, float* c, idx ldc) {
+  if (m < 0 || n <= 0 || k <= 0 || lda < k || ldc < n) throw std::invalid_argument("sgemm_packed: bad sizes");
+  if (m == 0) return;
+  const GemmKernel& K = kernel();
+  const PackedLayout L(K, k, n);
+  float* edge = a_workspace().get(K.mr * L.kc_max);
+  for (idx pc = 0; pc < k; pc += L.kc_max) {
+    const idx kc = std::min<idx>(L.kc_max, k - pc);
+    K.macro(m, n, kc, a + pc, lda, gemm_detail::kRows, bp + pc * L.n_pad, L.nr, c, ldc, 1.0f, pc == 0 ? 0.0f : 1.0f,
+            nullptr, false, edge);
+  }
+}
+
 }  // namespace cnnlite

@@ -25,6 +25,14 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
 void sgemm_indirect_t(idx taps, idx span, idx n, idx k, const float* const* ind, const float* b, idx ldb, float* c,
                       idx ldc);
 
+// Many products with one right-hand side (Winograd's 16 small GEMMs per tile block): b (k, n) is packed once for the
+// micro-kernels by sgemm_pack_b into sgemm_packed_size(k, n) floats, then sgemm_packed computes
+// c (m, n) = a (m, k, row-major, lda >= k) @ b, overwriting c, on the calling thread only (for use inside a parallel
+// region). Same micro-kernels and the same summation order as sgemm (fixed depth blocks that depend on k alone).
+idx sgemm_packed_size(idx k, idx n);
+void sgemm_pack_b(float* bp, const float* b, idx ldb, idx k, idx n);
+void sgemm_packed(idx m, idx n, idx k, const float* a, idx lda, const float* bp, float* c, idx ldc);
+
 // Name of the micro-kernel in use: "avx512", "avx2" or "generic". Chosen once, on first use, from the CPU's
 // features; the environment variable CNNLITE_GEMM_ISA may only downgrade it (for tests of the other paths).
 const char* gemm_isa();

@@ -1,0 +1,362 @@
+#include "conv2d_winograd.h"
+
+#include <algorithm>
+#include <exception>
+#include <type_traits>
+
+#include "gemm.h"
+#include "threads.h"
+
+// The transforms are plain C++ loops over channels; on x86-64 with GCC and glibc they are also compiled for AVX2 and
+// AVX-512 and the best version is picked at load time (function multiversioning). They only add and subtract, so
+// every version gives the same bits.
+#if defined(CNNLITE_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
+#define CNNLITE_WINO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CNNLITE_WINO_CLONES
+#endif
+
+namespace cnnlite {
+
+namespace {
+
+constexpr int kTaps = 16;  // 4x4 transformed points per tile
+
+// A 3x3 stride-1 correlation of an (n, h, w, cin) input padded by (pt, pb, pl, pr), cut into 2x2 output tiles.
+struct Plan {
+  idx n, h, w, cin, cout, pt, pl, oh, ow, tiles_y, tiles_x, tiles, block;
+};
+
+// Tiles per block: the block's transformed input (16 x tiles x cin) and products (16 x tiles x cout) take about
+// 512 KiB, so they stay in L2 next to U. Depends on the channel counts only, never on the thread count.
+idx tiles_per_block(idx cin, idx cout) {
+  constexpr idx kBudget = 128 * 1024;  // floats
+  const idx t = kBudget / (kTaps * (cin + cout));
+  return std::max<idx>(24, std::min<idx>(t, 480)) / 24 * 24;
+}
+
+Plan make_plan(idx n, idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
+  Plan p{n, h, w, cin, cout, pt, pl, h + pt + pb - 2, w + pl + pr - 2, 0, 0, 0, 0};
+  p.tiles_y = (p.oh + 1) / 2;
+  p.tiles_x = (p.ow + 1) / 2;
+  p.tiles = n * p.tiles_y * p.tiles_x;
+  p.block = tiles_per_block(cin, cout);
+  return p;
+}
+
+// Walks tiles in order (image, tile row, tile column) from a flat tile index.
+struct TileCursor {
+  idx img, ty, tx;
+  TileCursor(const Plan& p, idx t) : img(t / (p.tiles_y * p.tiles_x)), ty(t / p.tiles_x % p.tiles_y), tx(t % p.tiles_x) {}
+  void next(const Plan& p) {
+    if (++tx == p.tiles_x) {
+      tx = 0;
+      if (++ty == p.tiles_y) {
+        ty = 0;
+        ++img;
+      }
+    }
+  }
+};
+
+// Explicit SIMD through GCC vector extensions (16 and 8 floats; each clone lowers them to its widest registers), so
+// the transforms vectorise over channels with no run-time alias checks or remainder loops. Loads and stores go through
+// memcpy (unaligned, no aliasing assumptions). Every lane width performs the same operations per element, so gives
+// the same bits.
+// (Internal, always-inlined helpers: the warning that vector arguments change the ABI does not apply.)
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float F16 __attribute__((vector_size(64)));
+typedef float F8 __attribute__((vector_size(32)));
+
+template <class V>
+__attribute__((always_inline)) inline V load(const float* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <class V>
+__attribute__((always_inline)) inline void store(float* p, V v) {
+  __builtin_memcpy(p, &v, sizeof(V));
+}
+template <class V>
+__attribute__((always_inline)) inline V positive_or_zero(V gate, V value) {  // gate > 0 ? value : 0
+  if constexpr (std::is_same_v<V, float>)
+    return gate > 0.0f ? value : 0.0f;
+  else
+    return gate > V{} ? value : V{};
+}
+
+// Channels [ci, ci + width of V) of one tile's input transform (see input_tile).
+template <class V, bool Gated>
+__attribute__((always_inline)) inline void input_lanes(float* v, idx ld, const float* d, const float* g, idx rs,
+                                                        idx cin, idx ci) {
+  V e[kTaps];
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) {
+      const idx at = r * rs + c * cin + ci;
+      e[r * 4 + c] = Gated ? positive_or_zero<V>(load<V>(g + at), load<V>(d + at)) : load<V>(d + at);
+    }
+  V t[kTaps];  // B^T d: rows
+  for (int c = 0; c < 4; ++c) {
+    t[0 * 4 + c] = e[0 * 4 + c] - e[2 * 4 + c];
+    t[1 * 4 + c] = e[1 * 4 + c] + e[2 * 4 + c];
+    t[2 * 4 + c] = e[2 * 4 + c] - e[1 * 4 + c];
+    t[3 * 4 + c] = e[1 * 4 + c] - e[3 * 4 + c];
+  }
+  for (int r = 0; r < 4; ++r) {  // (B^T d) B: columns
+    store<V>(v + (r * 4 + 0) * ld + ci, t[r * 4 + 0] - t[r * 4 + 2]);
+    store<V>(v + (r * 4 + 1) * ld + ci, t[r * 4 + 1] + t[r * 4 + 2]);
+    store<V>(v + (r * 4 + 2) * ld + ci, t[r * 4 + 2] - t[r * 4 + 1]);
+    store<V>(v + (r * 4 + 3) * ld + ci, t[r * 4 + 1] - t[r * 4 + 3]);
+  }
+}
+
+// v[tap * ld + ci] = (B^T d B)[tap] for one tile whose input d[r][c][ci] is at d[r * rs + c * cin + ci]; with Gated,
+// each input is first masked by its gate (same layout) > 0.
+template <bool Gated>
+__attribute__((always_inline)) inline void input_tile(float* v, idx ld, const float* d, const float* g, idx rs,
+                                                       idx cin) {
+  idx ci = 0;
+  for (; ci + 16 <= cin; ci += 16) input_lanes<F16, Gated>(v, ld, d, g, rs, cin, ci);
+  for (; ci + 8 <= cin; ci += 8) input_lanes<F8, Gated>(v, ld, d, g, rs, cin, ci);
+  for (; ci < cin; ++ci) input_lanes<float, Gated>(v, ld, d, g, rs, cin, ci);
+}
+
+// v (16, block, cin): the transformed inputs of tiles [t0, t1), tap-major, tile i of the block at row i. gate (same
+// shape as x) may be null. A tile that overlaps the padding is first copied, gated and zero-filled, into patch
+// (16 * cin floats).
+template <bool Gated>
+__attribute__((always_inline)) inline void input_block(float* v, const float* x, const float* gate, float* patch,
+                                                        const Plan& p, idx t0, idx t1) {
+  const idx ld = p.block * p.cin, rs = p.w * p.cin;
+  TileCursor tc(p, t0);
+  for (idx t = t0; t < t1; ++t, tc.next(p)) {
+    const idx iy0 = 2 * tc.ty - p.pt, ix0 = 2 * tc.tx - p.pl;
+    const idx off = tc.img * p.h * rs + iy0 * rs + ix0 * p.cin;  // may point outside x: only used when inside
+    float* vt = v + (t - t0) * p.cin;
+    if (iy0 >= 0 && iy0 + 4 <= p.h && ix0 >= 0 && ix0 + 4 <= p.w) {
+      input_tile<Gated>(vt, ld, x + off, Gated ? gate + off : nullptr, rs, p.cin);
+      continue;
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int c = 0; c < 4; ++c) {
+        float* dst = patch + (r * 4 + c) * p.cin;
+        const idx iy = iy0 + r, ix = ix0 + c;
+        if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) {
+          for (idx ci = 0; ci < p.cin; ++ci) dst[ci] = 0.0f;
+          continue;
+        }
+        const idx at = off + r * rs + c * p.cin;
+        for (idx ci = 0; ci < p.cin; ++ci)
+          dst[ci] = !Gated || gate[at + ci] > 0.0f ? x[at + ci] : 0.0f;
+      }
+    input_tile<false>(vt, ld, patch, nullptr, 4 * p.cin, p.cin);
+  }
+}
+
+CNNLITE_WINO_CLONES void transform_inputs(float* v, const float* x, const float* gate, float* patch, const Plan& p,
+                                          idx t0, idx t1) {
+  if (gate)
+    input_block<true>(v, x, gate, patch, p, t0, t1);
+  else
+    input_block<false>(v, x, gate, patch, p, t0, t1);
+}
+
+// Channels [co, co + width of V) of one tile's output transform (see output_tile).
+template <class V, bool Relu>
+__attribute__((always_inline)) inline void output_lanes(float* y, idx rs, const float* m, idx ld, const float* bias,
+                                                         idx cout, idx co) {
+  V s[2][4];  // A^T m: rows
+  for (int c = 0; c < 4; ++c) {
+    const V m0 = load<V>(m + (0 * 4 + c) * ld + co), m1 = load<V>(m + (1 * 4 + c) * ld + co);
+    const V m2 = load<V>(m + (2 * 4 + c) * ld + co), m3 = load<V>(m + (3 * 4 + c) * ld + co);
+    s[0][c] = m0 + m1 + m2;
+    s[1][c] = m1 - m2 - m3;
+  }
+  const V b = load<V>(bias + co);
+  for (int r = 0; r < 2; ++r) {
+    V o0 = s[r][0] + s[r][1] + s[r][2] + b;
+    V o1 = s[r][1] - s[r][2] - s[r][3] + b;
+    if (Relu) {
+      o0 = positive_or_zero<V>(o0, o0);
+      o1 = positive_or_zero<V>(o1, o1);
+    }
+    store<V>(y + r * rs + co, o0);
+    store<V>(y + r * rs + cout + co, o1);
+  }
+}
+
+// One tile's outputs A^T m A + bias [ReLU], output (r, c) written to y[r * rs + c * cout + co].
+template <bool Relu>
+__attribute__((always_inline)) inline void output_tile(float* y, idx rs, const float* m, idx ld, const float* bias,
+                                                        idx cout) {
+  idx co = 0;
+  for (; co + 16 <= cout; co += 16) output_lanes<F16, Relu>(y, rs, m, ld, bias, cout, co);
+  for (; co + 8 <= cout; co += 8) output_lanes<F8, Relu>(y, rs, m, ld, bias, cout, co);
+  for (; co < cout; ++co) output_lanes<float, Relu>(y, rs, m, ld, bias, cout, co);
+}
+
+// Output tiles [t0, t1) from m (16, block, cout). A tile cut by the output's edge goes through patch (4 * cout).
+template <bool Relu>
+__attribute__((always_inline)) inline void output_block(float* y, const float* m, const float* bias, float* patch,
+                                                         const Plan& p, idx t0, idx t1) {
+  const idx ld = p.block * p.cout, rs = p.ow * p.cout;
+  TileCursor tc(p, t0);
+  for (idx t = t0; t < t1; ++t, tc.next(p)) {
+    const idx oy = 2 * tc.ty, ox = 2 * tc.tx;
+    float* y00 = y + tc.img * p.oh * rs + oy * rs + ox * p.cout;
+    const float* mt = m + (t - t0) * p.cout;
+    const bool right = ox + 1 < p.ow, below = oy + 1 < p.oh;
+    if (right && below) {
+      output_tile<Relu>(y00, rs, mt, ld, bias, p.cout);
+      continue;
+    }
+    output_tile<Relu>(patch, 2 * p.cout, mt, ld, bias, p.cout);
+    for (int r = 0; r < (below ? 2 : 1); ++r)
+      for (int c = 0; c < (right ? 2 : 1); ++c)
+        std::copy(patch + (r * 2 + c) * p.cout, patch + (r * 2 + c + 1) * p.cout, y00 + r * rs + c * p.cout);
+  }
+}
+
+CNNLITE_WINO_CLONES void transform_outputs(float* y, const float* m, const float* bias, float* patch, bool relu,
+                                           const Plan& p, idx t0, idx t1) {
+  if (relu)
+    output_block<true>(y, m, bias, patch, p, t0, t1);
+  else
+    output_block<false>(y, m, bias, patch, p, t0, t1);
+}
+
+// u (16, cin', cout') = G g G^T per channel pair, from k (3, 3, cin, cout). Forward: g = k, cin' = cin. Input
+// gradient (rotated): g'[a][b][co][ci] = k[2 - a][2 - b][ci][co], cin' = cout, cout' = cin. Computed in double.
+void transform_weights(float* u, const float* k, idx cin, idx cout, bool rotated) {
+  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const idx in2 = rotated ? cout : cin, out2 = rotated ? cin : cout;
+  for (idx ci = 0; ci < cin; ++ci) {
+    for (idx co = 0; co < cout; ++co) {
+      double g[3][3];
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+          const int ka = rotated ? 2 - a : a, kb = rotated ? 2 - b : b;
+          g[a][b] = k[((ka * 3 + kb) * cin + ci) * cout + co];
+        }
+      double gt[4][3];  // G g
+      for (int r = 0; r < 4; ++r)
+        for (int b = 0; b < 3; ++b) gt[r][b] = G[r][0] * g[0][b] + G[r][1] * g[1][b] + G[r][2] * g[2][b];
+      const idx row = rotated ? co : ci, col = rotated ? ci : co;
+      for (int r = 0; r < 4; ++r)
+        for (int c = 0; c < 4; ++c) {
+          const double value = gt[r][0] * G[c][0] + gt[r][1] * G[c][1] + gt[r][2] * G[c][2];
+          u[(r * 4 + c) * in2 * out2 + row * out2 + col] = static_cast<float>(value);
+        }
+    }
+  }
+}
+
+Workspace& weights_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& packed_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& block_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& patch_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+Workspace& bias_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
+
+// The tile blocks [0, chunks) in parallel (fixed blocks, any thread runs any block); rethrows the first error.
+template <class Body>
+void for_blocks(idx chunks, Body body) {
+  const int nthreads = in_parallel() ? 1 : get_num_threads();
+  if (nthreads <= 1 || chunks < 2) {
+    for (idx c = 0; c < chunks; ++c) body(c);
+    return;
+  }
+#ifdef CNNLITE_HAVE_OPENMP
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+  for (idx c = 0; c < chunks; ++c) {
+    try {
+      body(c);
+    } catch (...) {
+#pragma omp critical(cnnlite_winograd_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#endif
+}
+
+// y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.
+void winograd_run(float* y, const float* x, const float* gate, const float* up, const float* bias, bool relu,
+                  const Plan& p) {
+  const idx packed = sgemm_packed_size(p.cin, p.cout);
+  const idx chunks = (p.tiles + p.block - 1) / p.block;
+  auto body = [&](idx c) {
+    const idx t0 = c * p.block, t1 = std::min(p.tiles, t0 + p.block), count = t1 - t0;
+    float* v = block_workspace().get(kTaps * p.block * (p.cin + p.cout));
+    float* m = v + kTaps * p.block * p.cin;
+    float* patch = patch_workspace().get(kTaps * std::max(p.cin, p.cout));
+    transform_inputs(v, x, gate, patch, p, t0, t1);
+    for (int q = 0; q < kTaps; ++q)
+      sgemm_packed(count, p.cout, p.cin, v + q * p.block * p.cin, p.cin, up + q * packed, m + q * p.block * p.cout,
+                   p.cout);
+    transform_outputs(y, m, bias, patch, relu, p, t0, t1);
+  };
+  for_blocks(chunks, body);
+}
+
+// The packed transformed weights (16 blocks of sgemm_packed_size(cin', cout') floats) in the calling thread's workspace.
+const float* packed_weights(const float* k, idx cin, idx cout, bool rotated) {
+  const idx in2 = rotated ? cout : cin, out2 = rotated ? cin : cout;
+  float* u = weights_workspace().get(kTaps * in2 * out2);
+  transform_weights(u, k, cin, cout, rotated);
+  const idx packed = sgemm_packed_size(in2, out2);
+  float* up = packed_workspace().get(kTaps * packed);
+  for (int q = 0; q < kTaps; ++q) sgemm_pack_b(up + q * packed, u + q * in2 * out2, out2, in2, out2);
+  return up;
+}
+
+const float* bias_or_zeros(const float* bias, idx cout) {
+  if (bias) return bias;
+  float* z = bias_workspace().get(cout);
+  std::fill(z, z + cout, 0.0f);
+  return z;
+}
+
+}  // namespace
+
+bool winograd_forward_applies(idx kh, idx kw, idx sh, idx sw) { return kh == 3 && kw == 3 && sh == 1 && sw == 1; }
+
+bool winograd_backward_input_applies(idx kh, idx kw, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+  return winograd_forward_applies(kh, kw, sh, sw) && pt <= 2 && pb <= 2 && pl <= 2 && pr <= 2;
+}
+
+void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
+                             idx cout, idx pt, idx pb, idx pl, idx pr, bool relu) {
+  const Plan p = make_plan(n, h, w, cin, cout, pt, pb, pl, pr);
+  if (p.tiles == 0) return;
+  const float* up = packed_weights(k, cin, cout, false);
+  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, cout), relu, p);
+}
+
+void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k, idx n, idx h, idx w,
+                                    idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
+  const idx oh = h + pt + pb - 2, ow = w + pl + pr - 2;
+  // dx = corr(dy padded by 2 - pad, k rotated by 180 degrees with cin and cout swapped): an (oh, ow) input, (h, w) out.
+  const Plan p = make_plan(n, oh, ow, cout, cin, 2 - pt, 2 - pb, 2 - pl, 2 - pr);
+  if (p.tiles == 0) return;
+  const float* up = packed_weights(k, cin, cout, true);
+  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, cin), false, p);
+}
+
+}  // namespace cnnlite

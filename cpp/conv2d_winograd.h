@@ -1,0 +1,28 @@
+// Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (cross-correlation, as Keras), NHWC activations, HWIO kernels.
+// Per block of 2x2 output tiles: input transform B^T d B (vectorised over channels), 16 small GEMMs
+// (tiles x cin) @ (cin x cout) with the transformed weights U = G g G^T, output transform A^T m A + bias [+ ReLU]
+// written straight to NHWC. 2.25x fewer multiplications than the direct (GEMM) path. Blocks of a fixed number of
+// tiles, per-thread workspaces reused across calls; results do not depend on the thread count.
+#pragma once
+#include "common.h"
+
+namespace cnnlite {
+
+// True when Winograd can compute this forward convolution (3x3 kernel, stride 1; any pads).
+bool winograd_forward_applies(idx kh, idx kw, idx sh, idx sw);
+// True when it can compute the input gradient: as the forward, and every pad <= 2 (the gradient is then a 3x3
+// correlation of dy padded by 2 - pad with the rotated kernel).
+bool winograd_backward_input_applies(idx kh, idx kw, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr);
+
+// y (n, h + pt + pb - 2, w + pl + pr - 2, cout) = corr(x (n, h, w, cin), k (3, 3, cin, cout)) + bias (cout), then
+// max(., 0) when relu. bias may be null. Sizes are assumed checked (see conv2d.cpp).
+void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
+                             idx cout, idx pt, idx pb, idx pl, idx pr, bool relu);
+
+// dx (n, h, w, cin) of winograd_conv2d_forward's convolution (without ReLU) from dy (n, oh, ow, cout) and k; when
+// gate (n, oh, ow, cout) is not null, dy is first masked by gate > 0 (the ReLU's backward, gate being its output).
+// Needs winograd_backward_input_applies. Overwrites dx.
+void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k, idx n, idx h, idx w,
+                                    idx cin, idx cout, idx pt, idx pb, idx pl, idx pr);
+
+}  // namespace cnnlite
