@@ -389,7 +389,7 @@ constexpr idx kWinogradMinChannels = 8;
 // Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
 // gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
 // direct section).
-constexpr idx kDirectMaxChannels = 4;
+constexpr idx kDirectMaxChannels = 3;
 
 // The path of the forward pass (and of the weight gradient, which follows it) or, with backward_input, of the input
 // gradient. The direct kernel has no input gradient (a first layer needs none): that takes the automatic choice.

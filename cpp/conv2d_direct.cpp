@@ -118,7 +118,8 @@ CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float*
   for (; ox < s.ow; ++ox) single(ox);
 }
 
-// Calls fn(co0, width) for blocks of the output channels: 16s, then one 8, 4 and 1s for the rest.
+// Calls fn(co0, width) for blocks of the output channels: 16s, then at most one 8 and one 4, and single channels
+// for the rest.
 template <class Fn>
 CNNLITE_INLINE void for_channel_blocks(idx cout, Fn fn) {
   idx co = 0;
@@ -134,6 +135,7 @@ CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k
     const idx img = r / s.oh, oy = r % s.oh;
     const float* xi = x + img * s.h * s.w * s.cin;
     float* yrow = y + r * s.ow * s.cout;
+    // (Blocks of 32 channels, two AVX-512 registers per pixel, measured 3x slower: GCC lowers those vectors badly.)
     for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
       switch (width) {
         case 16: return forward_row_block<16>(yrow, xi, k, bias, s, oy, co0, relu);
@@ -181,18 +183,80 @@ CNNLITE_INLINE void weights_block(float* part, float* dbias_part, typename Lanes
   if (dbias_part) L::store(dbias_part + co0, bacc);
 }
 
+// As weights_block for a depth D known at compile time: the D accumulators stay in registers. Taps outside the
+// input add x = 0 (exactly the sum without them).
+template <int CB, int D>
+CNNLITE_INLINE void weights_block_fixed(float* part, float* dbias_part, const float* dy, const float* gate,
+                                        const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+  using L = Lanes<CB>;
+  using V = typename L::V;
+  const idx cin = s.cin;
+  idx off[D], tap_y[D], tap_x[D];  // per tap: offset in x from the window's corner, kernel row and column
+  for (int t = 0; t < D; ++t) {
+    tap_y[t] = t / (s.kw * cin);
+    tap_x[t] = (t / cin) % s.kw;
+    off[t] = (tap_y[t] * s.w + tap_x[t]) * cin + t % cin;
+  }
+  V acc[D];
+  for (int t = 0; t < D; ++t) acc[t] = L::zero();
+  V bacc = L::zero();
+  for (idx img = i0; img < i1; ++img) {
+    const float* xi = x + img * s.h * s.w * cin;
+    const float* dyi = dy + img * s.pixels() * s.cout + co0;
+    const float* gi = gate ? gate + img * s.pixels() * s.cout + co0 : nullptr;
+    for (idx oy = 0; oy < s.oh; ++oy) {
+      idx ky0, ky1;
+      tap_range(oy, s.sh, s.pt, s.kh, s.h, ky0, ky1);
+      const idx iy0 = oy * s.sh - s.pt;
+      const bool rows_inside = ky0 == 0 && ky1 == s.kh;
+      for (idx ox = 0; ox < s.ow; ++ox) {
+        V g = L::load(dyi + (oy * s.ow + ox) * s.cout);
+        if (gi) g = L::load(gi + (oy * s.ow + ox) * s.cout) > L::zero() ? g : L::zero();
+        bacc += g;
+        idx kx0, kx1;
+        tap_range(ox, s.sw, s.pl, s.kw, s.w, kx0, kx1);
+        const idx ix0 = ox * s.sw - s.pl;
+        const float* corner = xi + (iy0 * s.w + ix0) * cin;  // may lie outside x: only read through valid taps
+        if (rows_inside && kx0 == 0 && kx1 == s.kw) {
+#pragma GCC unroll 32
+          for (int t = 0; t < D; ++t) acc[t] += corner[off[t]] * g;
+        } else {
+#pragma GCC unroll 32
+          for (int t = 0; t < D; ++t) {
+            const bool valid = tap_y[t] >= ky0 && tap_y[t] < ky1 && tap_x[t] >= kx0 && tap_x[t] < kx1;
+            acc[t] += (valid ? corner[off[t]] : 0.0f) * g;
+          }
+        }
+      }
+    }
+  }
+  for (int t = 0; t < D; ++t) L::store(part + t * s.cout + co0, acc[t]);
+  if (dbias_part) L::store(dbias_part + co0, bacc);
+}
+
+// Depths with register accumulators: 3x3 kernels over 1-3 channels, 5x5 over 1.
+template <int CB>
+CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc_space, const float* dy,
+                                      const float* gate, const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+  switch (s.depth()) {
+    case 9: return weights_block_fixed<CB, 9>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
+    case 18: return weights_block_fixed<CB, 18>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
+    case 25: return weights_block_fixed<CB, 25>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
+    case 27: return weights_block_fixed<CB, 27>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
+    default:
+      return weights_block<CB>(part, dbias_part, reinterpret_cast<typename Lanes<CB>::V*>(acc_space), dy, gate, x, s,
+                               i0, i1, co0);
+  }
+}
+
 CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* acc_space, const float* dy,
                                          const float* gate, const float* x, const Shape& s, idx i0, idx i1) {
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
     switch (width) {
-      case 16:
-        return weights_block<16>(part, dbias_part, reinterpret_cast<Lanes<16>::V*>(acc_space), dy, gate, x, s, i0, i1, co0);
-      case 8:
-        return weights_block<8>(part, dbias_part, reinterpret_cast<Lanes<8>::V*>(acc_space), dy, gate, x, s, i0, i1, co0);
-      case 4:
-        return weights_block<4>(part, dbias_part, reinterpret_cast<Lanes<4>::V*>(acc_space), dy, gate, x, s, i0, i1, co0);
-      default:
-        return weights_block<1>(part, dbias_part, reinterpret_cast<Lanes<1>::V*>(acc_space), dy, gate, x, s, i0, i1, co0);
+      case 16: return weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
+      case 8: return weights_block_any<8>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
+      case 4: return weights_block_any<4>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
+      default: return weights_block_any<1>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
     }
   });
 }
