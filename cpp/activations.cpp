@@ -110,6 +110,36 @@ void tanh_range_generic(float* y, const float* x, idx begin, idx end) { map_rang
 CNNLITE_TARGET_AVX512
 void tanh_range_avx512(float* y, const float* x, idx begin, idx end) { map_range<tanh_one>(y, x, begin, end); }
 
+// See relu_backward_column_sums. Only selects and adds (no FMA to contract), so both builds round alike.
+inline __attribute__((always_inline)) void relu_mask_sums(float* __restrict dz, float* __restrict sums,
+                                                          const float* __restrict dy, const float* __restrict y,
+                                                          idx rows, idx cols) {
+  if (!sums) {
+    for (idx i = 0; i < rows * cols; ++i) {
+      const float d = dy[i];
+      dz[i] = y[i] > 0.0f ? d : 0.0f;
+    }
+    return;
+  }
+  for (idx j = 0; j < cols; ++j) sums[j] = 0.0f;
+  for (idx r = 0; r < rows; ++r, dz += cols, dy += cols, y += cols) {
+    for (idx j = 0; j < cols; ++j) {
+      const float g = dy[j];  // loaded unconditionally so the select vectorises
+      const float d = y[j] > 0.0f ? g : 0.0f;
+      dz[j] = d;
+      sums[j] += d;
+    }
+  }
+}
+
+void relu_mask_sums_generic(float* dz, float* sums, const float* dy, const float* y, idx rows, idx cols) {
+  relu_mask_sums(dz, sums, dy, y, rows, cols);
+}
+CNNLITE_TARGET_AVX512
+void relu_mask_sums_avx512(float* dz, float* sums, const float* dy, const float* y, idx rows, idx cols) {
+  relu_mask_sums(dz, sums, dy, y, rows, cols);
+}
+
 }  // namespace
 
 void relu_forward(float* y, const float* x, idx n) {
@@ -132,6 +162,11 @@ void relu_backward(float* dx, const float* dy, const float* y, idx n) {
       dxo[i] = yi[i] > 0.0f ? d : 0.0f;
     }
   });
+}
+
+void relu_backward_column_sums(float* dz, float* sums, const float* dy, const float* y, idx rows, idx cols) {
+  if (rows < 0 || cols < 0) throw std::invalid_argument("relu_backward_column_sums: sizes must be non-negative");
+  (ops_use_avx512() ? relu_mask_sums_avx512 : relu_mask_sums_generic)(dz, sums, dy, y, rows, cols);
 }
 
 void sigmoid_forward(float* y, const float* x, idx n) {

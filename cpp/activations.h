@@ -8,6 +8,11 @@ namespace cnnlite {
 void relu_forward(float* y, const float* x, idx n);
 // dx, dy, y: (n,). dx = dy where y > 0, else 0 (overwritten).
 void relu_backward(float* dx, const float* dy, const float* y, idx n);
+// dz, dy, y: (rows, cols); sums: (cols). dz = relu_backward(dy, y) and, when sums is not null, sums = the column sums
+// of dz, in one pass: a layer's ReLU backward fused with its bias gradient. Rows are added in order (as a serial
+// row-by-row sum), so results do not depend on how callers split their work. Serial: callers run it per chunk.
+// Overwrites dz and sums.
+void relu_backward_column_sums(float* dz, float* sums, const float* dy, const float* y, idx rows, idx cols);
 
 // y, x: (n,). y = 1 / (1 + exp(-x)), evaluated without overflow for large |x|.
 void sigmoid_forward(float* y, const float* x, idx n);

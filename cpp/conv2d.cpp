@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "activations.h"
 #include "conv2d_winograd.h"
 #include "gemm.h"
 #include "threads.h"
@@ -241,6 +242,10 @@ Workspace& partial_workspace() {
   static thread_local Workspace ws;
   return ws;
 }
+Workspace& dz_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
 
 int threads_for(idx chunks) {
   const int nthreads = in_parallel() ? 1 : get_num_threads();
@@ -416,11 +421,12 @@ void conv2d_forward(float* y, const float* x, const float* k, const float* bias,
 }
 
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
-                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
+                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
+                     const float* relu_y) {
   const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
   if (dx && n > 0 && choose_algo(g, true) == Algo::kWinograd) {
-    conv2d_backward(nullptr, dk, dbias, dy, x, k, n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-    winograd_conv2d_backward_input(dx, dy, nullptr, k, n, h, w, cin, cout, pt, pb, pl, pr);
+    conv2d_backward(nullptr, dk, dbias, dy, x, k, n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, relu_y);
+    winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
     return;
   }
   const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin, span = kw * cin;
@@ -438,6 +444,13 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
     const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
     const idx rows = (i1 - i0) * pixels;
     const float* dyc = dy + i0 * pixels * cout;
+    if (relu_y) {  // dz = dy * (relu_y > 0) for this chunk only, with the bias gradient in the same pass
+      float* dz = dz_workspace().get(imgs * pixels * cout);
+      relu_backward_column_sums(dz, dbias ? part + dk_size : nullptr, dyc, relu_y + i0 * pixels * cout, rows, cout);
+      dyc = dz;
+    } else if (dbias) {
+      column_sums(part + dk_size, dyc, rows, cout);
+    }
     if (g.pointwise()) {
       sgemm(true, false, depth, cout, rows, 1.0f, x + i0 * image, depth, dyc, cout, 0.0f, part, cout);
     } else if (span < kMinIndirectSpan) {  // short kernel rows: an explicit im2col panel is cheaper
@@ -452,7 +465,6 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
       build_indirection(ind.data(), patch, zero, x, g, i0 * pixels, i1 * pixels);
       sgemm_indirect_t(kh, span, cout, rows, ind.data(), dyc, cout, part, cout);
     }
-    if (dbias) column_sums(part + dk_size, dyc, rows, cout);
     if (dx) {
       if (g.pointwise()) {
         sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);

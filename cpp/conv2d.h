@@ -19,8 +19,12 @@ void conv2d_forward(float* y, const float* x, const float* k, const float* bias,
 // dx (n, h, w, cin), dk (kh, kw, cin, cout), dbias (cout) from dy (n, oh, ow, cout), x and k; dx and dbias may be
 // null (not computed). Overwrites every gradient it writes. dk and dbias are summed over fixed chunks of whole
 // images in chunk order, so results do not depend on the thread count.
+// relu_y (n, oh, ow, cout), optional: the output of conv2d_forward(..., relu = true). When given, the gradients are
+// those of the ReLU'd convolution: dy is masked by relu_y > 0 chunk by chunk (in a per-thread workspace, fused with
+// the bias-gradient sum), never as a full-size array.
 void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
-                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr);
+                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
+                     const float* relu_y = nullptr);
 
 // Algorithm selection. Paths: "gemm" (always applies), "winograd" (3x3 stride 1; its input gradient also needs
 // pads <= 2). conv2d_algo names the path conv2d_forward (backward_input false) or the input gradient of

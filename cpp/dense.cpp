@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "activations.h"
 #include "gemm.h"
 
 namespace cnnlite {
@@ -23,18 +24,24 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 }
 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
-                    idx out) {
+                    idx out, const float* relu_y) {
   check_sizes("dense_backward", n, in, out);
-  if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
-  sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
-  if (dbias) {
-    // Serial, row by row: a fixed order, vectorised across the columns; n * out is small next to the GEMMs.
+  // The bias gradient is serial, row by row: a fixed order, vectorised across the columns; n * out is small next to
+  // the GEMMs.
+  if (relu_y) {
+    static thread_local Workspace dz_workspace;
+    float* dz = dz_workspace.get(checked_product("dense_backward", {n, out}));
+    relu_backward_column_sums(dz, dbias, dy, relu_y, n, out);
+    dy = dz;
+  } else if (dbias) {
     for (idx j = 0; j < out; ++j) dbias[j] = 0.0f;
     for (idx r = 0; r < n; ++r) {
       const float* row = dy + r * out;
       for (idx j = 0; j < out; ++j) dbias[j] += row[j];
     }
   }
+  if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
+  sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
 }
 
 }  // namespace cnnlite

@@ -9,9 +9,11 @@ namespace cnnlite {
 void dense_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out,
                    bool relu = false);
 
-// dx (n, in) = dy @ w^T, dw (in, out) = x^T @ dy, dbias (out) = column sums of dy (n, out); dx and dbias may be null
-// (not computed). Overwrites every gradient it writes. Results do not depend on the thread count.
+// dx (n, in) = dz @ w^T, dw (in, out) = x^T @ dz, dbias (out) = column sums of dz (n, out), where dz = dy, or, when
+// relu_y (n, out) (the output of dense_forward(..., relu = true)) is given, dz = dy * (relu_y > 0), computed in the
+// same pass as the bias gradient into a workspace reused across calls. dx and dbias may be null (not computed).
+// Overwrites every gradient it writes. Results do not depend on the thread count.
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
-                    idx out);
+                    idx out, const float* relu_y = nullptr);
 
 }  // namespace cnnlite

@@ -7,7 +7,7 @@ cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_backward "cnnlite::conv2d_backward"(
         float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, int64_t n, int64_t h,
         int64_t w, int64_t cin, int64_t kh, int64_t kw, int64_t cout, int64_t sh, int64_t sw, int64_t pt,
-        int64_t pb, int64_t pl, int64_t pr) except + nogil
+        int64_t pb, int64_t pl, int64_t pr, const float* relu_y) except + nogil
 
 
 cdef tuple _conv2d_check(object x, object w, object b, object sh, object sw, object pad_top, object pad_bottom,
@@ -58,13 +58,17 @@ def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, re
     return y
 
 
-def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_dx=True, need_db=True):
-    """Return (dx or None, dw, db or None) for conv2d_forward given dy (n, oh, ow, cout)."""
+def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_dx=True, need_db=True, y=None):
+    """Return (dx or None, dw, db or None) for conv2d_forward given dy (n, oh, ow, cout); with y (the output of
+    conv2d_forward(..., relu=True)) the gradients of the ReLU'd convolution, dy being masked by y > 0 in the kernel."""
     cdef int64_t n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow
     n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow = _conv2d_check(
         x, w, None, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
     _f32(dy, "dy", 4)
     _expect_shape(dy, "dy", (n, oh, ow, cout))
+    if y is not None:
+        _f32(y, "y", 4)
+        _expect_shape(y, "y", (n, oh, ow, cout))
     dx = np.empty((n, h, wd, cin), dtype=np.float32) if need_dx else None
     dw = np.empty((kh, kw, cin, cout), dtype=np.float32)
     db = np.empty((cout,), dtype=np.float32) if need_db else None
@@ -74,6 +78,7 @@ def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, 
     cdef const float* pdy = _fptr(dy)
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
+    cdef const float* prelu_y = _fptr_or_null(y)
     with nogil:
-        c_conv2d_backward(pdx, pdw, pdb, pdy, px, pk, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr)
+        c_conv2d_backward(pdx, pdw, pdb, pdy, px, pk, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, prelu_y)
     return dx, dw, db

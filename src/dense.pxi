@@ -4,7 +4,7 @@ cdef extern from "dense.h" namespace "cnnlite":
                                                   int64_t n, int64_t n_in, int64_t n_out, bint relu) except + nogil
     void c_dense_backward "cnnlite::dense_backward"(float* dx, float* dw, float* dbias, const float* dy,
                                                     const float* x, const float* w, int64_t n, int64_t n_in,
-                                                    int64_t n_out) except + nogil
+                                                    int64_t n_out, const float* relu_y) except + nogil
 
 
 cdef void _dense_weights(object w, object b) except *:
@@ -34,14 +34,18 @@ def dense_forward(x, w, b, relu=False):
     return y
 
 
-def dense_backward(dy, x, w, need_dx=True, need_db=True):
-    """Return (dx or None, dw, db or None) for y = x @ w + b given dy (n, out)."""
+def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None):
+    """Return (dx or None, dw, db or None) for y = x @ w + b given dy (n, out); with y (the output of
+    dense_forward(..., relu=True)) those of y = max(x @ w + b, 0), dy being masked by y > 0 in the kernel."""
     _f32(dy, "dy", 2)
     _f32(x, "x", 2)
     _dense_weights(w, None)
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
     _expect_shape(dy, "dy", (x.shape[0], w.shape[1]))
+    if y is not None:
+        _f32(y, "y", 2)
+        _expect_shape(y, "y", (x.shape[0], w.shape[1]))
     cdef int64_t n = x.shape[0], n_in = w.shape[0], n_out = w.shape[1]
     dx = np.empty((n, n_in), dtype=np.float32) if need_dx else None
     dw = np.empty((n_in, n_out), dtype=np.float32)
@@ -52,6 +56,7 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True):
     cdef const float* pdy = _fptr(dy)
     cdef const float* px = _fptr(x)
     cdef const float* pw = _fptr(w)
+    cdef const float* prelu_y = _fptr_or_null(y)
     with nogil:
-        c_dense_backward(pdx, pdw, pdb, pdy, px, pw, n, n_in, n_out)
+        c_dense_backward(pdx, pdw, pdb, pdy, px, pw, n, n_in, n_out, prelu_y)
     return dx, dw, db

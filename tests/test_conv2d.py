@@ -109,6 +109,60 @@ def test_conv2d_backward_matches_reference(rng, case):
     np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
 
 
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("need_dx,need_db", [(True, True), (False, False), (True, False)])
+def test_conv2d_backward_through_fused_relu_matches_reference(rng, case, need_dx, need_db):
+    n, h, w, cin, kh, kw, cout, sh, sw, mode = case
+    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=True)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db, y=y)
+    dz = dy * (y > 0)
+    rdx, rdk, rdb = conv2d_backward_ref(dz, x, k, sh, sw, *pads)
+    scale = np.sqrt(y.size / cout)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+    assert (dx is not None) == need_dx and (db is not None) == need_db
+    if need_dx:
+        np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
+    if need_db:
+        np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+    # The same sums in the same order as masking first with relu_backward: bitwise equal.
+    unfused = K.conv2d_backward(K.relu_backward(dy, y), x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db)
+    for fused_grad, unfused_grad in zip((dx, dk, db), unfused):
+        assert (fused_grad is None and unfused_grad is None) or np.array_equal(fused_grad, unfused_grad)
+
+
+@pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (1, 1, (0, 0, 0, 0))])
+def test_conv2d_relu_gradients_match_finite_differences(rng, sh, sw, pads):
+    x, k, b = (t.astype(np.float64) for t in _data(rng, 2, 6, 5, 3, 3, 2, 4))
+    z = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+    assert np.abs(z).min() > 1e-3 and (z < 0).any() and (z > 0).any()  # no pre-activation near the kink
+    r = rng.standard_normal(z.shape)  # loss = sum(relu(z) * r)
+
+    def loss():
+        return float((np.maximum(conv2d_forward_ref(x, k, b, sh, sw, *pads), 0) * r).sum())
+
+    x32, k32, b32 = x.astype(np.float32), k.astype(np.float32), b.astype(np.float32)
+    y = K.conv2d_forward(x32, k32, b32, sh, sw, *pads, relu=True)
+    dx, dk, db = K.conv2d_backward(r.astype(np.float32), x32, k32, sh, sw, *pads, y=y)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, numeric_grad(loss, k), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_backward_rejects_bad_relu_output(rng):
+    x, w, _ = _ok()
+    dy = np.ones((2, 3, 3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"y must have shape \(2, 3, 3, 4\), got \(2, 3, 3, 5\)"):
+        K.conv2d_backward(dy, x, w, 1, 1, 0, 0, 0, 0, y=np.ones((2, 3, 3, 5), np.float32))
+    with pytest.raises(TypeError, match="y must have dtype float32"):
+        K.conv2d_backward(dy, x, w, 1, 1, 0, 0, 0, 0, y=np.ones((2, 3, 3, 4)))
+    with pytest.raises(ValueError, match="y must be C-contiguous"):
+        K.conv2d_backward(dy, x, w, 1, 1, 0, 0, 0, 0, y=np.ones((2, 3, 3, 8), np.float32)[..., ::2])
+
+
 def test_conv2d_backward_optional_outputs(rng):
     x, k, _ = _data(rng, 2, 6, 6, 3, 3, 3, 4)
     dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
@@ -122,6 +176,9 @@ def test_conv2d_empty_batch(rng):
     x = np.empty((0, 5, 5, 2), np.float32)
     assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
     dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert dx.shape == x.shape and not dk.any() and not db.any()
+    dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1,
+                                   y=np.empty((0, 5, 5, 4), np.float32))
     assert dx.shape == x.shape and not dk.any() and not db.any()
 
 
@@ -156,7 +213,8 @@ def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, 
             cnnlite.set_num_threads(threads)
             y = K.conv2d_forward(x, k, b, 1, 1, *pads)
             y_relu = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
-            results.append((y, y_relu) + K.conv2d_backward(dy, x, k, 1, 1, *pads))
+            results.append((y, y_relu) + K.conv2d_backward(dy, x, k, 1, 1, *pads) +
+                           K.conv2d_backward(dy, x, k, 1, 1, *pads, y=y_relu))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -229,8 +287,9 @@ def test_conv2d_random_geometries_match_reference(geometry, with_bias, relu):
                                np.maximum(ref, 0.0) if relu else ref, rtol=2e-4, atol=2e-4)
     y = K.conv2d_forward(x, k, b, sh, sw, *pads)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads)
-    rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, sh, sw, *pads)
+    y_relu = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=True) if relu else None
+    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, y=y_relu)
+    rdx, rdk, rdb = conv2d_backward_ref(dy * (y_relu > 0) if relu else dy, x, k, sh, sw, *pads)
     scale = np.sqrt(y.size / cout)
     np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
     np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)

@@ -227,3 +227,20 @@ def test_environment_variable_and_every_gemm_isa(tmp_path, env, expected):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(expected)
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 0, 1, 2)])
+def test_input_gradient_through_fused_relu(rng, pads):
+    # Given the forward's ReLU output, the input transform masks dy by y > 0 as it reads it: the same bits as masking
+    # dy first, and the reference's gradient of the ReLU'd convolution.
+    x, k, b = _data(rng, 3, 7, 8, 12, 10)
+    y = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, *pads, y=y)
+    masked = np.where(y > 0, dy, np.float32(0))
+    dx_masked, dk_masked, db_masked = K.conv2d_backward(masked, x, k, 1, 1, *pads)
+    assert dx.tobytes() == dx_masked.tobytes()
+    np.testing.assert_allclose(dx, conv2d_backward_ref(masked, x, k, 1, 1, *pads)[0], rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, dk_masked, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, db_masked, rtol=1e-5, atol=1e-5)

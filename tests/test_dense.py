@@ -58,6 +58,44 @@ def test_dense_backward_matches_reference(rng, n, n_in, n_out):
     np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=2e-4 * np.sqrt(n))
 
 
+@pytest.mark.parametrize("n,n_in,n_out", SHAPES)
+@pytest.mark.parametrize("need_dx,need_db", [(True, True), (False, False)])
+def test_dense_backward_through_fused_relu_matches_reference(rng, n, n_in, n_out, need_dx, need_db):
+    x, w, b = _data(rng, n, n_in, n_out)
+    b[0] = -100.0  # at least one unit is cut by the ReLU
+    y = K.dense_forward(x, w, b, relu=True)
+    dy = rng.standard_normal((n, n_out)).astype(np.float32)
+    dx, dw, db = K.dense_backward(dy, x, w, need_dx=need_dx, need_db=need_db, y=y)
+    rdx, rdw, rdb = dense_backward_ref(dy * (y > 0), x, w)
+    np.testing.assert_allclose(dw, rdw, rtol=2e-4, atol=2e-4 * np.sqrt(n))
+    assert (dx is not None) == need_dx and (db is not None) == need_db
+    if need_dx:
+        np.testing.assert_allclose(dx, rdx, **TOL)
+    if need_db:
+        np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=2e-4 * np.sqrt(n))
+    unfused = K.dense_backward(K.relu_backward(dy, y), x, w, need_dx=need_dx, need_db=need_db)
+    for fused_grad, unfused_grad in zip((dx, dw, db), unfused):  # same sums, same order
+        assert (fused_grad is None and unfused_grad is None) or np.array_equal(fused_grad, unfused_grad)
+
+
+def test_dense_relu_gradients_match_finite_differences(rng):
+    n, n_in, n_out = 4, 5, 6
+    x, w, b = (t.astype(np.float64) for t in _data(rng, n, n_in, n_out))
+    z = dense_forward_ref(x, w, b)
+    assert np.abs(z).min() > 1e-3 and (z < 0).any() and (z > 0).any()  # no pre-activation near the kink
+    r = rng.standard_normal((n, n_out))  # loss = sum(relu(z) * r)
+
+    def loss():
+        return float((np.maximum(dense_forward_ref(x, w, b), 0) * r).sum())
+
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    y = K.dense_forward(x32, w32, b.astype(np.float32), relu=True)
+    dx, dw, db = K.dense_backward(r.astype(np.float32), x32, w32, y=y)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, numeric_grad(loss, w), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
+
+
 def test_dense_backward_optional_outputs(rng):
     x, w, _ = _data(rng, 6, 5, 4)
     dy = rng.standard_normal((6, 4)).astype(np.float32)
@@ -71,6 +109,8 @@ def test_dense_empty_batch(rng):
     x = np.empty((0, 4), np.float32)
     assert K.dense_forward(x, w, b).shape == (0, 3)
     dx, dw, db = K.dense_backward(np.empty((0, 3), np.float32), x, w)
+    assert dx.shape == (0, 4) and not dw.any() and not db.any()
+    dx, dw, db = K.dense_backward(np.empty((0, 3), np.float32), x, w, y=np.empty((0, 3), np.float32))
     assert dx.shape == (0, 4) and not dw.any() and not db.any()
 
 
@@ -96,8 +136,9 @@ def test_dense_bitwise_identical_for_1_and_2_threads(rng):
     try:
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
-            results.append((K.dense_forward(x, w, b), K.dense_forward(x, w, b, relu=True)) +
-                           K.dense_backward(dy, x, w))
+            y_relu = K.dense_forward(x, w, b, relu=True)
+            results.append((K.dense_forward(x, w, b), y_relu) + K.dense_backward(dy, x, w) +
+                           K.dense_backward(dy, x, w, y=y_relu))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -125,3 +166,7 @@ def test_dense_rejects_bad_arguments():
         K.dense_backward(np.ones((2, 5), np.float32), x, w)
     with pytest.raises(TypeError, match="dy must be a numpy.ndarray"):
         K.dense_backward([[1.0]], x, w)
+    with pytest.raises(ValueError, match=r"y must have shape \(2, 4\), got \(4, 2\)"):
+        K.dense_backward(np.ones((2, 4), np.float32), x, w, y=np.ones((4, 2), np.float32))
+    with pytest.raises(TypeError, match="y must have dtype float32"):
+        K.dense_backward(np.ones((2, 4), np.float32), x, w, y=np.ones((2, 4), np.int32))

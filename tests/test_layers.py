@@ -187,6 +187,34 @@ def test_dense_call_computes_activation_of_affine_map():
     np.testing.assert_allclose(y, np.maximum(x @ k + b, 0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("make,in_shape", [
+    (lambda act: Dense(7, activation=act), (6, 5)),
+    (lambda act: Dense(7, activation=act), (2, 3, 5)),          # Dense on the last axis of a 3-D input
+    (lambda act: Conv2D(6, 3, padding="same", activation=act), (2, 7, 6, 3)),
+    (lambda act: Conv2D(5, (2, 3), strides=2, activation=act, use_bias=False), (3, 9, 8, 4)),
+])
+def test_fused_relu_layers_equal_linear_layer_then_relu(make, in_shape):
+    # Dense/Conv2D with relu run the ReLU inside their kernels (forward store, backward mask): same numbers, bitwise,
+    # as the layer without activation followed by Activation("relu").
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(in_shape).astype(np.float32)
+    fused, linear, relu = make("relu"), make(None), Activation("relu")
+    for layer in (fused, linear):
+        layer._build_for((None,) + in_shape[1:])
+    linear.set_weights(fused.get_weights())
+    if fused.use_bias:
+        fused.set_weights([fused.get_weights()[0], rng.standard_normal(fused.get_weights()[1].shape)])
+        linear.set_weights(fused.get_weights())
+    y = fused.forward(x, training=True)
+    np.testing.assert_array_equal(y, relu.forward(linear.forward(x, training=True), training=True))
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = fused.backward(dy)
+    np.testing.assert_array_equal(dx, linear.backward(relu.backward(dy)))
+    for g_fused, g_linear in zip(fused.grads, linear.grads):
+        np.testing.assert_array_equal(g_fused, g_linear)
+
+
 def test_dropout_only_in_training():
     layer = Dropout(0.5, seed=3)
     x = np.ones((50, 40), np.float32)

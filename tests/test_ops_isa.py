@@ -1,4 +1,5 @@
-"""The portable and the AVX-512 builds of the max-pool, dropout, sigmoid and tanh loops give bitwise identical results.
+"""The portable and the AVX-512 builds of the max-pool, dropout, sigmoid, tanh and fused ReLU-backward loops give
+bitwise identical results.
 
 CNNLITE_OPS_ISA=generic (read once per process) forces the portable code, so it runs in a subprocess.
 """
@@ -23,6 +24,12 @@ out["drop"] = K.dropout_forward(rng.standard_normal(50001).astype(np.float32), 0
 z = np.concatenate([np.linspace(-100, 100, 40001), [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan]])
 out["sigmoid"] = K.sigmoid_forward(z.astype(np.float32))
 out["tanh"] = K.tanh_forward(z.astype(np.float32))
+# ReLU backward fused with the bias sum (37 columns: vector body and tail), through the dense kernel
+xd = rng.standard_normal((300, 20)).astype(np.float32)
+wd = rng.standard_normal((20, 37)).astype(np.float32)
+yd = K.dense_forward(xd, wd, None, relu=True)
+out["relu_dx"], out["relu_dw"], out["relu_db"] = K.dense_backward(rng.standard_normal(yd.shape).astype(np.float32),
+                                                                 xd, wd, y=yd)
 np.savez(sys.argv[1], **out)
 """
 

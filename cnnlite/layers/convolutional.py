@@ -83,14 +83,14 @@ class Conv2D(_Activated, Layer):
         fused = self._fuse_relu()
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=fused)
         y, applied = self._activate(z, logits, fused)
-        self._cache = (x, y, applied, pads)
+        self._cache = (x, y, applied, fused, pads)
         return y
 
     def backward(self, dy, need_dx=True):
-        x, y, applied, pads = self._cache
-        dz = self._deactivate(dy, y, applied)
+        x, y, applied, fused, pads = self._cache
+        dz = self._deactivate(dy, y, applied, fused)
         dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *pads,
-                                              need_dx=need_dx, need_db=self.use_bias)
+                                              need_dx=need_dx, need_db=self.use_bias, y=y if fused else None)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 

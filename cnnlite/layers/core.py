@@ -14,8 +14,9 @@ def _flat2d(a, width):
 class _Activated:
     """Mixin for layers ending in an activation: applies it, or skips a softmax when the model asks for logits.
 
-    Dense and Conv2D ask their kernel for a ReLU fused into its store (`_fuse_relu()`), then pass the kernel's output
-    through `_activate(..., fused=True)`, which leaves it as it is.
+    Dense and Conv2D ask their kernel for a ReLU fused into its store (`_fuse_relu()`) and hand `y` back to their
+    backward kernel, which masks `dy` itself; `_activate(..., fused=True)` and `_deactivate(..., fused=True)` then
+    leave the arrays as they are.
     """
 
     def _fuse_relu(self):
@@ -28,8 +29,8 @@ class _Activated:
             return z, False
         return self.activation(z), True
 
-    def _deactivate(self, dy, y, applied):
-        return self.activation.backward(dy, y) if applied else dy
+    def _deactivate(self, dy, y, applied, fused=False):
+        return self.activation.backward(dy, y) if applied and not fused else dy
 
 
 class Dense(_Activated, Layer):
@@ -75,13 +76,14 @@ class Dense(_Activated, Layer):
         fused = self._fuse_relu()
         z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=fused)
         y, applied = self._activate(z, logits, fused)
-        self._cache = (x2, y, applied, x.shape)
+        self._cache = (x2, y, applied, fused, x.shape)
         return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
 
     def backward(self, dy, need_dx=True):
-        x2, y, applied, x_shape = self._cache
-        dz = self._deactivate(_flat2d(dy, self.units), y, applied)
-        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=need_dx, need_db=self.use_bias)
+        x2, y, applied, fused, x_shape = self._cache
+        dz = self._deactivate(_flat2d(dy, self.units), y, applied, fused)
+        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=need_dx, need_db=self.use_bias,
+                                             y=y if fused else None)
         self.grads = [dw, db] if self.use_bias else [dw]
         if dx is None:
             return None
