@@ -1,10 +1,14 @@
 """Times the dense and conv2d kernels on the chapter network's shapes and compares with numpy's matmul peak.
 
     python benchmarks/bench_kernels_conv.py [--threads N] [--batch 1000] [--repeats 7] [--padding valid|same]
+                                            [--algo auto|gemm|winograd ...]
 
 --padding valid (default): the chapter's network, conv1 28x28x1 -> 26x26x16, conv2 -> 24x24x32, 2x2 pool, conv3
 12x12x32 -> 10x10x64, pool, flatten 5x5x64 = 1600 -> dense 128 -> dense 10. --padding same: the end-to-end benchmark's
 variant (28x28 -> 28x28, 14x14 -> 14x14, flatten 7x7x64 = 3136).
+
+--algo: force the convolution algorithm (several: each convolution is timed once per algorithm, in the same run, so
+they compare under the same machine load); the row names the path the forward / input gradient took.
 
 GFLOP/s use direct-convolution arithmetic, 2·N·OH·OW·K·Cout (K = kh·kw·cin) per forward pass; a backward pass
 counts the same for dW plus the same again for dX when dX is computed. The peak is numpy's float32 2048x2048 matmul
@@ -26,6 +30,8 @@ def _parse():
                    help="wall time, or this process's CPU time (all threads): steadier on a shared machine, and with "
                         "--threads 1 the single-core speed")
     p.add_argument("--padding", choices=("valid", "same"), default="valid", help="padding of the three convolutions")
+    p.add_argument("--algo", nargs="+", choices=("auto", "gemm", "winograd"), default=["auto"],
+                   help="convolution algorithm(s) to force (default: the automatic choice)")
     return p.parse_args()
 
 
@@ -69,12 +75,12 @@ def main():
     core = os.environ.get("OPENBLAS_CORETYPE")
     if core:
         print(f"note: OPENBLAS_CORETYPE={core} is set; numpy's peak may be understated")
-    print(f"{'kernel':<44}{'ms':>9}{'GFLOP/s':>10}{'% peak':>8}")
+    print(f"{'kernel':<44}{'ms':>9}{'GFLOP/s':>10}{'% peak':>8}  path")
 
-    def row(name, fn, flops):
+    def row(name, fn, flops, path=""):
         sec = median_seconds(fn, ARGS.repeats)
         gf = flops / sec / 1e9
-        print(f"{name:<44}{sec * 1e3:9.2f}{gf:10.1f}{100 * gf / peak:7.0f}%")
+        print(f"{name:<44}{sec * 1e3:9.2f}{gf:10.1f}{100 * gf / peak:7.0f}%  {path}".rstrip())
 
     same = ARGS.padding == "same"
     pad = 1 if same else 0  # 3x3 kernels, stride 1: TF 'same' pads one pixel on every side
@@ -92,10 +98,18 @@ def main():
         name = f"conv {h}x{w}x{cin} -> {y.shape[1]}x{y.shape[2]}x{cout}"
         dy = rng.standard_normal(y.shape).astype(np.float32)
         flops = 2 * n * y.shape[1] * y.shape[2] * kh * kw * cin * cout
-        row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad), flops)
-        row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
-            lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first),
-            flops * (1 if first else 2))
+        geometry = (x.shape, k.shape, 1, 1, pad, pad, pad, pad)
+        for algo in ARGS.algo:
+            previous = K.set_conv2d_algo(algo)
+            try:
+                fwd_path = K.conv2d_algo(*geometry)
+                dx_path = "gemm" if first else K.conv2d_algo(*geometry, backward_input=True)
+                row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad), flops, fwd_path)
+                row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
+                    lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first),
+                    flops * (1 if first else 2), f"dX {dx_path}, dW gemm" if not first else "dW gemm")
+            finally:
+                K.set_conv2d_algo(previous)
 
     flat = 7 * 7 * 64 if same else 5 * 5 * 64
     for n_in, n_out in [(flat, 128), (128, 10)]:

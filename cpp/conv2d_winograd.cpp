@@ -79,6 +79,13 @@ __attribute__((always_inline)) inline void store(float* p, V v) {
   __builtin_memcpy(p, &v, sizeof(V));
 }
 template <class V>
+__attribute__((always_inline)) inline V relu_of(V v) {  // relu_forward's rule: v < 0 ? 0 : v (NaN and -0 kept)
+  if constexpr (std::is_same_v<V, float>)
+    return v < 0.0f ? 0.0f : v;
+  else
+    return v < V{} ? V{} : v;
+}
+template <class V>
 __attribute__((always_inline)) inline V positive_or_zero(V gate, V value) {  // gate > 0 ? value : 0
   if constexpr (std::is_same_v<V, float>)
     return gate > 0.0f ? value : 0.0f;
@@ -178,8 +185,8 @@ __attribute__((always_inline)) inline void output_lanes(float* y, idx rs, const 
     V o0 = s[r][0] + s[r][1] + s[r][2] + b;
     V o1 = s[r][1] - s[r][2] - s[r][3] + b;
     if (Relu) {
-      o0 = positive_or_zero<V>(o0, o0);
-      o1 = positive_or_zero<V>(o1, o1);
+      o0 = relu_of<V>(o0);
+      o1 = relu_of<V>(o1);
     }
     store<V>(y + r * rs + co, o0);
     store<V>(y + r * rs + cout + co, o1);

@@ -9,6 +9,14 @@ from cnnlite import _kernels as K
 
 sys.path.insert(0, os.path.dirname(__file__))
 from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad, same_pads  # noqa: E402
+import conv_algos  # noqa: E402
+
+
+@pytest.fixture(autouse=True, params=conv_algos.ALGOS)
+def conv_algo(request):
+    """Every test here runs once per forced algorithm ('auto', 'gemm', 'winograd', ...), each where it applies."""
+    with conv_algos.forced(request.param):
+        yield request.param
 
 
 def _pads(mode, h, w, kh, kw, sh, sw):
@@ -253,7 +261,7 @@ def test_conv2d_backward_rejects_bad_dy():
         K.conv2d_backward(np.ones((2, 3, 3, 4), np.float32), x, w, 0, 1, 0, 0, 0, 0)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 
 @st.composite
@@ -266,7 +274,8 @@ def _geometries(draw):
             draw(st.integers(1, 3)), draw(st.integers(1, 3)), pads)
 
 
-@settings(max_examples=60, deadline=None)
+# The autouse conv_algo fixture holds for all examples of a run (it only selects the algorithm).
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_geometries(), st.booleans(), st.booleans())
 def test_conv2d_random_geometries_match_reference(geometry, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, pads = geometry

@@ -15,6 +15,7 @@ import cnnlite
 from cnnlite import _kernels as K
 from reference_conv import conv2d_backward_ref, conv2d_forward_ref, dense_backward_ref, dense_forward_ref, gemm_ref
 import reference_ops as R
+import conv_algos
 
 # CNNLITE_PROPERTY_EXAMPLES=2000 for a long bug hunt; the default keeps the file at a few seconds.
 EXAMPLES = int(os.environ.get("CNNLITE_PROPERTY_EXAMPLES", "40"))
@@ -40,11 +41,16 @@ def _padding(draw, size, k, stride, pad_limit):
 
 
 @st.composite
-def conv_cases(draw):
+def conv_cases(draw, algo="auto"):
+    """Random convolution geometries; for 'winograd' only those it computes (3x3 kernel, stride 1)."""
     n, h, w = draw(st.integers(1, 3)), draw(small), draw(small)
     cin, cout = draw(st.integers(1, 5)), draw(st.integers(1, 6))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    if algo == "winograd":
+        kh = kw = 3
+        sh = sw = 1
+    else:
+        kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pt, pb = _padding(draw, h, kh, sh, 3)
     pl, pr = _padding(draw, w, kw, sw, 3)
     assume(h + pt + pb >= kh and w + pl + pr >= kw)
@@ -86,10 +92,16 @@ def test_dense_matches_reference(n, n_in, n_out, bias, seed):
     np.testing.assert_allclose(db, rdb, **TOL)
 
 
+@pytest.mark.parametrize("algo", conv_algos.ALGOS)
 @PROPS
-@given(case=conv_cases(), bias=st.booleans(), seed=seeds)
-def test_conv2d_forward_and_backward_match_reference(case, bias, seed):
-    n, h, w, cin, cout, kh, kw, sh, sw, pads = case
+@given(data=st.data(), bias=st.booleans(), seed=seeds)
+def test_conv2d_forward_and_backward_match_reference(algo, data, bias, seed):
+    n, h, w, cin, cout, kh, kw, sh, sw, pads = data.draw(conv_cases(algo))
+    with conv_algos.forced(algo):
+        _check_conv2d_against_reference(n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed)
+
+
+def _check_conv2d_against_reference(n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed):
     x = _normal(seed, (n, h, w, cin))
     k = _normal(seed + 1, (kh, kw, cin, cout), 1 / np.sqrt(kh * kw * cin))
     b = _normal(seed + 2, (cout,)) if bias else None
@@ -106,18 +118,21 @@ def test_conv2d_forward_and_backward_match_reference(case, bias, seed):
 
 
 @pytest.mark.skipif(not cnnlite.has_openmp(), reason="needs OpenMP")
+@pytest.mark.parametrize("algo", conv_algos.ALGOS)
 @settings(max_examples=max(5, EXAMPLES // 3), deadline=None, database=None)
-@given(case=conv_cases(), seed=seeds)
-def test_conv2d_is_bitwise_identical_for_1_and_2_threads(case, seed):
-    n, h, w, cin, cout, kh, kw, sh, sw, pads = case
+@given(data=st.data(), seed=seeds)
+def test_conv2d_is_bitwise_identical_for_1_and_2_threads(algo, data, seed):
+    n, h, w, cin, cout, kh, kw, sh, sw, pads = data.draw(conv_cases(algo))
     x, k = _normal(seed, (n * 8, h, w, cin)), _normal(seed + 1, (kh, kw, cin, cout))
     dy = _normal(seed + 2, K.conv2d_forward(x, k, None, sh, sw, *pads).shape)
     old = cnnlite.get_num_threads()
     results = []
     try:
-        for threads in (1, 2):
-            cnnlite.set_num_threads(threads)
-            results.append((K.conv2d_forward(x, k, None, sh, sw, *pads),) + K.conv2d_backward(dy, x, k, sh, sw, *pads))
+        with conv_algos.forced(algo):
+            for threads in (1, 2):
+                cnnlite.set_num_threads(threads)
+                results.append((K.conv2d_forward(x, k, None, sh, sw, *pads),) +
+                               K.conv2d_backward(dy, x, k, sh, sw, *pads))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):

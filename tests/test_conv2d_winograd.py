@@ -1,0 +1,247 @@
+"""Winograd F(2x2, 3x3) path of conv2d (forward and input gradient): where it is chosen, its accuracy against float64
+references on awkward geometries, and the algorithm switch itself. The generic conv2d tests (test_conv2d.py,
+test_properties.py) also run over every algorithm."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnnlite
+from cnnlite import _kernels as K
+from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad, same_pads
+import conv_algos
+
+
+@pytest.fixture(autouse=True)
+def winograd():
+    with conv_algos.forced("winograd"):
+        yield
+
+
+def _data(rng, n, h, w, cin, cout):
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, k, b
+
+
+def _check(rng, n, h, w, cin, cout, pads, relu=False, tol=2e-4):
+    x, k, b = _data(rng, n, h, w, cin, cout)
+    assert K.conv2d_algo(x.shape, k.shape, 1, 1, *pads) == "winograd"
+    y = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=relu)
+    ref = conv2d_forward_ref(x, k, b, 1, 1, *pads)
+    np.testing.assert_allclose(y, np.maximum(ref, 0) if relu else ref, rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, *pads)
+    rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, 1, 1, *pads)
+    np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
+    scale = np.sqrt(y.size / cout)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+    return K.conv2d_algo(x.shape, k.shape, 1, 1, *pads, backward_input=True)
+
+
+@pytest.mark.parametrize("n,h,w,cin,cout,pads", [
+    (2, 7, 9, 3, 5, (0, 0, 0, 0)),      # odd output sizes 5x7: partial tiles on the bottom and right edges
+    (1, 3, 3, 2, 2, (0, 0, 0, 0)),      # a single output pixel: one tile, three quarters cut off
+    (3, 6, 5, 4, 3, (0, 2, 1, 0)),      # asymmetric pads
+    (2, 5, 8, 6, 4, (2, 0, 0, 2)),
+    (1, 4, 4, 1, 1, (2, 2, 2, 2)),      # pads of 2: the input gradient has no padding at all
+    (2, 1, 6, 3, 3, (1, 1, 1, 1)),      # a one-row image: every tile overlaps the padding
+    (3, 12, 12, 32, 64, (0, 0, 0, 0)),  # the chapter's conv3 (108 tiles: several blocks, the last partial)
+    (2, 26, 26, 16, 32, (0, 0, 0, 0)),  # the chapter's conv2
+    (1, 14, 14, 32, 64, (1, 1, 1, 1)),  # 'same', batch 1
+])
+def test_forward_and_input_gradient_match_reference(rng, n, h, w, cin, cout, pads):
+    assert _check(rng, n, h, w, cin, cout, pads) == "winograd"
+
+
+@pytest.mark.parametrize("cin,cout", [(70, 130), (17, 9), (8, 1), (1, 25), (300, 20)])
+def test_large_and_ragged_channel_counts(rng, cin, cout):
+    # 16-, 8- and 1-wide lanes of the transforms; 300 input channels need two depth blocks in the small GEMMs.
+    _check(rng, 2, 5, 6, cin, cout, (1, 1, 1, 1), tol=5e-4)
+
+
+@pytest.mark.parametrize("h,w", [(28, 28), (7, 7), (8, 5)])
+def test_same_padding(rng, h, w):
+    pads = same_pads(h, 3, 1) + same_pads(w, 3, 1)
+    assert pads == (1, 1, 1, 1)
+    _check(rng, 2, h, w, 8, 8, pads, relu=True)
+
+
+def test_forward_pad_above_two_falls_back_to_gemm_for_the_input_gradient(rng):
+    # The gradient would need a negative pad (2 - 3): the GEMM path computes it, the forward stays Winograd.
+    assert _check(rng, 2, 5, 6, 3, 4, (3, 0, 1, 1)) == "gemm"
+
+
+def test_finite_differences(rng):
+    x, k, b = (t.astype(np.float64) for t in _data(rng, 2, 5, 4, 2, 3))
+    for pads in [(1, 1, 1, 1), (0, 2, 2, 0)]:
+        r = rng.standard_normal(conv2d_forward_ref(x, k, b, 1, 1, *pads).shape)
+
+        def loss():
+            return float((conv2d_forward_ref(x, k, b, 1, 1, *pads) * r).sum())
+
+        y = K.conv2d_forward(x.astype(np.float32), k.astype(np.float32), b.astype(np.float32), 1, 1, *pads)
+        np.testing.assert_allclose(y, conv2d_forward_ref(x, k, b, 1, 1, *pads), rtol=1e-5, atol=1e-5)
+        dx, _, _ = K.conv2d_backward(r.astype(np.float32), x.astype(np.float32), k.astype(np.float32), 1, 1, *pads)
+        np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
+
+
+def test_chapter_shapes_error_against_float64(rng):
+    # Max error relative to the largest output magnitude, measured: ~2-3e-7 for forward and input gradient (the GEMM
+    # path: ~2-6e-7). The bound leaves room for other ISAs' summation orders.
+    for n, h, cin, cout in [(4, 26, 16, 32), (4, 12, 32, 64)]:
+        x, k, b = _data(rng, n, h, h, cin, cout)
+        y = K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0)
+        ref = conv2d_forward_ref(x, k, b, 1, 1, 0, 0, 0, 0)
+        assert np.abs(y - ref).max() / np.abs(ref).max() < 2e-6
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_db=False)[0]
+        rdx = conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)[0]
+        assert np.abs(dx - rdx).max() / np.abs(rdx).max() < 2e-6
+
+
+def test_fused_relu_keeps_nan_and_equals_relu_of_output(rng):
+    x, k, b = _data(rng, 2, 9, 8, 16, 20)
+    x[1, 3, 3, 5] = np.nan
+    y = K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1)
+    fused = K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1, relu=True)
+    assert np.isnan(fused).any() and (fused == 0).any()
+    np.testing.assert_array_equal(fused, K.relu_forward(y))
+
+
+def test_bitwise_identical_for_1_and_2_threads_over_many_blocks(rng):
+    x, k, b = _data(rng, 40, 12, 12, 32, 64)  # 1440 tiles, ~30 blocks
+    dy = rng.standard_normal((40, 10, 10, 64)).astype(np.float32)
+    old = cnnlite.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            cnnlite.set_num_threads(threads)
+            results.append((K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True),
+                            K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0)[0]))
+    finally:
+        cnnlite.set_num_threads(old)
+    for one, two in zip(*results):
+        assert one.tobytes() == two.tobytes()
+
+
+def test_binding_still_rejects_bad_input():
+    x = np.ones((2, 6, 6, 4), np.float32)
+    k = np.ones((3, 3, 4, 8), np.float32)
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        K.conv2d_forward(np.ones((2, 6, 6, 8), np.float32)[..., ::2], k, None, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(TypeError, match="x must have dtype float32"):
+        K.conv2d_forward(x.astype(np.float64), k, None, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="w must be C-contiguous"):
+        K.conv2d_forward(x, np.asfortranarray(k), None, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 4, 4, 8\)"):
+        K.conv2d_backward(np.ones((2, 4, 5, 8), np.float32), x, k, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="dy must be C-contiguous"):
+        K.conv2d_backward(np.ones((2, 4, 4, 16), np.float32)[..., ::2], x, k, 1, 1, 0, 0, 0, 0)
+
+
+def test_empty_batch():
+    x = np.empty((0, 6, 6, 4), np.float32)
+    k = np.ones((3, 3, 4, 8), np.float32)
+    assert K.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1).shape == (0, 6, 6, 8)
+    dx, dk, db = K.conv2d_backward(np.empty((0, 6, 6, 8), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert dx.shape == x.shape and not dk.any() and not db.any()
+
+
+@pytest.mark.parametrize("kh,kw,sh,sw,pads,forward,backward_input", [
+    (3, 3, 1, 1, (0, 0, 0, 0), "winograd", "winograd"),
+    (3, 3, 1, 1, (2, 2, 2, 2), "winograd", "winograd"),
+    (3, 3, 1, 1, (0, 3, 0, 0), "winograd", "gemm"),  # gradient pad 2 - 3 < 0
+    (3, 3, 2, 2, (1, 1, 1, 1), "gemm", "gemm"),      # stride 2
+    (5, 5, 1, 1, (2, 2, 2, 2), "gemm", "gemm"),
+    (3, 2, 1, 1, (0, 0, 0, 0), "gemm", "gemm"),
+])
+def test_forced_winograd_applies_only_where_it_can(kh, kw, sh, sw, pads, forward, backward_input):
+    x_shape, w_shape = (1, 8, 8, 16), (kh, kw, 16, 32)
+    assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads) == forward
+    assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads, backward_input=True) == backward_input
+
+
+def test_automatic_choice_on_the_chapter_shapes():
+    with conv_algos.forced("auto"):
+        for x_shape, w_shape, pad in [((1000, 26, 26, 16), (3, 3, 16, 32), 0), ((1000, 12, 12, 32), (3, 3, 32, 64), 0),
+                                      ((1000, 28, 28, 16), (3, 3, 16, 32), 1), ((1000, 14, 14, 32), (3, 3, 32, 64), 1)]:
+            for backward_input in (False, True):
+                assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad,
+                                     backward_input=backward_input) == "winograd"
+        # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save; the direct
+        # kernel takes these (tests/test_conv2d_direct.py).
+        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "direct"
+        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 8), 1, 1, 1, 1, 1, 1) == "direct"
+    with conv_algos.forced("gemm"):
+        assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) == "gemm"
+
+
+def test_algorithm_setting_is_checked():
+    assert K.get_conv2d_algo() == "winograd"
+    with pytest.raises(ValueError, match="'auto', 'gemm', 'winograd' or 'direct', got 'fast'"):
+        K.set_conv2d_algo("fast")
+    with pytest.raises(TypeError, match="name must be a str"):
+        K.set_conv2d_algo(None)
+    assert K.get_conv2d_algo() == "winograd"
+    with pytest.raises(ValueError, match="x_shape has 3 channels but w_shape expects 4"):
+        K.conv2d_algo((1, 5, 5, 3), (3, 3, 4, 8), 1, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="output size <= 0"):
+        K.conv2d_algo((1, 2, 5, 3), (3, 3, 3, 8), 1, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="sh must be a positive integer"):
+        K.conv2d_algo((1, 5, 5, 3), (3, 3, 3, 8), 0, 1, 0, 0, 0, 0)
+
+
+_SUBPROCESS = r"""
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from cnnlite import _kernels as K
+from reference_conv import conv2d_backward_ref, conv2d_forward_ref
+print(K.get_conv2d_algo(), K.cpu_isa())
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 9, 7, 20)).astype(np.float32)
+k = (rng.standard_normal((3, 3, 20, 33)) / 13).astype(np.float32)
+y = K.conv2d_forward(x, k, None, 1, 1, 1, 0, 0, 1)
+np.testing.assert_allclose(y, conv2d_forward_ref(x, k, None, 1, 1, 1, 0, 0, 1), rtol=2e-4, atol=2e-4)
+dy = rng.standard_normal(y.shape).astype(np.float32)
+dx = K.conv2d_backward(dy, x, k, 1, 1, 1, 0, 0, 1)[0]
+np.testing.assert_allclose(dx, conv2d_backward_ref(dy, x, k, 1, 1, 1, 0, 0, 1)[0], rtol=2e-4, atol=2e-4)
+"""
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"CNNLITE_CONV_ALGO": "winograd", "CNNLITE_GEMM_ISA": "generic"}, "winograd generic"),
+    ({"CNNLITE_CONV_ALGO": "winograd", "CNNLITE_GEMM_ISA": "avx2"}, "winograd "),
+    ({"CNNLITE_CONV_ALGO": "gemm"}, "gemm "),
+    ({"CNNLITE_CONV_ALGO": "no-such-algo"}, "auto "),  # unknown values are ignored, never fatal
+])
+def test_environment_variable_and_every_gemm_isa(tmp_path, env, expected):
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    full_env = dict(os.environ, PYTHONPATH=package_root, **env)
+    out = subprocess.run([sys.executable, "-c", _SUBPROCESS, tests_dir], env=full_env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(expected)
+
+
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 0, 1, 2)])
+def test_input_gradient_through_fused_relu(rng, pads):
+    # Given the forward's ReLU output, the input transform masks dy by y > 0 as it reads it: the same bits as masking
+    # dy first, and the reference's gradient of the ReLU'd convolution.
+    x, k, b = _data(rng, 3, 7, 8, 12, 10)
+    y = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, *pads, y=y)
+    masked = np.where(y > 0, dy, np.float32(0))
+    dx_masked, dk_masked, db_masked = K.conv2d_backward(masked, x, k, 1, 1, *pads)
+    assert dx.tobytes() == dx_masked.tobytes()
+    np.testing.assert_allclose(dx, conv2d_backward_ref(masked, x, k, 1, 1, *pads)[0], rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, dk_masked, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, db_masked, rtol=1e-5, atol=1e-5)
