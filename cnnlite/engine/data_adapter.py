@@ -1,6 +1,9 @@
 """Converts user data once per call (any numeric dtype, lists, Fortran order, strided views -> C-contiguous
 float32) and slices it into batches without per-sample Python."""
 import numbers
+import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -85,6 +88,15 @@ def prepare_targets(loss, y, output_shape, y_name="y"):
     return loss.prepare_targets(y, (len(y),) + tuple(output_shape[1:]))
 
 
+def _lower_priority(nice):
+    """Lower the calling thread's scheduling priority (Linux: niceness is per thread). Elsewhere: leave it."""
+    if nice and sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except (OSError, AttributeError):
+            pass
+
+
 class Batcher:
     """Yields (start, stop, arrays batch) over arrays of equal length: contiguous views when not shuffled, else
     gathers rows of a shuffled index order into buffers reused across batches and epochs.
@@ -95,6 +107,7 @@ class Batcher:
     contents are the same either way."""
 
     prefetch = True  # gather the next shuffled batch on a helper thread when there are >= 2 kernel threads
+    helper_nice = 19  # the helper's niceness (Linux, per thread): it runs on what the kernels leave idle
 
     def __init__(self, arrays, batch_size):
         self.arrays = [np.ascontiguousarray(a) for a in arrays]  # take_rows reads rows as raw bytes
@@ -129,7 +142,8 @@ class Batcher:
             for step in range(self.steps):
                 yield self._gather(order, step, self._buffer_set(0))
             return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnlite-batch") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnlite-batch", initializer=_lower_priority,
+                                initargs=(self.helper_nice,)) as pool:
             pending = pool.submit(self._gather, order, 0, self._buffer_set(0))
             try:
                 for step in range(self.steps):
