@@ -377,9 +377,11 @@ std::atomic<int>& forced_algo() {
   return algo;
 }
 
-// Winograd's transforms cost about as much per tile as a GEMM over ~8 channels: below that it loses (measured in
-// BENCHMARKS.md, Winograd section).
-constexpr idx kWinogradMinChannels = 8;
+// Winograd wins once its small GEMMs have some depth: measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
+// section), the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins 1.7x), the input gradient from
+// 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2 wins 1.5x and 1.9x).
+constexpr idx kWinogradMinCinForward = 8;
+constexpr idx kWinogradMinCinBackwardInput = 4;
 
 Algo choose_algo(const Geometry& g, bool backward_input) {
   const bool winograd_ok =
@@ -388,7 +390,8 @@ Algo choose_algo(const Geometry& g, bool backward_input) {
   const Algo forced = static_cast<Algo>(forced_algo().load(std::memory_order_relaxed));
   if (forced == Algo::kGemm) return Algo::kGemm;
   if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
-  if (winograd_ok && g.cin >= kWinogradMinChannels && g.cout >= kWinogradMinChannels) return Algo::kWinograd;
+  if (winograd_ok && g.cin >= (backward_input ? kWinogradMinCinBackwardInput : kWinogradMinCinForward))
+    return Algo::kWinograd;
   return Algo::kGemm;
 }
 
