@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "activations.h"
+#include "conv2d_direct.h"
 #include "conv2d_winograd.h"
 #include "gemm.h"
 #include "threads.h"
@@ -246,6 +247,10 @@ Workspace& dz_workspace() {
   static thread_local Workspace ws;
   return ws;
 }
+Workspace& scratch_workspace() {
+  static thread_local Workspace ws;
+  return ws;
+}
 
 int threads_for(idx chunks) {
   const int nthreads = in_parallel() ? 1 : get_num_threads();
@@ -355,14 +360,14 @@ void forward_impl(float* y, const float* x, const float* k, const float* bias, b
 
 // --- algorithm dispatch ---------------------------------------------------------------------------------------
 
-enum class Algo : int { kAuto = 0, kGemm, kWinograd };
-constexpr const char* kAlgoNames[] = {"auto", "gemm", "winograd"};
+enum class Algo : int { kAuto = 0, kGemm, kWinograd, kDirect };
+constexpr const char* kAlgoNames[] = {"auto", "gemm", "winograd", "direct"};
 
 Algo parse_algo(const char* name) {
   const std::string s = name ? name : "";
-  for (int a = 0; a < 3; ++a)
+  for (int a = 0; a < 4; ++a)
     if (s == kAlgoNames[a]) return static_cast<Algo>(a);
-  throw std::invalid_argument("conv2d algorithm must be 'auto', 'gemm' or 'winograd', got '" + s + "'");
+  throw std::invalid_argument("conv2d algorithm must be 'auto', 'gemm', 'winograd' or 'direct', got '" + s + "'");
 }
 
 std::atomic<int>& forced_algo() {
@@ -383,12 +388,21 @@ std::atomic<int>& forced_algo() {
 constexpr idx kWinogradMinCinForward = 8;
 constexpr idx kWinogradMinCinBackwardInput = 4;
 
+// Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
+// gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
+// direct section).
+constexpr idx kDirectMaxChannels = 3;
+
+// The path of the forward pass (and of the weight gradient, which follows it) or, with backward_input, of the input
+// gradient. The direct kernel has no input gradient (a first layer needs none): that takes the automatic choice.
 Algo choose_algo(const Geometry& g, bool backward_input) {
   const bool winograd_ok =
       backward_input ? winograd_backward_input_applies(g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr)
                      : winograd_forward_applies(g.kh, g.kw, g.sh, g.sw);
   const Algo forced = static_cast<Algo>(forced_algo().load(std::memory_order_relaxed));
   if (forced == Algo::kGemm) return Algo::kGemm;
+  if (!backward_input && (forced == Algo::kDirect || (forced == Algo::kAuto && g.cin <= kDirectMaxChannels)))
+    return Algo::kDirect;
   if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
   if (winograd_ok && g.cin >= (backward_input ? kWinogradMinCinBackwardInput : kWinogradMinCinForward))
     return Algo::kWinograd;
@@ -416,22 +430,22 @@ idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
                     idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu) {
   const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  if (choose_algo(g, false) == Algo::kWinograd) {
-    winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, relu);
-    return;
+  switch (choose_algo(g, false)) {
+    case Algo::kWinograd:
+      return winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, relu);
+    case Algo::kDirect:
+      return conv2d_direct_forward(y, x, k, bias, n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, g.oh, g.ow, relu);
+    default:
+      return forward_impl(y, x, k, bias, relu, g);
   }
-  forward_impl(y, x, k, bias, relu, g);
 }
 
-void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
-                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
-                     const float* relu_y) {
-  const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  if (dx && n > 0 && choose_algo(g, true) == Algo::kWinograd) {
-    conv2d_backward(nullptr, dk, dbias, dy, x, k, n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, relu_y);
-    winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
-    return;
-  }
+namespace {
+
+// The GEMM path of conv2d_backward for a checked geometry.
+void backward_gemm(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, const Geometry& g,
+                   const float* relu_y) {
+  const idx n = g.n, h = g.h, w = g.w, cin = g.cin, kh = g.kh, kw = g.kw, cout = g.cout;
   const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin, span = kw * cin;
   if (n == 0) {
     std::fill(dk, dk + depth * cout, 0.0f);
@@ -482,6 +496,27 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
   sum_over_chunks(chunks, total, partial_size, body);
   std::copy(total, total + dk_size, dk);
   if (dbias) std::copy(total + dk_size, total + partial_size, dbias);
+}
+
+}  // namespace
+
+void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
+                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
+                     const float* relu_y) {
+  const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
+  if (dx && n > 0 && choose_algo(g, true) == Algo::kWinograd) {
+    conv2d_backward(nullptr, dk, dbias, dy, x, k, n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, relu_y);
+    winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
+    return;
+  }
+  if (choose_algo(g, false) == Algo::kDirect) {
+    // dx, rarely asked for (a first layer has none), comes from the GEMM path; its dk goes to a scratch buffer so
+    // dk and dbias are always the direct kernel's, whether dx is asked for or not.
+    if (dx) backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
+    conv2d_direct_backward_weights(dk, dbias, dy, relu_y, x, n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, g.oh, g.ow);
+    return;
+  }
+  backward_gemm(dx, dk, dbias, dy, x, k, g, relu_y);
 }
 
 }  // namespace cnnlite

@@ -8,7 +8,7 @@ cdef extern from "conv2d.h" namespace "cnnlite":
 
 
 def conv2d_algo(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_right, backward_input=False):
-    """Name of the path ('gemm', 'winograd', ...) conv2d_forward, or with backward_input conv2d_backward's input
+    """Name of the path ('gemm', 'winograd', 'direct') conv2d_forward, or with backward_input conv2d_backward's input
     gradient, takes for x of shape x_shape (n, h, w, cin) and w of shape w_shape (kh, kw, cin, cout)."""
     xs, ws = tuple(x_shape), tuple(w_shape)
     if len(xs) != 4:
@@ -35,7 +35,7 @@ def conv2d_algo(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_rig
 
 
 def set_conv2d_algo(name):
-    """Force a convolution algorithm for later calls ('auto', 'gemm', 'winograd'); returns the previous setting.
+    """Force a convolution algorithm for later calls ('auto', 'gemm', 'winograd', 'direct'); returns the previous setting.
     Where the forced path does not apply the automatic choice is used. Starts as $CNNLITE_CONV_ALGO ('auto')."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")

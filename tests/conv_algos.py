@@ -9,7 +9,7 @@ import contextlib
 from cnnlite import _kernels as K
 
 # Every forced setting: the automatic choice and each algorithm.
-ALGOS = ["auto", "gemm", "winograd"]
+ALGOS = ["auto", "gemm", "winograd", "direct"]
 
 
 @contextlib.contextmanager

@@ -173,12 +173,12 @@ def test_automatic_choice_on_the_chapter_shapes():
             for backward_input in (False, True):
                 assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad,
                                      backward_input=backward_input) == "winograd"
-        # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save.
+        # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save; the direct
+        # kernel takes the forward pass (tests/test_conv2d_direct.py), GEMM the input gradient.
         for w_shape, pad in [((3, 3, 1, 16), 0), ((3, 3, 1, 8), 1)]:
-            for backward_input in (False, True):
-                assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad,
-                                     backward_input=backward_input) == "gemm"
-        # Few input channels: the forward pass stays on GEMM below 8, the input gradient below 4.
+            assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad) == "direct"
+            assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad, backward_input=True) == "gemm"
+        # Few input channels: the forward pass stays off Winograd below 8, the input gradient below 4.
         assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1) == "gemm"
         assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
         assert K.conv2d_algo((10, 28, 28, 8), (3, 3, 8, 2), 1, 1, 1, 1, 1, 1) == "winograd"
@@ -188,7 +188,7 @@ def test_automatic_choice_on_the_chapter_shapes():
 
 def test_algorithm_setting_is_checked():
     assert K.get_conv2d_algo() == "winograd"
-    with pytest.raises(ValueError, match="'auto', 'gemm' or 'winograd', got 'fast'"):
+    with pytest.raises(ValueError, match="'auto', 'gemm', 'winograd' or 'direct', got 'fast'"):
         K.set_conv2d_algo("fast")
     with pytest.raises(TypeError, match="name must be a str"):
         K.set_conv2d_algo(None)

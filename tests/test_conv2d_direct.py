@@ -1,0 +1,198 @@
+"""The direct convolution for few input channels (cpp/conv2d_direct.cpp), forced with set_conv2d_algo('direct'):
+NumPy float64 references, finite differences, the fused ReLU, 1-vs-2-thread bitwise identity, and the automatic
+choice of the path."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cnnlite
+from cnnlite import _kernels as K
+
+sys.path.insert(0, os.path.dirname(__file__))
+from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad, same_pads  # noqa: E402
+
+
+@pytest.fixture
+def direct():
+    previous = K.set_conv2d_algo("direct")
+    try:
+        yield
+    finally:
+        K.set_conv2d_algo(previous)
+
+
+def _pads(mode, h, w, kh, kw, sh, sw):
+    if mode == "valid":
+        return 0, 0, 0, 0
+    if mode == "same":
+        return same_pads(h, kh, sh) + same_pads(w, kw, sw)
+    return mode
+
+
+def _data(rng, n, h, w, cin, kh, kw, cout):
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    k = (rng.standard_normal((kh, kw, cin, cout)) / np.sqrt(kh * kw * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, k, b
+
+
+# (n, h, w, cin, kh, kw, cout, sh, sw, pads). Output channels 16, 8, 4 and 1 wide blocks; rows wider than the
+# 8-pixel register block and narrower; pads wider than the kernel (windows entirely in the padding).
+CASES = [
+    (3, 28, 28, 1, 3, 3, 16, 1, 1, "valid"),     # the chapter's first convolution
+    (2, 28, 28, 1, 3, 3, 8, 1, 1, "same"),       # the CNN-8's convolution
+    (2, 9, 11, 1, 3, 3, 29, 1, 1, "same"),       # 16 + 8 + 4 + 1 output channels
+    (2, 7, 6, 3, 3, 3, 4, 1, 1, "same"),
+    (2, 9, 7, 2, 2, 3, 16, 2, 1, "same"),        # 2x3 kernel, stride 2 down, asymmetric pads
+    (1, 11, 10, 1, 5, 5, 3, 1, 1, "same"),
+    (2, 12, 19, 3, 5, 5, 7, 2, 2, "valid"),
+    (2, 7, 7, 3, 1, 1, 5, 2, 2, "valid"),        # 1x1 with stride
+    (1, 6, 13, 4, 3, 3, 2, 1, 1, (0, 1, 2, 0)),  # explicit asymmetric pads
+    (2, 4, 4, 1, 3, 3, 3, 3, 3, (2, 2, 2, 2)),   # windows of pure padding
+    (1, 5, 21, 2, 2, 4, 9, 1, 3, (4, 3, 5, 4)),  # pads wider than the kernel
+    (2, 8, 30, 6, 3, 3, 20, 1, 1, "same"),       # more channels than the automatic choice sends here
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("relu", [False, True])
+def test_direct_forward_matches_reference(direct, rng, case, with_bias, relu):
+    n, h, w, cin, kh, kw, cout, sh, sw, mode = case
+    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    b = b if with_bias else None
+    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    assert K.conv2d_algo(x.shape, k.shape, sh, sw, *pads) == "direct"
+    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
+    ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+    if relu:
+        ref = np.maximum(ref, 0.0)
+        assert (y == 0).any() and (y > 0).any()
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("need_dx,need_db", [(False, True), (True, True), (False, False)])
+@pytest.mark.parametrize("fused_relu", [False, True])
+def test_direct_backward_matches_reference(direct, rng, case, need_dx, need_db, fused_relu):
+    n, h, w, cin, kh, kw, cout, sh, sw, mode = case
+    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=fused_relu)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db,
+                                   y=y if fused_relu else None)
+    rdx, rdk, rdb = conv2d_backward_ref(dy * (y > 0) if fused_relu else dy, x, k, sh, sw, *pads)
+    scale = np.sqrt(y.size / cout)  # dk and db sum that many products
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+    assert (dx is not None) == need_dx and (db is not None) == need_db
+    if need_dx:
+        np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
+    if need_db:
+        np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+    if fused_relu:  # masking inside the kernel sums the same products as masking first: bitwise equal
+        unfused = K.conv2d_backward(K.relu_backward(dy, y), x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db)
+        for fused_grad, unfused_grad in zip((dx, dk, db), unfused):
+            assert (fused_grad is None and unfused_grad is None) or np.array_equal(fused_grad, unfused_grad)
+
+
+def test_direct_weight_gradient_does_not_depend_on_need_dx(direct, rng):
+    x, k, _ = _data(rng, 3, 10, 10, 1, 3, 3, 16)
+    dy = rng.standard_normal((3, 8, 8, 16)).astype(np.float32)
+    with_dx = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=True)
+    without = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
+    assert np.array_equal(with_dx[1], without[1]) and np.array_equal(with_dx[2], without[2])
+
+
+def test_direct_many_chunks_in_several_waves(direct, rng):
+    # 3 images per weight-gradient chunk at 28x28, 256 chunks per wave: 800 images make 4 waves.
+    x, k, b = _data(rng, 800, 28, 28, 1, 3, 3, 16)
+    dy = rng.standard_normal((800, 26, 26, 16)).astype(np.float32)
+    _, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
+    _, rdk, rdb = conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)
+    scale = np.sqrt(800 * 26 * 26)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (2, 2, (0, 0, 0, 0))])
+@pytest.mark.parametrize("fused_relu", [False, True])
+def test_direct_gradients_match_finite_differences(direct, rng, sh, sw, pads, fused_relu):
+    for seed in range(100):  # the first data with no pre-activation near the ReLU's kink (finite differences)
+        x, k, b = (t.astype(np.float64) for t in _data(np.random.default_rng(seed), 2, 6, 5, 2, 3, 2, 5))
+        z = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+        if np.abs(z).min() > 1e-3:
+            break
+    assert np.abs(z).min() > 1e-3 and (z < 0).any() and (z > 0).any()
+    r = rng.standard_normal(z.shape)  # loss = sum(act(z) * r)
+
+    def loss():
+        out = conv2d_forward_ref(x, k, b, sh, sw, *pads)
+        return float(((np.maximum(out, 0) if fused_relu else out) * r).sum())
+
+    x32, k32, b32 = x.astype(np.float32), k.astype(np.float32), b.astype(np.float32)
+    y = K.conv2d_forward(x32, k32, b32, sh, sw, *pads, relu=fused_relu)
+    dx, dk, db = K.conv2d_backward(r.astype(np.float32), x32, k32, sh, sw, *pads, y=y if fused_relu else None)
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, numeric_grad(loss, k), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,h,cin,cout,pads", [
+    (40, 28, 1, 16, (0, 0, 0, 0)),   # conv1: parallel over rows / image chunks
+    (30, 28, 1, 8, (1, 1, 1, 1)),    # CNN-8
+    (24, 17, 3, 21, (2, 0, 1, 2)),   # every channel block width, pads
+])
+def test_direct_bitwise_identical_for_1_and_2_threads(direct, rng, n, h, cin, cout, pads):
+    x, k, b = _data(rng, n, h, h, cin, 3, 3, cout)
+    oh, ow = h + pads[0] + pads[1] - 2, h + pads[2] + pads[3] - 2
+    dy = rng.standard_normal((n, oh, ow, cout)).astype(np.float32)
+    old = cnnlite.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            cnnlite.set_num_threads(threads)
+            y = K.conv2d_forward(x, k, b, 1, 1, *pads)
+            y_relu = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+            results.append((y, y_relu) + K.conv2d_backward(dy, x, k, 1, 1, *pads) +
+                           K.conv2d_backward(dy, x, k, 1, 1, *pads, need_dx=False, y=y_relu))
+    finally:
+        cnnlite.set_num_threads(old)
+    for one, two in zip(*results):
+        assert (one is None and two is None) or np.array_equal(one, two)
+
+
+def test_direct_empty_batch(direct, rng):
+    _, k, b = _data(rng, 1, 5, 5, 1, 3, 3, 4)
+    x = np.empty((0, 5, 5, 1), np.float32)
+    assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
+    dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert dx.shape == x.shape and not dk.any() and not db.any()
+
+
+def test_automatic_choice_sends_few_input_channels_to_the_direct_path():
+    previous = K.set_conv2d_algo("auto")
+    try:
+        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "direct"   # conv1
+        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 8), 1, 1, 1, 1, 1, 1) == "direct"    # CNN-8
+        assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) != "direct"  # conv2
+        # the input gradient never takes the direct path (it has none)
+        assert K.conv2d_algo((8, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0, backward_input=True) != "direct"
+        K.set_conv2d_algo("gemm")
+        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "gemm"
+    finally:
+        K.set_conv2d_algo(previous)
+
+
+def test_environment_variable_forces_the_direct_path(tmp_path):
+    code = ("from cnnlite import _kernels as K; "
+            "print(K.get_conv2d_algo(), K.conv2d_algo((2, 9, 9, 32), (3, 3, 32, 8), 1, 1, 0, 0, 0, 0))")
+    env = dict(os.environ, CNNLITE_CONV_ALGO="direct")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["direct", "direct"]
