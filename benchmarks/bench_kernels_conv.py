@@ -1,7 +1,7 @@
 """Times the dense and conv2d kernels on the chapter network's shapes and compares with numpy's matmul peak.
 
     python benchmarks/bench_kernels_conv.py [--threads N] [--batch 1000] [--repeats 7] [--padding valid|same]
-                                            [--algo auto|gemm|winograd ...]
+                                            [--algo auto|gemm|winograd|direct ...]
 
 --padding valid (default): the chapter's network, conv1 28x28x1 -> 26x26x16, conv2 -> 24x24x32, 2x2 pool, conv3
 12x12x32 -> 10x10x64, pool, flatten 5x5x64 = 1600 -> dense 128 -> dense 10. --padding same: the end-to-end benchmark's
@@ -30,7 +30,7 @@ def _parse():
                    help="wall time, or this process's CPU time (all threads): steadier on a shared machine, and with "
                         "--threads 1 the single-core speed")
     p.add_argument("--padding", choices=("valid", "same"), default="valid", help="padding of the three convolutions")
-    p.add_argument("--algo", nargs="+", choices=("auto", "gemm", "winograd"), default=["auto"],
+    p.add_argument("--algo", nargs="+", choices=("auto", "gemm", "winograd", "direct"), default=["auto"],
                    help="convolution algorithm(s) to force (default: the automatic choice)")
     return p.parse_args()
 
