@@ -382,9 +382,11 @@ std::atomic<int>& forced_algo() {
   return algo;
 }
 
-// Winograd's transforms cost about as much per tile as a GEMM over ~8 channels: below that it loses (measured in
-// BENCHMARKS.md, Winograd section).
-constexpr idx kWinogradMinChannels = 8;
+// Winograd wins once its small GEMMs have some depth: measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
+// section), the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins 1.7x), the input gradient from
+// 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2 wins 1.5x and 1.9x).
+constexpr idx kWinogradMinCinForward = 8;
+constexpr idx kWinogradMinCinBackwardInput = 4;
 
 // Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
 // gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
@@ -402,7 +404,8 @@ Algo choose_algo(const Geometry& g, bool backward_input) {
   if (!backward_input && (forced == Algo::kDirect || (forced == Algo::kAuto && g.cin <= kDirectMaxChannels)))
     return Algo::kDirect;
   if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
-  if (winograd_ok && g.cin >= kWinogradMinChannels && g.cout >= kWinogradMinChannels) return Algo::kWinograd;
+  if (winograd_ok && g.cin >= (backward_input ? kWinogradMinCinBackwardInput : kWinogradMinCinForward))
+    return Algo::kWinograd;
   return Algo::kGemm;
 }
 

@@ -135,11 +135,18 @@ __attribute__((always_inline)) inline void input_tile(float* v, idx ld, const fl
 template <bool Gated>
 __attribute__((always_inline)) inline void input_block(float* v, const float* x, const float* gate, float* patch,
                                                         const Plan& p, idx t0, idx t1) {
-  const idx ld = p.block * p.cin, rs = p.w * p.cin;
+  const idx ld = p.block * p.cin, rs = p.w * p.cin, size = p.n * p.h * rs;
   TileCursor tc(p, t0);
   for (idx t = t0; t < t1; ++t, tc.next(p)) {
     const idx iy0 = 2 * tc.ty - p.pt, ix0 = 2 * tc.tx - p.pl;
     const idx off = tc.img * p.h * rs + iy0 * rs + ix0 * p.cin;  // may point outside x: only used when inside
+    // The input is read once, from memory: a tile row of work ahead, prefetch what the tile below will add to its
+    // left neighbour (after an image's last tile row: the next image's first rows).
+    for (idx ahead = off + 4 * rs; ahead < off + 6 * rs; ahead += rs)
+      for (idx at = std::max<idx>(ahead + 2 * p.cin, 0); at < std::min(ahead + 4 * p.cin, size); at += 16) {
+        __builtin_prefetch(x + at);
+        if (Gated) __builtin_prefetch(gate + at);
+      }
     float* vt = v + (t - t0) * p.cin;
     if (iy0 >= 0 && iy0 + 4 <= p.h && ix0 >= 0 && ix0 + 4 <= p.w) {
       input_tile<Gated>(vt, ld, x + off, Gated ? gate + off : nullptr, rs, p.cin);
@@ -207,12 +214,16 @@ __attribute__((always_inline)) inline void output_tile(float* y, idx rs, const f
 template <bool Relu>
 __attribute__((always_inline)) inline void output_block(float* y, const float* m, const float* bias, float* patch,
                                                          const Plan& p, idx t0, idx t1) {
-  const idx ld = p.block * p.cout, rs = p.ow * p.cout;
+  const idx ld = p.block * p.cout, rs = p.ow * p.cout, size = p.n * p.oh * rs;
   TileCursor tc(p, t0);
   for (idx t = t0; t < t1; ++t, tc.next(p)) {
     const idx oy = 2 * tc.ty, ox = 2 * tc.tx;
     float* y00 = y + tc.img * p.oh * rs + oy * rs + ox * p.cout;
     const float* mt = m + (t - t0) * p.cout;
+    // Write-prefetch the tile below's outputs, a tile row ahead.
+    const idx below_at = (y00 - y) + 2 * rs;
+    for (idx at = below_at; at < std::min(below_at + 2 * rs, size); at += rs)
+      for (idx j = 0; j < 2 * p.cout; j += 16) __builtin_prefetch(y + at + j, 1);
     const bool right = ox + 1 < p.ow, below = oy + 1 < p.oh;
     if (right && below) {
       output_tile<Relu>(y00, rs, mt, ld, bias, p.cout);

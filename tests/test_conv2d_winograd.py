@@ -174,9 +174,14 @@ def test_automatic_choice_on_the_chapter_shapes():
                 assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad,
                                      backward_input=backward_input) == "winograd"
         # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save; the direct
-        # kernel takes these (tests/test_conv2d_direct.py).
-        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "direct"
-        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 8), 1, 1, 1, 1, 1, 1) == "direct"
+        # kernel takes the forward pass (tests/test_conv2d_direct.py), GEMM the input gradient.
+        for w_shape, pad in [((3, 3, 1, 16), 0), ((3, 3, 1, 8), 1)]:
+            assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad) == "direct"
+            assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad, backward_input=True) == "gemm"
+        # Few input channels: the forward pass stays off Winograd below 8, the input gradient below 4.
+        assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1) == "gemm"
+        assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
+        assert K.conv2d_algo((10, 28, 28, 8), (3, 3, 8, 2), 1, 1, 1, 1, 1, 1) == "winograd"
     with conv_algos.forced("gemm"):
         assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) == "gemm"
 
