@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "ops_isa.h"
 
@@ -86,6 +87,29 @@ inline __attribute__((always_inline)) void max_window_block(float* yo, int32_t* 
   }
 }
 
+// The same for a 2x2 window lying wholly inside the image, its top-left cell `first` at xi + first * c: the four
+// loads are issued up front and compared in row-major order (the same comparisons, so the same bits, as above),
+// instead of the loop above whose every step waits for the previous one.
+template <class FV, class IV, int kVecs>
+inline __attribute__((always_inline)) void max_window_2x2(float* yo, int32_t* ao, const float* xi, idx c, idx w,
+                                                          int32_t first) {
+  constexpr idx kLanes = sizeof(FV) / sizeof(float);
+  const int32_t cells[4] = {first, first + 1, static_cast<int32_t>(first + w), static_cast<int32_t>(first + w + 1)};
+  for (int q = 0; q < kVecs; ++q) {
+    FV v[4];
+    for (int t = 0; t < 4; ++t) std::memcpy(&v[t], xi + cells[t] * c + q * kLanes, sizeof(FV));
+    FV best = v[0];
+    IV arg = cells[0] - IV{};
+    for (int t = 1; t < 4; ++t) {
+      const IV greater = v[t] > best;
+      best = greater ? v[t] : best;
+      arg = greater ? cells[t] - IV{} : arg;
+    }
+    std::memcpy(yo + q * kLanes, &best, sizeof(FV));
+    std::memcpy(ao + q * kLanes, &arg, sizeof(IV));
+  }
+}
+
 // The same for the last `lanes` < 4 channels, one channel at a time.
 inline void max_window_tail(float* yo, int32_t* ao, const float* xi, idx c, idx w, Span rs, Span cs, idx lanes) {
   for (idx l = 0; l < lanes; ++l) {
@@ -120,6 +144,11 @@ inline __attribute__((always_inline)) void maxpool2d_rows(float* y, int32_t* arg
       float* yo = y + (row * ow + j) * c;
       int32_t* ao = argmax + (row * ow + j) * c;
       idx cb = 0;
+      if (rs.end - rs.begin == 2 && cs.end - cs.begin == 2) {  // a whole 2x2 window (the chapter's pooling)
+        const int32_t first = static_cast<int32_t>(rs.begin * g.w + cs.begin);
+        for (; cb + 16 <= c; cb += 16) max_window_2x2<Vec16, Int16, kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, first);
+        for (; cb + 4 <= c; cb += 4) max_window_2x2<f32x4, i32x4, 1>(yo + cb, ao + cb, xi + cb, c, g.w, first);
+      }
       for (; cb + 16 <= c; cb += 16) {
         max_window_block<Vec16, Int16, kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, rs, cs);
       }
@@ -182,6 +211,93 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n
     }
   }
   require(!bad, "maxpool2d_backward: argmax holds an index outside [0, h*w)");
+}
+
+namespace {
+
+// One image of the non-overlapping max-pool backward: every dx cell is written once, in row order; a cell of a window
+// gets dy where it is the window's argmax (0 + dy, so -0 becomes +0 exactly as the zero-fill-and-add path does), and
+// cells outside every window get 0. hits (ow * c ints) counts, per output cell, the window cells that matched its
+// argmax: anything but one means the argmax lay outside its window. Returns false then.
+inline __attribute__((always_inline)) bool maxpool_backward_direct_image(float* __restrict dxi,
+                                                                         const float* __restrict dyi,
+                                                                         const int32_t* __restrict ai,
+                                                                         const Pool2dGeometry& g,
+                                                                         int32_t* __restrict hits) {
+  const idx c = g.c, w = g.w, oh = g.oh(), ow = g.ow(), row_floats = w * c;
+  auto zero = [](float* p, idx floats) {
+    if (floats > 0) std::memset(p, 0, sizeof(float) * floats);
+  };
+  bool ok = true;
+  idx next_row = 0;
+  for (idx i = 0; i < oh; ++i) {
+    const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
+    zero(dxi + next_row * row_floats, (rs.begin - next_row) * row_floats);
+    for (idx k = 0; k < ow * c; ++k) hits[k] = 0;
+    const float* dyr = dyi + i * ow * c;
+    const int32_t* ar = ai + i * ow * c;
+    for (idx r = rs.begin; r < rs.end; ++r) {
+      float* drow = dxi + r * row_floats;
+      idx next_col = 0;
+      for (idx j = 0; j < ow; ++j) {
+        const Span cs = window(j, g.sw, g.pad_left, g.pw, w);
+        zero(drow + next_col * c, (cs.begin - next_col) * c);
+        const float* dyo = dyr + j * c;
+        const int32_t* ao = ar + j * c;
+        int32_t* ho = hits + j * c;
+        for (idx col = cs.begin; col < cs.end; ++col) {
+          const int32_t cell = static_cast<int32_t>(r * w + col);
+          float* d = drow + col * c;
+          for (idx ch = 0; ch < c; ++ch) {
+            const bool hit = ao[ch] == cell;
+            const float v = 0.0f + dyo[ch];  // loaded unconditionally so the select vectorises
+            d[ch] = hit ? v : 0.0f;
+            ho[ch] += hit;
+          }
+        }
+        next_col = cs.end;
+      }
+      zero(drow + next_col * c, (w - next_col) * c);
+    }
+    for (idx k = 0; k < ow * c; ++k) ok &= hits[k] == 1;
+    next_row = rs.end;
+  }
+  zero(dxi + next_row * row_floats, (g.h - next_row) * row_floats);
+  return ok;
+}
+
+bool maxpool_backward_direct_generic(float* dxi, const float* dyi, const int32_t* ai, const Pool2dGeometry& g,
+                                     int32_t* hits) {
+  return maxpool_backward_direct_image(dxi, dyi, ai, g, hits);
+}
+CNNLITE_TARGET_AVX512
+bool maxpool_backward_direct_avx512(float* dxi, const float* dyi, const int32_t* ai, const Pool2dGeometry& g,
+                                    int32_t* hits) {
+  return maxpool_backward_direct_image(dxi, dyi, ai, g, hits);
+}
+
+}  // namespace
+
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g) {
+  check_pool2d_geometry(g);
+  const idx oh = g.oh(), ow = g.ow();
+  if (g.sh < g.ph || g.sw < g.pw) {
+    maxpool2d_backward(dx, dy, argmax, g.n, g.h, g.w, oh, ow, g.c);
+    return;
+  }
+  const auto image_fn = ops_use_avx512() ? maxpool_backward_direct_avx512 : maxpool_backward_direct_generic;
+  const idx plane = g.h * g.w * g.c, out_plane = oh * ow * g.c;
+  int bad = 0;
+  // One thread owns one image of dx.
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp parallel for schedule(static) reduction(| : bad) if (g.n > 1)
+#endif
+  for (idx img = 0; img < g.n; ++img) {
+    static thread_local std::vector<int32_t> hits;
+    if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
+    if (!image_fn(dx + img * plane, dy + img * out_plane, argmax + img * out_plane, g, hits.data())) bad = 1;
+  }
+  require(!bad, "maxpool2d_backward: argmax holds an index outside its pooling window");
 }
 
 void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g) {

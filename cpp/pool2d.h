@@ -27,6 +27,12 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
 // [0, h*w). Windows that overlap (stride < pool) accumulate; deterministic (one thread owns one image of dx).
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c);
 
+// The same given the forward's geometry g (input (g.n, g.h, g.w, g.c); dy, argmax (n, oh, ow, c)), bitwise equal.
+// When windows do not overlap (strides >= pool sizes) each cell of dx is written once, straight from the window that
+// holds it (no zero fill followed by a scatter), and an argmax outside its own window throws std::invalid_argument.
+// Overlapping windows take the path above.
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g);
+
 // y: (n, oh, ow, c); x: (n, h, w, c). Mean over the window's real (non-padded) cells, as Keras.
 void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g);
 

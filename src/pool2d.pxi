@@ -7,6 +7,8 @@ cdef extern from "pool2d.h" namespace "cnnlite":
     void c_maxpool2d_backward "cnnlite::maxpool2d_backward"(
         float* dx, const float* dy, const int32_t* argmax, int64_t n, int64_t h, int64_t w, int64_t oh, int64_t ow,
         int64_t c) except + nogil
+    void c_maxpool2d_backward_geometry "cnnlite::maxpool2d_backward"(
+        float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g) except + nogil
     void c_avgpool2d_forward "cnnlite::avgpool2d_forward"(float* y, const float* x, const Pool2dGeometry& g) except + nogil
     void c_avgpool2d_backward "cnnlite::avgpool2d_backward"(
         float* dx, const float* dy, const Pool2dGeometry& g) except + nogil
@@ -83,20 +85,36 @@ def maxpool2d_forward(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_righ
     return y, argmax
 
 
-def maxpool2d_backward(dy, argmax, h, w):
-    """Gradient of max pooling: dx (n, h, w, c), dy routed to the argmax cells (overlapping windows accumulate)."""
+def maxpool2d_backward(dy, argmax, h, w, window=None):
+    """Gradient of max pooling: dx (n, h, w, c), dy routed to the argmax cells (overlapping windows accumulate).
+    window: optionally the forward's (ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right); with it,
+    non-overlapping windows write dx in one pass (same result) and an argmax outside its window is an error."""
     _f32(dy, "dy", 4)
     _int32_array(argmax, "argmax")
     _same_shape(argmax, "argmax", dy, "dy")
     cdef int64_t ih = _int_arg(h, "h", 1), iw = _int_arg(w, "w", 1)
     cdef int64_t n = dy.shape[0], oh = _positive(dy.shape[1], "dy height"), ow = _positive(dy.shape[2], "dy width")
     cdef int64_t c = _positive(dy.shape[3], "dy channels")
+    cdef Pool2dGeometry g
+    if window is not None:
+        if not isinstance(window, tuple) or len(window) != 8:
+            raise TypeError(f"window must be None or a tuple (ph, pw, sh, sw, pad_top, pad_bottom, pad_left, "
+                            f"pad_right), got {window!r}")
+        g = _pool_geometry((n, ih, iw, c), window[0], window[1], window[2], window[3], window[4], window[5],
+                           window[6], window[7])
+        if _pool_out_shape(g) != tuple(dy.shape):
+            raise ValueError(f"dy must have shape {_pool_out_shape(g)} (the pooling of an (n, h, w, c) = "
+                             f"{(n, ih, iw, c)} input with window {window}), got {dy.shape}")
     dx = np.empty((n, ih, iw, c), dtype=np.float32)
     cdef float* dxp = _fptr(dx)
     cdef const float* dyp = _fptr(dy)
     cdef const int32_t* ap = <int32_t*> cnp.PyArray_DATA(argmax)
-    with nogil:
-        c_maxpool2d_backward(dxp, dyp, ap, n, ih, iw, oh, ow, c)
+    if window is not None:
+        with nogil:
+            c_maxpool2d_backward_geometry(dxp, dyp, ap, g)
+    else:
+        with nogil:
+            c_maxpool2d_backward(dxp, dyp, ap, n, ih, iw, oh, ow, c)
     return dx
 
 

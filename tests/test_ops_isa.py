@@ -1,5 +1,5 @@
-"""The portable and the AVX-512 builds of the max-pool, dropout, sigmoid, tanh and fused ReLU-backward loops give
-bitwise identical results.
+"""The portable and the AVX-512 builds of the max-pool (forward, backward), dropout, sigmoid, tanh and fused
+ReLU-backward loops give bitwise identical results.
 
 CNNLITE_OPS_ISA=generic (read once per process) forces the portable code, so it runs in a subprocess.
 """
@@ -20,6 +20,8 @@ x = rng.integers(-4, 5, size=(3, 9, 8, 37)).astype(np.float32)   # ties, and 37 
 out = {}
 for name, args in {"2x2": (2, 2, 2, 2, 0, 1, 0, 0), "3x3": (3, 3, 1, 1, 1, 1, 1, 1)}.items():
     out["y" + name], out["a" + name] = K.maxpool2d_forward(x, *args)
+    dy = rng.standard_normal(out["y" + name].shape).astype(np.float32)
+    out["dx" + name] = K.maxpool2d_backward(dy, out["a" + name], 9, 8, window=args)
 out["drop"] = K.dropout_forward(rng.standard_normal(50001).astype(np.float32), 0.3, 11, 4)
 z = np.concatenate([np.linspace(-100, 100, 40001), [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan]])
 out["sigmoid"] = K.sigmoid_forward(z.astype(np.float32))

@@ -57,6 +57,43 @@ def test_maxpool_matches_reference(shape, pool, pads, rng):
     dx = K.maxpool2d_backward(dy, argmax, shape[1], shape[2])
     np.testing.assert_allclose(dx, ref.maxpool2d_backward(dy.astype(np.float64), argmax_ref, shape[1], shape[2]),
                                rtol=1e-6, atol=1e-6)
+    # Given the window, non-overlapping pools write dx directly (overlapping ones scatter as above): same bits.
+    dx_window = K.maxpool2d_backward(dy, argmax, shape[1], shape[2], window=(*pool, *pads))
+    assert dx_window.tobytes() == dx.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(3, 24, 24, 32), (2, 10, 10, 64), (2, 9, 11, 37), (4, 7, 5, 3)])
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (0, 1, 0, 1), (1, 0, 1, 1)])
+def test_maxpool_2x2_fast_paths_match_reference(shape, pads, rng):
+    # Whole 2x2 windows take the four-loads path, clipped ones the general loop; the direct backward writes every
+    # cell once, including rows and columns no window covers (odd sizes, 'valid').
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)   # ties everywhere
+    x[0, 0, 0, :] = np.nan
+    y, argmax = K.maxpool2d_forward(x, 2, 2, 2, 2, *pads)
+    y_ref, argmax_ref = ref.maxpool2d(x.astype(np.float64), 2, 2, 2, 2, pads)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy.flat[::7] = -0.0
+    dx = K.maxpool2d_backward(dy, argmax, shape[1], shape[2], window=(2, 2, 2, 2, *pads))
+    assert dx.tobytes() == K.maxpool2d_backward(dy, argmax, shape[1], shape[2]).tobytes()
+    np.testing.assert_array_equal(dx, ref.maxpool2d_backward(dy.astype(np.float64), argmax_ref, shape[1], shape[2]))
+
+
+def test_maxpool_backward_window_checks():
+    y, argmax = K.maxpool2d_forward(X, *GOOD)
+    bad = argmax.copy()
+    bad[0, 0, 0, 0] = 10   # inside the 4x4 plane, outside window (0, 0)
+    with pytest.raises(ValueError, match="argmax holds an index outside its pooling window"):
+        K.maxpool2d_backward(y, bad, 4, 4, window=GOOD)
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 1, 1, 3\)"):
+        K.maxpool2d_backward(y, argmax, 4, 4, window=(3, 3, 3, 3, 0, 0, 0, 0))
+    with pytest.raises(TypeError, match="window must be None or a tuple"):
+        K.maxpool2d_backward(y, argmax, 4, 4, window=[2, 2, 2, 2, 0, 0, 0, 0])
+    with pytest.raises(TypeError, match="window must be None or a tuple"):
+        K.maxpool2d_backward(y, argmax, 4, 4, window=(2, 2, 2, 2))
+    with pytest.raises(ValueError, match=r"pad_top \(2\) must be smaller"):
+        K.maxpool2d_backward(y, argmax, 4, 4, window=(2, 2, 2, 2, 2, 0, 0, 0))
 
 
 @pytest.mark.parametrize("shape,pool,pads", list(cases()))
@@ -138,7 +175,9 @@ def test_pooling_is_bitwise_identical_for_1_and_2_threads(pool, pads, rng, threa
         cnnlite.set_num_threads(n)
         y, argmax = K.maxpool2d_forward(x, *pool, *pads)
         dy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
-        results.append([y, argmax, K.maxpool2d_backward(dy, argmax, 24, 24), K.avgpool2d_forward(x, *pool, *pads),
+        results.append([y, argmax, K.maxpool2d_backward(dy, argmax, 24, 24),
+                        K.maxpool2d_backward(dy, argmax, 24, 24, window=(*pool, *pads)),
+                        K.avgpool2d_forward(x, *pool, *pads),
                         K.avgpool2d_backward(dy, 24, 24, *pool, *pads)])
     for one, two in zip(*results):
         assert one.tobytes() == two.tobytes()
@@ -219,6 +258,8 @@ def test_random_pool_geometries_match_reference(problem, seed):
     np.testing.assert_array_equal(argmax, argmax_ref)
     dy = rng.integers(-3, 4, size=y.shape).astype(np.float32)
     np.testing.assert_array_equal(K.maxpool2d_backward(dy, argmax, shape[1], shape[2]),
+                                  ref.maxpool2d_backward(dy.astype(np.float64), argmax_ref, shape[1], shape[2]))
+    np.testing.assert_array_equal(K.maxpool2d_backward(dy, argmax, shape[1], shape[2], window=(*pool, *pads)),
                                   ref.maxpool2d_backward(dy.astype(np.float64), argmax_ref, shape[1], shape[2]))
     np.testing.assert_allclose(K.avgpool2d_forward(x, *pool, *pads), ref.avgpool2d(x.astype(np.float64), *pool, pads),
                                rtol=1e-6, atol=1e-6)

@@ -38,16 +38,17 @@ class MaxPooling2D(_Pooling2D):
     """Maximum over each `pool_size` window (strides default to `pool_size`)."""
 
     def forward(self, x, training=False, logits=False):
-        y, argmax = _kernels.maxpool2d_forward(x, *self._window_args(x))
-        self._cache = (argmax, x.shape[1], x.shape[2])
+        args = self._window_args(x)
+        y, argmax = _kernels.maxpool2d_forward(x, *args)
+        self._cache = (argmax, x.shape[1], x.shape[2], args)
         return y
 
     def backward(self, dy, need_dx=True):
         self.grads = []
         if not need_dx:
             return None
-        argmax, h, w = self._cache
-        return _kernels.maxpool2d_backward(dy, argmax, h, w)
+        argmax, h, w, args = self._cache
+        return _kernels.maxpool2d_backward(dy, argmax, h, w, window=args)
 
 
 class AveragePooling2D(_Pooling2D):
