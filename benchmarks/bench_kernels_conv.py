@@ -104,11 +104,11 @@ def main():
             try:
                 fwd_path = K.conv2d_algo(*geometry)
                 dx_path = "gemm" if first else K.conv2d_algo(*geometry, backward_input=True)
-                dw_path = "direct" if fwd_path == "direct" else "gemm"  # the weight gradient follows the forward's
+                dw_path = "direct" if fwd_path == "direct" else "gemm"  # the weight gradient follows the direct path
                 row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad), flops, fwd_path)
                 row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
                     lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first),
-                    flops * (1 if first else 2), f"dX {dx_path}, dW {dw_path}" if not first else f"dW {dw_path}")
+                    flops * (1 if first else 2), ("" if first else f"dX {dx_path}, ") + f"dW {dw_path}")
             finally:
                 K.set_conv2d_algo(previous)
 
