@@ -94,3 +94,49 @@ def test_batcher_shuffled_batches_are_the_ordered_rows():
         np.testing.assert_array_equal(yfb, yf[order[start:stop]])
         seen += stop - start
     assert seen == 103
+
+
+@pytest.fixture
+def two_threads():
+    before = _kernels.get_num_threads()
+    _kernels.set_num_threads(2)
+    try:
+        yield
+    finally:
+        _kernels.set_num_threads(before)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_batcher_prefetch_keeps_each_batch_intact_while_it_is_used(two_threads, monkeypatch, prefetch):
+    import time
+    monkeypatch.setattr(Batcher, "prefetch", prefetch)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1030, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 1030)
+    batcher = Batcher([x, y], 100)
+    for epoch in range(2):
+        order = rng.permutation(1030)
+        starts = []
+        for start, stop, (xb, yb) in batcher.batches(order):
+            time.sleep(0.002)  # the next batch is being gathered meanwhile (with prefetch): this one must not change
+            np.testing.assert_array_equal(xb, x[order[start:stop]])
+            np.testing.assert_array_equal(yb, y[order[start:stop]])
+            starts.append(start)
+        assert starts == list(range(0, 1030, 100))
+
+
+def test_batcher_prefetch_survives_an_early_stop_and_reports_bad_indices(two_threads):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((500, 8)).astype(np.float32)
+    batcher = Batcher([x], 50)
+    order = rng.permutation(500)
+    for step, (start, stop, (xb,)) in enumerate(batcher.batches(order)):
+        if step == 3:
+            break
+    for start, stop, (xb,) in batcher.batches(order[::-1].copy()):
+        np.testing.assert_array_equal(xb, x[order[::-1][start:stop]])
+    bad = order.copy()
+    bad[170] = 500
+    with pytest.raises(ValueError, match=r"rows\[20\] = 500 is outside \[0, 500\)"):
+        for _ in batcher.batches(bad):
+            pass
