@@ -385,11 +385,10 @@ std::atomic<int>& forced_algo() {
 // Winograd wins once its small GEMMs have some depth: measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
 // section), the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins 1.7x), the input gradient from
 // 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2 wins 1.5x and 1.9x); the weight
-// gradient from 16 input and 16 output channels (8 -> 8 loses 0.84x, 8 -> 16 ties, 16 -> 32 wins 1.13x).
+// gradient from 16 input channels (8 -> 16 loses 0.63x, 8 -> 8 ties, 16 -> 8 wins 1.8x, 16 -> 32 1.2x).
 constexpr idx kWinogradMinCinForward = 8;
 constexpr idx kWinogradMinCinBackwardInput = 4;
 constexpr idx kWinogradMinCinBackwardWeights = 16;
-constexpr idx kWinogradMinCoutBackwardWeights = 16;
 
 // Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
 // gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
@@ -415,8 +414,7 @@ Algo choose_algo(const Geometry& g, ConvPass pass) {
     case kConvBackwardInput:
       return g.cin >= kWinogradMinCinBackwardInput ? Algo::kWinograd : Algo::kGemm;
     default:
-      return g.cin >= kWinogradMinCinBackwardWeights && g.cout >= kWinogradMinCoutBackwardWeights ? Algo::kWinograd
-                                                                                                   : Algo::kGemm;
+      return g.cin >= kWinogradMinCinBackwardWeights ? Algo::kWinograd : Algo::kGemm;
   }
 }
 

@@ -431,13 +431,15 @@ CNNLITE_WINO_CLONES void transform_output_grads(float* mg, float* db, const floa
     grad_block<false>(mg, db, dy, gate, patch, p, t0, t1);
 }
 
-// dk[a][b][ci][co] = (G^T du G)[a][b], du (16, cin, cout) the gradient with respect to U = G g G^T. In double.
+// dk[a][b][ci][co] = (G^T du G)[a][b], du (16, cout, cin) the gradient with respect to U = G g G^T, transposed.
+// In double.
 void untransform_weight_grads(float* dk, const float* du, idx cin, idx cout) {
   static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
   const idx plane = cin * cout;
   for (idx e = 0; e < plane; ++e) {
+    const idx ci = e / cout, co = e % cout;
     double m[4][4];
-    for (int q = 0; q < kTaps; ++q) m[q / 4][q % 4] = du[q * plane + e];
+    for (int q = 0; q < kTaps; ++q) m[q / 4][q % 4] = du[q * plane + co * cin + ci];
     for (int a = 0; a < 3; ++a)
       for (int b = 0; b < 3; ++b) {
         double s = 0.0;
@@ -490,8 +492,8 @@ void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gat
 void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x, idx n,
                                       idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
   const Plan p = make_plan(n, h, w, cin, cout, pt, pb, pl, pr);
-  // Per chunk of tiles a partial (du (16, cin, cout), db (cout)): each block's 16 products V^T Mg are added to it in
-  // block order; the partials are then added to the total in chunk order, wave by wave.
+  // Per chunk of tiles a partial (du^T (16, cout, cin), db (cout)): each block's 16 products Mg^T V are added to it
+  // in block order; the partials are then added to the total in chunk order, wave by wave.
   const idx du_size = kTaps * cin * cout, partial = du_size + cout;
   const idx blocks = (p.tiles + p.block - 1) / p.block;
   const idx chunks = (blocks + kBlocksPerGradChunk - 1) / kBlocksPerGradChunk;
@@ -514,9 +516,11 @@ void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, 
         transform_inputs(v, x, nullptr, patch, p, t0, t1);
         transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
         const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
+        // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
+        // (measured: conv2's weight gradient 19.6 -> 17.2 ms, conv3's 11.1 -> 9.5 ms at batch 400, 1 thread).
         for (int q = 0; q < kTaps; ++q)
-          sgemm(true, false, cin, cout, t1 - t0, 1.0f, v + q * p.block * cin, cin, mg + q * p.block * cout, cout, beta,
-                part + q * cin * cout, cout);
+          sgemm(true, false, cout, cin, t1 - t0, 1.0f, mg + q * p.block * cout, cout, v + q * p.block * cin, cin, beta,
+                part + q * cin * cout, cin);
       }
     };
     for_blocks(w1 - w0, body);
