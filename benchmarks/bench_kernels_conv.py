@@ -104,7 +104,7 @@ def main():
             try:
                 fwd_path = K.conv2d_algo(*geometry)
                 dx_path = "gemm" if first else K.conv2d_algo(*geometry, backward_input=True)
-                dw_path = "direct" if fwd_path == "direct" else "gemm"  # the weight gradient follows the direct path
+                dw_path = K.conv2d_algo(*geometry, backward_weights=True)
                 row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad), flops, fwd_path)
                 row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
                     lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first),

@@ -384,37 +384,48 @@ std::atomic<int>& forced_algo() {
 
 // Winograd wins once its small GEMMs have some depth: measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
 // section), the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins 1.7x), the input gradient from
-// 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2 wins 1.5x and 1.9x).
+// 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2 wins 1.5x and 1.9x); the weight
+// gradient from 16 input channels (8 -> 16 loses 0.63x, 8 -> 8 ties, 16 -> 8 wins 1.8x, 16 -> 32 1.2x).
 constexpr idx kWinogradMinCinForward = 8;
 constexpr idx kWinogradMinCinBackwardInput = 4;
+constexpr idx kWinogradMinCinBackwardWeights = 16;
 
 // Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
 // gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
 // direct section).
 constexpr idx kDirectMaxChannels = 3;
 
-// The path of the forward pass (and of the weight gradient, which follows it) or, with backward_input, of the input
-// gradient. The direct kernel has no input gradient (a first layer needs none): that takes the automatic choice.
-Algo choose_algo(const Geometry& g, bool backward_input) {
-  const bool winograd_ok =
-      backward_input ? winograd_backward_input_applies(g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr)
-                     : winograd_forward_applies(g.kh, g.kw, g.sh, g.sw);
+// The path of one pass of a geometry. The direct kernel has no input gradient (a first layer needs none): that takes
+// the automatic choice.
+Algo choose_algo(const Geometry& g, ConvPass pass) {
+  const bool winograd_ok = pass == kConvBackwardInput
+                               ? winograd_backward_input_applies(g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr)
+                               : winograd_forward_applies(g.kh, g.kw, g.sh, g.sw);
   const Algo forced = static_cast<Algo>(forced_algo().load(std::memory_order_relaxed));
   if (forced == Algo::kGemm) return Algo::kGemm;
-  if (!backward_input && (forced == Algo::kDirect || (forced == Algo::kAuto && g.cin <= kDirectMaxChannels)))
+  if (pass != kConvBackwardInput &&
+      (forced == Algo::kDirect || (forced == Algo::kAuto && g.cin <= kDirectMaxChannels)))
     return Algo::kDirect;
   if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
-  if (winograd_ok && g.cin >= (backward_input ? kWinogradMinCinBackwardInput : kWinogradMinCinForward))
-    return Algo::kWinograd;
-  return Algo::kGemm;
+  if (!winograd_ok) return Algo::kGemm;
+  switch (pass) {
+    case kConvForward:
+      return g.cin >= kWinogradMinCinForward ? Algo::kWinograd : Algo::kGemm;
+    case kConvBackwardInput:
+      return g.cin >= kWinogradMinCinBackwardInput ? Algo::kWinograd : Algo::kGemm;
+    default:
+      return g.cin >= kWinogradMinCinBackwardWeights ? Algo::kWinograd : Algo::kGemm;
+  }
 }
 
 }  // namespace
 
-const char* conv2d_algo(bool backward_input, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw,
-                        idx pt, idx pb, idx pl, idx pr) {
+const char* conv2d_algo(int pass, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
+                        idx pb, idx pl, idx pr) {
+  if (pass < kConvForward || pass > kConvBackwardWeights)
+    throw std::invalid_argument("conv2d_algo: pass must be 0 (forward), 1 (input gradient) or 2 (weight gradient)");
   const Geometry g = make_geometry("conv2d_algo", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  return kAlgoNames[static_cast<int>(choose_algo(g, backward_input))];
+  return kAlgoNames[static_cast<int>(choose_algo(g, static_cast<ConvPass>(pass)))];
 }
 
 void conv2d_set_algo(const char* name) { forced_algo().store(static_cast<int>(parse_algo(name))); }
@@ -430,7 +441,7 @@ idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
                     idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu) {
   const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  switch (choose_algo(g, false)) {
+  switch (choose_algo(g, kConvForward)) {
     case Algo::kWinograd:
       return winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, relu);
     case Algo::kDirect:
@@ -504,12 +515,22 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
                      idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
                      const float* relu_y) {
   const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  if (dx && n > 0 && choose_algo(g, true) == Algo::kWinograd) {
-    conv2d_backward(nullptr, dk, dbias, dy, x, k, n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, relu_y);
+  const bool winograd_dx = dx && n > 0 && choose_algo(g, kConvBackwardInput) == Algo::kWinograd;
+  const Algo weights = choose_algo(g, kConvBackwardWeights);
+  if (n > 0 && weights == Algo::kWinograd) {
+    winograd_conv2d_backward_weights(dk, dbias, dy, relu_y, x, n, h, w, cin, cout, pt, pb, pl, pr);
+    if (winograd_dx)
+      winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
+    else if (dx)  // pads > 2: the GEMM path's dx (its dk goes to a scratch buffer)
+      backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
+    return;
+  }
+  if (winograd_dx) {
+    backward_gemm(nullptr, dk, dbias, dy, x, k, g, relu_y);
     winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
     return;
   }
-  if (choose_algo(g, false) == Algo::kDirect) {
+  if (weights == Algo::kDirect) {
     // dx, rarely asked for (a first layer has none), comes from the GEMM path; its dk goes to a scratch buffer so
     // dk and dbias are always the direct kernel's, whether dx is asked for or not.
     if (dx) backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);

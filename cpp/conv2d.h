@@ -27,13 +27,14 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
                      const float* relu_y = nullptr);
 
 // Algorithm selection. Paths: "gemm" (always applies), "winograd" (3x3 stride 1; its input gradient also needs
-// pads <= 2), "direct" (any geometry, forward pass and weight gradient only: cpp/conv2d_direct.h; the weight
-// gradient takes the forward pass's path). conv2d_algo names the path conv2d_forward (backward_input false) or the input gradient of
-// conv2d_backward (true) takes for a geometry: the forced algorithm when it applies, else the automatic choice.
+// pads <= 2), "direct" (any geometry, forward pass and weight gradient only: cpp/conv2d_direct.h). conv2d_algo names
+// the path the given pass of a geometry takes: the forced algorithm when it applies, else the automatic choice.
 // The forced algorithm starts as the environment variable CNNLITE_CONV_ALGO (read once; "auto" when unset) and can
-// be changed with conv2d_set_algo ("auto", "gemm", "winograd", "direct"; std::invalid_argument otherwise), e.g. by tests.
-const char* conv2d_algo(bool backward_input, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw,
-                        idx pt, idx pb, idx pl, idx pr);
+// be changed with conv2d_set_algo ("auto", "gemm", "winograd", "direct"; std::invalid_argument otherwise), e.g. by
+// tests.
+enum ConvPass : int { kConvForward = 0, kConvBackwardInput = 1, kConvBackwardWeights = 2 };
+const char* conv2d_algo(int pass, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
+                        idx pb, idx pl, idx pr);
 void conv2d_set_algo(const char* name);
 const char* conv2d_get_algo();
 

@@ -1,8 +1,9 @@
 // Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (cross-correlation, as Keras), NHWC activations, HWIO kernels.
 // Per block of 2x2 output tiles: input transform B^T d B (vectorised over channels), 16 small GEMMs
 // (tiles x cin) @ (cin x cout) with the transformed weights U = G g G^T, output transform A^T m A + bias [+ ReLU]
-// written straight to NHWC. 2.25x fewer multiplications than the direct (GEMM) path. Blocks of a fixed number of
-// tiles, per-thread workspaces reused across calls; results do not depend on the thread count.
+// written straight to NHWC. 2.25x fewer multiplications than the direct (GEMM) path. The input gradient is the same
+// routine on dy with the rotated kernel; the weight gradient sums V^T (A dy A^T) over tiles. Blocks of a fixed number
+// of tiles, per-thread workspaces reused across calls; results do not depend on the thread count.
 #pragma once
 #include "common.h"
 
@@ -24,5 +25,13 @@ void winograd_conv2d_forward(float* y, const float* x, const float* k, const flo
 // Needs winograd_backward_input_applies. Overwrites dx.
 void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k, idx n, idx h, idx w,
                                     idx cin, idx cout, idx pt, idx pb, idx pl, idx pr);
+
+// dk (3, 3, cin, cout) and dbias (cout, may be null) of winograd_conv2d_forward's convolution (without ReLU) from
+// dy (n, oh, ow, cout) and x; with gate (n, oh, ow, cout) dy is first masked by gate > 0. F(2x2, 3x3) for the weight
+// gradient: per tile, Mg = A dy A^T, then dU = sum over tiles of V^T Mg (16 GEMMs whose depth is the tile count) and
+// dk = G^T dU G. Sums over fixed chunks of tiles, added in chunk order: results do not depend on the thread count.
+// Overwrites dk and dbias. Needs n > 0.
+void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x, idx n,
+                                      idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr);
 
 }  // namespace cnnlite

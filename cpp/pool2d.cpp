@@ -180,7 +180,8 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
   for (idx row = 0; row < rows; ++row) rows_fn(y, argmax, x, g, row, row + 1);
 }
 
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c) {
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c,
+                        const float* relu_y) {
   require(n >= 0 && h > 0 && w > 0 && oh > 0 && ow > 0 && c > 0, "maxpool2d_backward: sizes must be positive");
   for (idx v : {h, w, oh, ow, c})
     require(v <= kMaxExtent, "maxpool2d_backward: a size exceeds " + std::to_string(kMaxExtent));
@@ -196,6 +197,7 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n
     float* __restrict dxi = dx + img * plane * c;
     const float* __restrict dyi = dy + img * out_plane * c;
     const int32_t* __restrict ai = argmax + img * out_plane * c;
+    const float* __restrict yi = relu_y ? relu_y + img * out_plane * c : nullptr;
     std::memset(dxi, 0, sizeof(float) * plane * c);
     for (idx o = 0; o < out_plane; ++o) {
       const float* dyo = dyi + o * c;
@@ -206,6 +208,7 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n
           bad = 1;
           continue;
         }
+        if (yi && !(yi[o * c + ch] > 0.0f)) continue;  // the ReLU cut this cell: no gradient (and +0 stays +0)
         dxi[a * c + ch] += dyo[ch];
       }
     }
@@ -222,6 +225,7 @@ namespace {
 inline __attribute__((always_inline)) bool maxpool_backward_direct_image(float* __restrict dxi,
                                                                          const float* __restrict dyi,
                                                                          const int32_t* __restrict ai,
+                                                                         const float* __restrict yi,
                                                                          const Pool2dGeometry& g,
                                                                          int32_t* __restrict hits) {
   const idx c = g.c, w = g.w, oh = g.oh(), ow = g.ow(), row_floats = w * c;
@@ -236,6 +240,7 @@ inline __attribute__((always_inline)) bool maxpool_backward_direct_image(float* 
     for (idx k = 0; k < ow * c; ++k) hits[k] = 0;
     const float* dyr = dyi + i * ow * c;
     const int32_t* ar = ai + i * ow * c;
+    const float* yr = yi ? yi + i * ow * c : nullptr;
     for (idx r = rs.begin; r < rs.end; ++r) {
       float* drow = dxi + r * row_floats;
       idx next_col = 0;
@@ -248,6 +253,16 @@ inline __attribute__((always_inline)) bool maxpool_backward_direct_image(float* 
         for (idx col = cs.begin; col < cs.end; ++col) {
           const int32_t cell = static_cast<int32_t>(r * w + col);
           float* d = drow + col * c;
+          if (yr) {  // the pooling's input was a ReLU's output: cells it cut get no gradient
+            const float* yo = yr + j * c;
+            for (idx ch = 0; ch < c; ++ch) {
+              const bool hit = ao[ch] == cell;
+              const float v = 0.0f + dyo[ch];
+              d[ch] = hit && yo[ch] > 0.0f ? v : 0.0f;
+              ho[ch] += hit;
+            }
+            continue;
+          }
           for (idx ch = 0; ch < c; ++ch) {
             const bool hit = ao[ch] == cell;
             const float v = 0.0f + dyo[ch];  // loaded unconditionally so the select vectorises
@@ -266,23 +281,24 @@ inline __attribute__((always_inline)) bool maxpool_backward_direct_image(float* 
   return ok;
 }
 
-bool maxpool_backward_direct_generic(float* dxi, const float* dyi, const int32_t* ai, const Pool2dGeometry& g,
-                                     int32_t* hits) {
-  return maxpool_backward_direct_image(dxi, dyi, ai, g, hits);
+bool maxpool_backward_direct_generic(float* dxi, const float* dyi, const int32_t* ai, const float* yi,
+                                     const Pool2dGeometry& g, int32_t* hits) {
+  return maxpool_backward_direct_image(dxi, dyi, ai, yi, g, hits);
 }
 CNNLITE_TARGET_AVX512
-bool maxpool_backward_direct_avx512(float* dxi, const float* dyi, const int32_t* ai, const Pool2dGeometry& g,
-                                    int32_t* hits) {
-  return maxpool_backward_direct_image(dxi, dyi, ai, g, hits);
+bool maxpool_backward_direct_avx512(float* dxi, const float* dyi, const int32_t* ai, const float* yi,
+                                    const Pool2dGeometry& g, int32_t* hits) {
+  return maxpool_backward_direct_image(dxi, dyi, ai, yi, g, hits);
 }
 
 }  // namespace
 
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g) {
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g,
+                        const float* relu_y) {
   check_pool2d_geometry(g);
   const idx oh = g.oh(), ow = g.ow();
   if (g.sh < g.ph || g.sw < g.pw) {
-    maxpool2d_backward(dx, dy, argmax, g.n, g.h, g.w, oh, ow, g.c);
+    maxpool2d_backward(dx, dy, argmax, g.n, g.h, g.w, oh, ow, g.c, relu_y);
     return;
   }
   const auto image_fn = ops_use_avx512() ? maxpool_backward_direct_avx512 : maxpool_backward_direct_generic;
@@ -295,7 +311,8 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
   for (idx img = 0; img < g.n; ++img) {
     static thread_local std::vector<int32_t> hits;
     if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
-    if (!image_fn(dx + img * plane, dy + img * out_plane, argmax + img * out_plane, g, hits.data())) bad = 1;
+    const float* yi = relu_y ? relu_y + img * out_plane : nullptr;
+    if (!image_fn(dx + img * plane, dy + img * out_plane, argmax + img * out_plane, yi, g, hits.data())) bad = 1;
   }
   require(!bad, "maxpool2d_backward: argmax holds an index outside its pooling window");
 }

@@ -25,13 +25,18 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
 
 // dx: (n, h, w, c) (overwritten); dy, argmax: (n, oh, ow, c). Throws std::invalid_argument for an argmax outside
 // [0, h*w). Windows that overlap (stride < pool) accumulate; deterministic (one thread owns one image of dx).
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c);
+// relu_y (n, oh, ow, c), optional: this pooling's output, its input having been a ReLU's output. dy then reaches
+// only cells where relu_y > 0, which folds that ReLU's backward into this pass (the argmax cell holds relu_y):
+// dx = relu_backward(maxpool2d_backward(dy), pooling input), bitwise.
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c,
+                        const float* relu_y = nullptr);
 
 // The same given the forward's geometry g (input (g.n, g.h, g.w, g.c); dy, argmax (n, oh, ow, c)), bitwise equal.
 // When windows do not overlap (strides >= pool sizes) each cell of dx is written once, straight from the window that
 // holds it (no zero fill followed by a scatter), and an argmax outside its own window throws std::invalid_argument.
 // Overlapping windows take the path above.
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g);
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g,
+                        const float* relu_y = nullptr);
 
 // y: (n, oh, ow, c); x: (n, h, w, c). Mean over the window's real (non-padded) cells, as Keras.
 void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g);

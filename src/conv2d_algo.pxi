@@ -1,15 +1,19 @@
 # Bindings for the convolution algorithm selection in cpp/conv2d.h (see src/README.md).
 cdef extern from "conv2d.h" namespace "cnnlite":
     const char* c_conv2d_algo "cnnlite::conv2d_algo"(
-        bint backward_input, int64_t n, int64_t h, int64_t w, int64_t cin, int64_t kh, int64_t kw, int64_t cout,
+        int conv_pass, int64_t n, int64_t h, int64_t w, int64_t cin, int64_t kh, int64_t kw, int64_t cout,
         int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr) except +
     void c_conv2d_set_algo "cnnlite::conv2d_set_algo"(const char* name) except +
     const char* c_conv2d_get_algo "cnnlite::conv2d_get_algo"()
 
 
-def conv2d_algo(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_right, backward_input=False):
-    """Name of the path ('gemm', 'winograd', 'direct') conv2d_forward, or with backward_input conv2d_backward's input
-    gradient, takes for x of shape x_shape (n, h, w, cin) and w of shape w_shape (kh, kw, cin, cout)."""
+def conv2d_algo(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_right, backward_input=False,
+                backward_weights=False):
+    """Name of the path ('gemm', 'winograd', 'direct') conv2d_forward takes for x of shape x_shape (n, h, w, cin) and
+    w of shape w_shape (kh, kw, cin, cout); with backward_input, that of conv2d_backward's input gradient, with
+    backward_weights, that of its weight (and bias) gradient."""
+    if backward_input and backward_weights:
+        raise ValueError("backward_input and backward_weights cannot both be true")
     xs, ws = tuple(x_shape), tuple(w_shape)
     if len(xs) != 4:
         raise ValueError(f"x_shape must have 4 entries (n, h, w, cin), got {xs}")
@@ -27,8 +31,8 @@ def conv2d_algo(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_rig
     v[11] = _nonneg(pad_left, "pad_left")
     v[12] = _nonneg(pad_right, "pad_right")
     try:
-        name = c_conv2d_algo(bool(backward_input), v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
-                             v[11], v[12])
+        name = c_conv2d_algo(1 if backward_input else 2 if backward_weights else 0, v[0], v[1], v[2], v[3], v[4],
+                             v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12])
     except Exception as e:  # the geometry check's message, as a ValueError
         raise ValueError(str(e)) from None
     return name.decode()

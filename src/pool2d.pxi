@@ -6,9 +6,9 @@ cdef extern from "pool2d.h" namespace "cnnlite":
         float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) except + nogil
     void c_maxpool2d_backward "cnnlite::maxpool2d_backward"(
         float* dx, const float* dy, const int32_t* argmax, int64_t n, int64_t h, int64_t w, int64_t oh, int64_t ow,
-        int64_t c) except + nogil
+        int64_t c, const float* relu_y) except + nogil
     void c_maxpool2d_backward_geometry "cnnlite::maxpool2d_backward"(
-        float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g) except + nogil
+        float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g, const float* relu_y) except + nogil
     void c_avgpool2d_forward "cnnlite::avgpool2d_forward"(float* y, const float* x, const Pool2dGeometry& g) except + nogil
     void c_avgpool2d_backward "cnnlite::avgpool2d_backward"(
         float* dx, const float* dy, const Pool2dGeometry& g) except + nogil
@@ -85,13 +85,18 @@ def maxpool2d_forward(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_righ
     return y, argmax
 
 
-def maxpool2d_backward(dy, argmax, h, w, window=None):
+def maxpool2d_backward(dy, argmax, h, w, window=None, y=None):
     """Gradient of max pooling: dx (n, h, w, c), dy routed to the argmax cells (overlapping windows accumulate).
     window: optionally the forward's (ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_right); with it,
-    non-overlapping windows write dx in one pass (same result) and an argmax outside its window is an error."""
+    non-overlapping windows write dx in one pass (same result) and an argmax outside its window is an error.
+    y: optionally the pooling's output when its input was a ReLU's output: dy then reaches only cells where y > 0,
+    i.e. dx also carries that ReLU's backward."""
     _f32(dy, "dy", 4)
     _int32_array(argmax, "argmax")
     _same_shape(argmax, "argmax", dy, "dy")
+    if y is not None:
+        _f32(y, "y", 4)
+        _same_shape(y, "y", dy, "dy")
     cdef int64_t ih = _int_arg(h, "h", 1), iw = _int_arg(w, "w", 1)
     cdef int64_t n = dy.shape[0], oh = _positive(dy.shape[1], "dy height"), ow = _positive(dy.shape[2], "dy width")
     cdef int64_t c = _positive(dy.shape[3], "dy channels")
@@ -109,12 +114,13 @@ def maxpool2d_backward(dy, argmax, h, w, window=None):
     cdef float* dxp = _fptr(dx)
     cdef const float* dyp = _fptr(dy)
     cdef const int32_t* ap = <int32_t*> cnp.PyArray_DATA(argmax)
+    cdef const float* yp = _fptr_or_null(y)
     if window is not None:
         with nogil:
-            c_maxpool2d_backward_geometry(dxp, dyp, ap, g)
+            c_maxpool2d_backward_geometry(dxp, dyp, ap, g, yp)
     else:
         with nogil:
-            c_maxpool2d_backward(dxp, dyp, ap, n, ih, iw, oh, ow, c)
+            c_maxpool2d_backward(dxp, dyp, ap, n, ih, iw, oh, ow, c, yp)
     return dx
 
 

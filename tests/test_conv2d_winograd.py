@@ -164,15 +164,15 @@ def test_forced_winograd_applies_only_where_it_can(kh, kw, sh, sw, pads, forward
     x_shape, w_shape = (1, 8, 8, 16), (kh, kw, 16, 32)
     assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads) == forward
     assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads, backward_input=True) == backward_input
+    assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads, backward_weights=True) == forward
 
 
 def test_automatic_choice_on_the_chapter_shapes():
     with conv_algos.forced("auto"):
         for x_shape, w_shape, pad in [((1000, 26, 26, 16), (3, 3, 16, 32), 0), ((1000, 12, 12, 32), (3, 3, 32, 64), 0),
                                       ((1000, 28, 28, 16), (3, 3, 16, 32), 1), ((1000, 14, 14, 32), (3, 3, 32, 64), 1)]:
-            for backward_input in (False, True):
-                assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad,
-                                     backward_input=backward_input) == "winograd"
+            for which in ({}, {"backward_input": True}, {"backward_weights": True}):
+                assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad, **which) == "winograd"
         # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save; the direct
         # kernel takes the forward pass (tests/test_conv2d_direct.py), GEMM the input gradient.
         for w_shape, pad in [((3, 3, 1, 16), 0), ((3, 3, 1, 8), 1)]:
@@ -182,6 +182,11 @@ def test_automatic_choice_on_the_chapter_shapes():
         assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1) == "gemm"
         assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
         assert K.conv2d_algo((10, 28, 28, 8), (3, 3, 8, 2), 1, 1, 1, 1, 1, 1) == "winograd"
+        # The weight gradient from 16 input channels.
+        for w_shape, expected in [((3, 3, 16, 32), "winograd"), ((3, 3, 32, 64), "winograd"), ((3, 3, 8, 16), "gemm"),
+                                  ((3, 3, 16, 8), "winograd"), ((3, 3, 1, 16), "direct")]:
+            x_shape = (10, 28, 28, w_shape[2])
+            assert K.conv2d_algo(x_shape, w_shape, 1, 1, 0, 0, 0, 0, backward_weights=True) == expected
     with conv_algos.forced("gemm"):
         assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) == "gemm"
 
@@ -199,6 +204,8 @@ def test_algorithm_setting_is_checked():
         K.conv2d_algo((1, 2, 5, 3), (3, 3, 3, 8), 1, 1, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="sh must be a positive integer"):
         K.conv2d_algo((1, 5, 5, 3), (3, 3, 3, 8), 0, 1, 0, 0, 0, 0)
+    with pytest.raises(ValueError, match="cannot both be true"):
+        K.conv2d_algo((1, 5, 5, 3), (3, 3, 3, 8), 1, 1, 0, 0, 0, 0, backward_input=True, backward_weights=True)
 
 
 _SUBPROCESS = r"""
@@ -247,6 +254,30 @@ def test_input_gradient_through_fused_relu(rng, pads):
     masked = np.where(y > 0, dy, np.float32(0))
     dx_masked, dk_masked, db_masked = K.conv2d_backward(masked, x, k, 1, 1, *pads)
     assert dx.tobytes() == dx_masked.tobytes()
-    np.testing.assert_allclose(dx, conv2d_backward_ref(masked, x, k, 1, 1, *pads)[0], rtol=2e-4, atol=2e-4)
-    np.testing.assert_allclose(dk, dk_masked, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(db, db_masked, rtol=1e-5, atol=1e-5)
+    assert dk.tobytes() == dk_masked.tobytes() and db.tobytes() == db_masked.tobytes()
+    rdx, rdk, rdb = conv2d_backward_ref(masked, x, k, 1, 1, *pads)
+    np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-3)
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-3)
+
+
+def test_weight_gradient_over_many_chunks_matches_gemm_and_is_thread_independent(rng):
+    # 176 + 176 channels: blocks of 24 tiles; 2 x 56 x 56 tiles = 262 blocks in 33 chunks of 8, summed in order in
+    # two waves of at most 32 chunks.
+    x, k, _ = _data(rng, 2, 114, 114, 176, 176)
+    dy = rng.standard_normal((2, 112, 112, 176)).astype(np.float32)
+    assert K.conv2d_algo(x.shape, k.shape, 1, 1, 0, 0, 0, 0, backward_weights=True) == "winograd"
+    old = cnnlite.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            cnnlite.set_num_threads(threads)
+            results.append(K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)[1:])
+    finally:
+        cnnlite.set_num_threads(old)
+    assert all(one.tobytes() == two.tobytes() for one, two in zip(*results))
+    with conv_algos.forced("gemm"):
+        _, gemm_dk, gemm_db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
+    dk, db = results[0]
+    assert np.abs(dk - gemm_dk).max() < 5e-6 * np.abs(gemm_dk).max()  # measured 4e-7
+    np.testing.assert_allclose(db, gemm_db, rtol=1e-4, atol=1e-3)

@@ -215,6 +215,68 @@ def test_fused_relu_layers_equal_linear_layer_then_relu(make, in_shape):
         np.testing.assert_array_equal(g_fused, g_linear)
 
 
+def _pool_net_run(monkeypatch, fold):
+    """Two training steps of Conv2D(relu) -> MaxPooling2D -> Conv2D(relu) -> MaxPooling2D -> Flatten -> Dense; with
+    fold=False the max-pools never see a producer, so each convolution masks its own gradient."""
+    from cnnlite import layers as layers_pkg
+    from cnnlite.models import Sequential
+    if not fold:
+        monkeypatch.setattr(layers_pkg.pooling, "relu_producer_of", lambda x: None)
+    calls = []
+    real = layers_pkg.convolutional._kernels.conv2d_backward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("y") is not None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layers_pkg.convolutional._kernels, "conv2d_backward", spy)
+    import cnnlite
+    cnnlite.utils.set_random_seed(5)
+    rng = np.random.default_rng(3)
+    x = rng.random((16, 12, 12, 2), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(12, 12, 2), kernel_initializer="he_normal"),
+                        MaxPooling2D(2), Conv2D(6, 2, activation="relu", kernel_initializer="he_normal"),
+                        MaxPooling2D(2), Flatten(), Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    monkeypatch.undo()
+    return model.get_weights(), calls
+
+
+def test_maxpool_folds_the_relu_backward_of_the_conv_before_it(monkeypatch):
+    # A max-pool fed straight by Conv2D(relu) masks the gradient itself (y > 0 at its argmax cells), and the
+    # convolution's kernel then gets no y: same bits as letting each convolution mask its own gradient.
+    folded, calls_folded = _pool_net_run(monkeypatch, fold=True)
+    plain, calls_plain = _pool_net_run(monkeypatch, fold=False)
+    assert calls_plain == [True] * 4 and calls_folded == [False] * 4   # 2 convolutions x 2 steps
+    for a, b in zip(folded, plain):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_maxpool_does_not_fold_into_a_stale_or_foreign_relu_output():
+    rng = np.random.default_rng(4)
+    conv, pool = Conv2D(3, 2, activation="relu"), MaxPooling2D(2)
+    conv._build_for((None, 6, 6, 2))
+    x = rng.standard_normal((2, 6, 6, 2)).astype(np.float32)
+    y = conv.forward(x, training=True)
+    p = pool.forward(y, training=True)
+    conv.forward(x, training=True)                 # the convolution ran again: its output is another array now
+    dy = rng.standard_normal(p.shape).astype(np.float32)
+    dx = pool.backward(dy)
+    np.testing.assert_array_equal(dx, _plain_maxpool_backward(dy, pool, y))
+    assert getattr(conv, "_premasked", None) is None
+    other = MaxPooling2D(2)
+    p2 = other.forward(y.copy(), training=True)   # equal values, another array: not the convolution's output
+    assert other._cache[-1] is None and p2.shape == p.shape
+
+
+def _plain_maxpool_backward(dy, pool, x):
+    from cnnlite import _kernels
+    argmax = pool._cache[0]
+    return _kernels.maxpool2d_backward(dy, argmax, x.shape[1], x.shape[2])
+
+
 def test_dropout_only_in_training():
     layer = Dropout(0.5, seed=3)
     x = np.ones((50, 40), np.float32)

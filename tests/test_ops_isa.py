@@ -22,6 +22,7 @@ for name, args in {"2x2": (2, 2, 2, 2, 0, 1, 0, 0), "3x3": (3, 3, 1, 1, 1, 1, 1,
     out["y" + name], out["a" + name] = K.maxpool2d_forward(x, *args)
     dy = rng.standard_normal(out["y" + name].shape).astype(np.float32)
     out["dx" + name] = K.maxpool2d_backward(dy, out["a" + name], 9, 8, window=args)
+    out["dxrelu" + name] = K.maxpool2d_backward(dy, out["a" + name], 9, 8, window=args, y=out["y" + name])
 out["drop"] = K.dropout_forward(rng.standard_normal(50001).astype(np.float32), 0.3, 11, 4)
 z = np.concatenate([np.linspace(-100, 100, 40001), [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf, np.nan]])
 out["sigmoid"] = K.sigmoid_forward(z.astype(np.float32))

@@ -80,6 +80,24 @@ def test_maxpool_2x2_fast_paths_match_reference(shape, pads, rng):
     np.testing.assert_array_equal(dx, ref.maxpool2d_backward(dy.astype(np.float64), argmax_ref, shape[1], shape[2]))
 
 
+@pytest.mark.parametrize("pool,pads", [((2, 2, 2, 2), (0, 0, 0, 0)), ((2, 2, 2, 2), (0, 1, 1, 0)),
+                                       ((3, 3, 1, 1), (1, 1, 1, 1)), ((2, 3, 2, 1), (0, 0, 1, 1))])
+@pytest.mark.parametrize("with_window", [False, True])
+def test_maxpool_backward_folds_the_relu_backward(pool, pads, with_window, rng):
+    # The pooling of a ReLU's output, given its own output y: dx = relu_backward(maxpool2d_backward(dy), input).
+    x = np.maximum(rng.integers(-2, 3, size=(3, 9, 8, 21)).astype(np.float32), 0)   # zeros and ties everywhere
+    y, argmax = K.maxpool2d_forward(x, *pool, *pads)
+    assert (y == 0).any() and (y > 0).any()
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy.flat[::5] = -0.0
+    window = (*pool, *pads) if with_window else None
+    dx = K.maxpool2d_backward(dy, argmax, 9, 8, window=window, y=y)
+    expected = K.relu_backward(K.maxpool2d_backward(dy, argmax, 9, 8), x)
+    assert dx.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="y and dy must have the same shape"):
+        K.maxpool2d_backward(dy, argmax, 9, 8, window=window, y=y[:1])
+
+
 def test_maxpool_backward_window_checks():
     y, argmax = K.maxpool2d_forward(X, *GOOD)
     bad = argmax.copy()

@@ -84,13 +84,14 @@ class Conv2D(_Activated, Layer):
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=fused)
         y, applied = self._activate(z, logits, fused)
         self._cache = (x, y, applied, fused, pads)
+        self._note_output(y, fused, training)
         return y
 
     def backward(self, dy, need_dx=True):
         x, y, applied, fused, pads = self._cache
         dz = self._deactivate(dy, y, applied, fused)
-        dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *pads,
-                                              need_dx=need_dx, need_db=self.use_bias, y=y if fused else None)
+        dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *pads, need_dx=need_dx,
+                                              need_db=self.use_bias, y=self._relu_gate(dy, y, fused))
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 

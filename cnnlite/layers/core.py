@@ -1,5 +1,6 @@
 """Dense, Activation, Flatten, Dropout, InputLayer and Input."""
 import math
+import weakref
 
 import numpy as np
 
@@ -11,16 +12,51 @@ def _flat2d(a, width):
     return a if a.ndim == 2 else a.reshape(-1, width)
 
 
+# The output of the latest training forward pass of a Dense/Conv2D with a fused ReLU, and that layer, both held weakly:
+# a MaxPooling2D applied straight to that very array folds the ReLU's backward into its own (see relu_producer_of).
+_last_relu_output = (lambda: None, lambda: None)
+
+
+def relu_producer_of(x):
+    """The Dense/Conv2D whose fused-ReLU output (latest training forward pass) is the array `x` itself, else None."""
+    y_ref, layer_ref = _last_relu_output
+    return layer_ref() if x is not None and y_ref() is x else None
+
+
 class _Activated:
     """Mixin for layers ending in an activation: applies it, or skips a softmax when the model asks for logits.
 
     Dense and Conv2D ask their kernel for a ReLU fused into its store (`_fuse_relu()`) and hand `y` back to their
     backward kernel, which masks `dy` itself; `_activate(..., fused=True)` and `_deactivate(..., fused=True)` then
-    leave the arrays as they are.
+    leave the arrays as they are. A MaxPooling2D fed by such a layer may mask the gradient already: it hands the
+    masked array over with `_accept_premasked`, and `_relu_gate` then tells the kernel not to mask again.
     """
 
     def _fuse_relu(self):
         return self.activation is activations.relu
+
+    def _note_output(self, y, fused, training):
+        """Called by forward: registers a training pass's fused-ReLU output for relu_producer_of."""
+        global _last_relu_output
+        self._relu_output = y if fused and training else None
+        self._premasked = None
+        if self._relu_output is not None:
+            _last_relu_output = (weakref.ref(y), weakref.ref(self))
+
+    def _accept_premasked(self, dy, y):
+        """The next layer computed `dy` with this layer's ReLU backward (mask y > 0) already applied."""
+        self._premasked = (dy, y)
+
+    def _relu_gate(self, dy, y, fused):
+        """The `y` to hand the backward kernel: None unless fused, and None when `dy` is the very array the next
+        layer masked for this layer's latest training output."""
+        premasked, self._premasked = getattr(self, "_premasked", None), None
+        if not fused:
+            return None
+        output = getattr(self, "_relu_output", None)
+        if premasked is not None and output is not None and premasked[0] is dy and premasked[1] is output:
+            return None
+        return y
 
     def _activate(self, z, logits, fused=False):
         if fused:
@@ -77,13 +113,15 @@ class Dense(_Activated, Layer):
         z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=fused)
         y, applied = self._activate(z, logits, fused)
         self._cache = (x2, y, applied, fused, x.shape)
-        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+        out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+        self._note_output(out, fused, training)
+        return out
 
     def backward(self, dy, need_dx=True):
         x2, y, applied, fused, x_shape = self._cache
+        gate = self._relu_gate(dy, y, fused)
         dz = self._deactivate(_flat2d(dy, self.units), y, applied, fused)
-        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=need_dx, need_db=self.use_bias,
-                                             y=y if fused else None)
+        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=need_dx, need_db=self.use_bias, y=gate)
         self.grads = [dw, db] if self.use_bias else [dw]
         if dx is None:
             return None

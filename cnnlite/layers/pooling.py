@@ -3,6 +3,7 @@ from cnnlite import _kernels
 from cnnlite._shapes import normalize_padding, normalize_tuple, pads_2d
 from cnnlite.layers.base import Layer
 from cnnlite.layers.convolutional import check_channels_last, spatial_output_shape
+from cnnlite.layers.core import relu_producer_of
 
 
 class _Pooling2D(Layer):
@@ -40,15 +41,25 @@ class MaxPooling2D(_Pooling2D):
     def forward(self, x, training=False, logits=False):
         args = self._window_args(x)
         y, argmax = _kernels.maxpool2d_forward(x, *args)
-        self._cache = (argmax, x.shape[1], x.shape[2], args)
+        # Input straight from a fused ReLU (Conv2D(..., activation='relu')): remember it, to fold that ReLU's
+        # backward into this one (dy reaches only cells where y > 0) and spare the convolution a pass over its output.
+        producer = relu_producer_of(x) if training else None
+        self._cache = (argmax, x.shape[1], x.shape[2], args, (producer, x, y) if producer is not None else None)
         return y
 
     def backward(self, dy, need_dx=True):
         self.grads = []
         if not need_dx:
             return None
-        argmax, h, w, args = self._cache
-        return _kernels.maxpool2d_backward(dy, argmax, h, w, window=args)
+        argmax, h, w, args, relu_source = self._cache
+        if relu_source is None:
+            return _kernels.maxpool2d_backward(dy, argmax, h, w, window=args)
+        producer, x, y = relu_source
+        if producer._relu_output is not x:  # the producer ran forward again since: mask nothing here
+            return _kernels.maxpool2d_backward(dy, argmax, h, w, window=args)
+        dx = _kernels.maxpool2d_backward(dy, argmax, h, w, window=args, y=y)
+        producer._accept_premasked(dx, x)
+        return dx
 
 
 class AveragePooling2D(_Pooling2D):

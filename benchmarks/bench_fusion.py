@@ -1,0 +1,132 @@
+"""Fused vs unfused ReLU and max-pool passes of the chapter's full network, timed in one process.
+
+For each Conv2D/Dense layer with ReLU (batch 1000, 'valid' padding) it times, alternately in the same process:
+  forward   unfused: conv2d_forward / dense_forward, then relu_forward   (main before the fusion)
+            fused:   the same kernel with relu=True (ReLU in the GEMM/Winograd/direct store)
+  backward  unfused: relu_backward, then conv2d_backward / dense_backward
+            fused:   the backward kernel given y= (mask and bias sum in one pass over dy, per chunk)
+and for the two MaxPooling2D layers the backward without and with window= (zero fill + scatter vs direct writes),
+and the backward of each conv -> max-pool pair: unfused (scatter max-pool backward, relu_backward, convolution), with
+the ReLU mask in the convolution (y=), and folded into the max-pool (maxpool2d_backward(..., window=, y=pooled
+output), convolution without y) as MaxPooling2D does after Conv2D(relu).
+Alternating the two variants of a row within one process makes the ratio robust to a shared machine's drift.
+
+    python benchmarks/bench_fusion.py --threads 1 --clock cpu
+    python benchmarks/bench_fusion.py --only pool-forward      # max-pool forward alone (runs on any cnnlite build)
+"""
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+CONVS = [("conv1 28x28x1 -> 16", 28, 1, 16), ("conv2 26x26x16 -> 32", 26, 16, 32), ("conv3 12x12x32 -> 64", 12, 32, 64)]
+POOLS = [("pool1 24x24x32", 24, 32), ("pool2 10x10x64", 10, 64)]
+
+
+def timed(fn, clock):
+    start = clock()
+    fn()
+    return (clock() - start) * 1e3
+
+
+def compare(name, variants, args, clock):
+    """Runs the variants alternately; prints the statistic of each and the ratio of the last to the first."""
+    for fn in variants.values():
+        fn()  # warm-up: workspaces, first touch
+    times = {label: [] for label in variants}
+    for _ in range(args.repeats):
+        for label, fn in variants.items():
+            times[label].append(timed(fn, clock))
+    stat = min if args.stat == "min" else statistics.median
+    values = [stat(t) for t in times.values()]
+    cells = "  ".join(f"{label} {v:8.2f}" for label, v in zip(variants, values))
+    ratio = f"  ({values[-1] / values[0]:.2f}x)" if len(values) > 1 else ""
+    print(f"{name:34s} {cells}{ratio}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this process's CPU time (robust to other processes taking the cores)")
+    parser.add_argument("--stat", choices=["median", "min"], default="median")
+    parser.add_argument("--only", choices=["all", "pool-forward"], default="all")
+    args = parser.parse_args(argv)
+    for name in ("threads", "batch", "repeats"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be positive")
+
+    import cnnlite
+    from cnnlite import _kernels as K
+    cnnlite.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    n = args.batch
+    rng = np.random.default_rng(0)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
+    print(f"cnnlite {cnnlite.__version__}, threads {args.threads}, batch {n}, {args.stat} of {args.repeats} "
+          f"({args.clock} clock, ms per call); load average {', '.join(f'{v:.1f}' for v in load)}")
+
+    if args.only == "pool-forward":
+        for name, size, c in POOLS:
+            x = np.maximum(rng.standard_normal((n, size, size, c)).astype(np.float32), 0)
+            compare(name + " max-pool fwd", {"": lambda x=x: K.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 0, 0)}, args,
+                    clock)
+        return
+
+    for name, size, cin, cout in CONVS:
+        x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+        b = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+        y = K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        need_dx = cin > 1  # the first layer needs no input gradient
+        compare(name + " fwd", {
+            "unfused": lambda x=x, k=k, b=b: K.relu_forward(K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0)),
+            "fused": lambda x=x, k=k, b=b: K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True)}, args, clock)
+        compare(name + " bwd", {
+            "unfused": lambda x=x, k=k, y=y, dy=dy, d=need_dx:
+                K.conv2d_backward(K.relu_backward(dy, y), x, k, 1, 1, 0, 0, 0, 0, need_dx=d),
+            "fused": lambda x=x, k=k, y=y, dy=dy, d=need_dx:
+                K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=d, y=y)}, args, clock)
+
+    x = rng.standard_normal((n, 1600)).astype(np.float32)
+    w = (rng.standard_normal((1600, 128)) / 40).astype(np.float32)
+    b = np.zeros(128, np.float32)
+    y = K.dense_forward(x, w, b, relu=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    compare("dense 1600 -> 128 fwd", {"unfused": lambda: K.relu_forward(K.dense_forward(x, w, b)),
+                                      "fused": lambda: K.dense_forward(x, w, b, relu=True)}, args, clock)
+    compare("dense 1600 -> 128 bwd", {"unfused": lambda: K.dense_backward(K.relu_backward(dy, y), x, w),
+                                      "fused": lambda: K.dense_backward(dy, x, w, y=y)}, args, clock)
+
+    window = (2, 2, 2, 2, 0, 0, 0, 0)
+    for (name, size, cin, cout), (pool_name, _, _) in zip(CONVS[1:], POOLS):
+        x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+        b = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+        y = K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True)
+        pooled, argmax = K.maxpool2d_forward(y, *window)
+        dp = rng.standard_normal(pooled.shape).astype(np.float32)
+        s = size - 2
+        compare(f"{name.split()[0]} + {pool_name.split()[0]} bwd", {
+            "unfused": lambda x=x, k=k, y=y, a=argmax, dp=dp, s=s: K.conv2d_backward(
+                K.relu_backward(K.maxpool2d_backward(dp, a, s, s), y), x, k, 1, 1, 0, 0, 0, 0),
+            "conv-mask": lambda x=x, k=k, y=y, a=argmax, dp=dp, s=s: K.conv2d_backward(
+                K.maxpool2d_backward(dp, a, s, s, window=window), x, k, 1, 1, 0, 0, 0, 0, y=y),
+            "pool-mask": lambda x=x, k=k, p=pooled, a=argmax, dp=dp, s=s: K.conv2d_backward(
+                K.maxpool2d_backward(dp, a, s, s, window=window, y=p), x, k, 1, 1, 0, 0, 0, 0)}, args, clock)
+    for name, size, c in POOLS:
+        x = np.maximum(rng.standard_normal((n, size, size, c)).astype(np.float32), 0)
+        y, argmax = K.maxpool2d_forward(x, *window)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        compare(name + " max-pool bwd", {
+            "scatter": lambda dy=dy, a=argmax, s=size: K.maxpool2d_backward(dy, a, s, s),
+            "direct": lambda dy=dy, a=argmax, s=size: K.maxpool2d_backward(dy, a, s, s, window=window)}, args, clock)
+
+
+if __name__ == "__main__":
+    main()
