@@ -3,7 +3,9 @@ one-epoch fits of Dense(16, relu|sigmoid) -> Dense(10, softmax), Adam, batch 100
 over (1 thread), (2 threads, prefetch off), (2 threads, prefetch on), so machine load hits every setting alike.
 Reports the min, lower quartile and median seconds per 60,000-sample epoch.
 
-    CNNLITE_DATA_DIR=/work/shared/datasets python benchmarks/ab_batch_prefetch.py [--rounds 12]
+    CNNLITE_DATA_DIR=/work/shared/datasets python benchmarks/ab_batch_prefetch.py [--rounds 12] [--n-train 60000]
+
+(MNIST when its files are found, else random data of the same shape; --n-train shortens the epochs, for a smoke test.)
 """
 import argparse
 import os
@@ -17,12 +19,13 @@ from _common import load_data  # noqa: E402
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--n-train", type=int, default=60000)
     args = p.parse_args()
     import cnnlite
     from cnnlite import layers, models
     from cnnlite.engine import data_adapter
 
-    xtr, ytr, _, _, source = load_data("auto", 60000, 10000, False)
+    xtr, ytr, _, _, source = load_data("auto", args.n_train, 10, False)
 
     def build(activation):
         model = models.Sequential([layers.Dense(16, activation=activation, input_shape=(784,)),
@@ -45,7 +48,7 @@ def main():
                 times.setdefault((name, threads, prefetch), []).append(time.perf_counter() - t0)
     print(f"data: {source}; {args.rounds} rounds; load average before {load_before[0]:.1f}, "
           f"after {os.getloadavg()[0]:.1f}")
-    print("| model | threads | prefetch | min s/epoch | 25% | median |")
+    print(f"| model | threads | prefetch | min s/epoch ({len(xtr)} samples) | 25% | median |")
     print("|---|---|---|---|---|---|")
     for (name, threads, prefetch), v in sorted(times.items()):
         v = sorted(v)
