@@ -5,7 +5,10 @@ For each Conv2D/Dense layer with ReLU (batch 1000, 'valid' padding) it times, al
             fused:   the same kernel with relu=True (ReLU in the GEMM/Winograd/direct store)
   backward  unfused: relu_backward, then conv2d_backward / dense_backward
             fused:   the backward kernel given y= (mask and bias sum in one pass over dy, per chunk)
-and for the two MaxPooling2D layers the backward without and with window= (zero fill + scatter vs direct writes).
+and for the two MaxPooling2D layers the backward without and with window= (zero fill + scatter vs direct writes),
+and the backward of each conv -> max-pool pair: unfused (scatter max-pool backward, relu_backward, convolution), with
+the ReLU mask in the convolution (y=), and folded into the max-pool (maxpool2d_backward(..., window=, y=pooled
+output), convolution without y) as MaxPooling2D does after Conv2D(relu).
 Alternating the two variants of a row within one process makes the ratio robust to a shared machine's drift.
 
     python benchmarks/bench_fusion.py --threads 1 --clock cpu
@@ -101,6 +104,21 @@ def main(argv=None):
                                       "fused": lambda: K.dense_backward(dy, x, w, y=y)}, args, clock)
 
     window = (2, 2, 2, 2, 0, 0, 0, 0)
+    for (name, size, cin, cout), (pool_name, _, _) in zip(CONVS[1:], POOLS):
+        x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+        b = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+        y = K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True)
+        pooled, argmax = K.maxpool2d_forward(y, *window)
+        dp = rng.standard_normal(pooled.shape).astype(np.float32)
+        s = size - 2
+        compare(f"{name.split()[0]} + {pool_name.split()[0]} bwd", {
+            "unfused": lambda x=x, k=k, y=y, a=argmax, dp=dp, s=s: K.conv2d_backward(
+                K.relu_backward(K.maxpool2d_backward(dp, a, s, s), y), x, k, 1, 1, 0, 0, 0, 0),
+            "conv-mask": lambda x=x, k=k, y=y, a=argmax, dp=dp, s=s: K.conv2d_backward(
+                K.maxpool2d_backward(dp, a, s, s, window=window), x, k, 1, 1, 0, 0, 0, 0, y=y),
+            "pool-mask": lambda x=x, k=k, p=pooled, a=argmax, dp=dp, s=s: K.conv2d_backward(
+                K.maxpool2d_backward(dp, a, s, s, window=window, y=p), x, k, 1, 1, 0, 0, 0, 0)}, args, clock)
     for name, size, c in POOLS:
         x = np.maximum(rng.standard_normal((n, size, size, c)).astype(np.float32), 0)
         y, argmax = K.maxpool2d_forward(x, *window)
