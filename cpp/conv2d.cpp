@@ -382,13 +382,25 @@ std::atomic<int>& forced_algo() {
   return algo;
 }
 
-// Winograd wins once its small GEMMs have some depth: measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
-// section), the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins 1.7x), the input gradient from
-// 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2 wins 1.5x and 1.9x); the weight
-// gradient from 16 input channels (8 -> 16 loses 0.63x, 8 -> 8 ties, 16 -> 8 wins 1.8x, 16 -> 32 1.2x).
-constexpr idx kWinogradMinCinForward = 8;
-constexpr idx kWinogradMinCinBackwardInput = 4;
-constexpr idx kWinogradMinCinBackwardWeights = 16;
+// Winograd wins once its small GEMMs have some depth. Measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
+// section) with the AVX-512 micro-kernel: the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins
+// 1.7x), the input gradient from 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2
+// wins 1.5x and 1.9x); the weight gradient from 16 input channels (8 -> 16 loses 0.63x, 8 -> 8 ties, 16 -> 8 wins
+// 1.8x, 16 -> 32 1.2x). With the narrower micro-kernels the small GEMMs lose more to their short depth: AVX2's
+// forward loses up to 16 input channels (0.9x) and wins from 32 (1.15-1.24x); the portable kernel's forward and weight
+// gradient lose (0.5x, 0.8x) while every input gradient still wins (1.5-2x).
+struct WinogradMinChannels {
+  idx forward, backward_input, backward_weights;  // fewest input channels for which Winograd is chosen
+};
+const WinogradMinChannels& winograd_min_channels() {
+  static const WinogradMinChannels mins = [] {
+    const std::string isa = gemm_isa();
+    if (isa == "avx512") return WinogradMinChannels{8, 4, 16};
+    if (isa == "avx2") return WinogradMinChannels{32, 4, 16};
+    return WinogradMinChannels{kMaxExtent, 4, kMaxExtent};
+  }();
+  return mins;
+}
 
 // Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
 // gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
@@ -408,14 +420,11 @@ Algo choose_algo(const Geometry& g, ConvPass pass) {
     return Algo::kDirect;
   if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
   if (!winograd_ok) return Algo::kGemm;
-  switch (pass) {
-    case kConvForward:
-      return g.cin >= kWinogradMinCinForward ? Algo::kWinograd : Algo::kGemm;
-    case kConvBackwardInput:
-      return g.cin >= kWinogradMinCinBackwardInput ? Algo::kWinograd : Algo::kGemm;
-    default:
-      return g.cin >= kWinogradMinCinBackwardWeights ? Algo::kWinograd : Algo::kGemm;
-  }
+  const WinogradMinChannels& mins = winograd_min_channels();
+  const idx min_cin = pass == kConvForward ? mins.forward
+                      : pass == kConvBackwardInput ? mins.backward_input
+                                                   : mins.backward_weights;
+  return g.cin >= min_cin ? Algo::kWinograd : Algo::kGemm;
 }
 
 }  // namespace

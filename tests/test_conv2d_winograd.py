@@ -167,6 +167,8 @@ def test_forced_winograd_applies_only_where_it_can(kh, kw, sh, sw, pads, forward
     assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads, backward_weights=True) == forward
 
 
+@pytest.mark.skipif(K.cpu_isa() != "avx512", reason="thresholds for the AVX-512 micro-kernel; the others: "
+                    "test_automatic_choice_depends_on_the_gemm_micro_kernel")
 def test_automatic_choice_on_the_chapter_shapes():
     with conv_algos.forced("auto"):
         for x_shape, w_shape, pad in [((1000, 26, 26, 16), (3, 3, 16, 32), 0), ((1000, 12, 12, 32), (3, 3, 32, 64), 0),
@@ -281,3 +283,32 @@ def test_weight_gradient_over_many_chunks_matches_gemm_and_is_thread_independent
     dk, db = results[0]
     assert np.abs(dk - gemm_dk).max() < 5e-6 * np.abs(gemm_dk).max()  # measured 4e-7
     np.testing.assert_allclose(db, gemm_db, rtol=1e-4, atol=1e-3)
+
+
+_AUTO_CHOICE = r"""
+from cnnlite import _kernels as K
+paths = [K.cpu_isa()]
+for x_shape, w_shape in [((8, 26, 26, 16), (3, 3, 16, 32)), ((8, 12, 12, 32), (3, 3, 32, 64))]:
+    for which in ({}, {"backward_input": True}, {"backward_weights": True}):
+        paths.append(K.conv2d_algo(x_shape, w_shape, 1, 1, 0, 0, 0, 0, **which))
+print(" ".join(paths))
+"""
+
+# The automatic choice per GEMM micro-kernel (measured: the narrower kernels lose more to the small GEMMs' short
+# depth): (conv2 forward, input gradient, weight gradient, conv3 forward, input gradient, weight gradient).
+_EXPECTED_AUTO = {
+    "avx512": "winograd winograd winograd winograd winograd winograd",
+    "avx2": "gemm winograd winograd winograd winograd winograd",
+    "generic": "gemm winograd gemm gemm winograd gemm",
+}
+
+
+@pytest.mark.parametrize("isa", ["", "avx2", "generic"])
+def test_automatic_choice_depends_on_the_gemm_micro_kernel(tmp_path, isa):
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
+    env = dict(os.environ, PYTHONPATH=package_root, CNNLITE_CONV_ALGO="auto", CNNLITE_GEMM_ISA=isa)
+    out = subprocess.run([sys.executable, "-c", _AUTO_CHOICE], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    chosen_isa, paths = out.stdout.split(" ", 1)
+    assert paths.strip() == _EXPECTED_AUTO[chosen_isa]

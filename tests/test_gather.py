@@ -140,3 +140,17 @@ def test_batcher_prefetch_survives_an_early_stop_and_reports_bad_indices(two_thr
     with pytest.raises(ValueError, match=r"rows\[20\] = 500 is outside \[0, 500\)"):
         for _ in batcher.batches(bad):
             pass
+
+
+@pytest.mark.parametrize("value,expected", [("0", "False"), ("1", "True"), (None, "True")])
+def test_batch_prefetch_environment_variable(tmp_path, value, expected):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "CNNLITE_BATCH_PREFETCH"}
+    if value is not None:
+        env["CNNLITE_BATCH_PREFETCH"] = value
+    out = subprocess.run([sys.executable, "-c", "from cnnlite.engine.data_adapter import Batcher; print(Batcher.prefetch)"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected

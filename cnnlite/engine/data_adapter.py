@@ -106,7 +106,9 @@ class Batcher:
     thread while the caller trains on the current one (two buffer sets, used alternately); the batches and their
     contents are the same either way."""
 
-    prefetch = True  # gather the next shuffled batch on a helper thread when there are >= 2 kernel threads
+    # Gather the next shuffled batch on a helper thread when there are >= 2 kernel threads; the environment variable
+    # CNNLITE_BATCH_PREFETCH=0 (read at import) turns it off, e.g. to measure what it brings.
+    prefetch = os.environ.get("CNNLITE_BATCH_PREFETCH", "1").strip() != "0"
     helper_nice = 19  # the helper's niceness (Linux, per thread): it runs on what the kernels leave idle
 
     def __init__(self, arrays, batch_size):
