@@ -154,3 +154,43 @@ def test_batch_prefetch_environment_variable(tmp_path, value, expected):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected
+
+
+def _helper_thread():
+    import threading
+    return threading.current_thread().name.startswith("cnnlite-batch")
+
+
+def test_batcher_caller_takes_over_from_a_late_helper(two_threads, monkeypatch):
+    import time
+    original = Batcher._gather
+
+    def slow_in_helper(self, order, step, buffers):
+        if _helper_thread():
+            time.sleep(0.03)  # a starved helper
+        return original(self, order, step, buffers)
+
+    monkeypatch.setattr(Batcher, "_gather", slow_in_helper)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((600, 16)).astype(np.float32)
+    batcher = Batcher([x], 50)
+    for _ in range(2):
+        order = rng.permutation(600)
+        t0 = time.perf_counter()
+        for start, stop, (xb,) in batcher.batches(order):
+            np.testing.assert_array_equal(xb, x[order[start:stop]])
+        assert batcher.helper_batches == 0
+        assert time.perf_counter() - t0 < 0.3  # 11 late gathers were not waited for (0.33 s)
+
+
+def test_batcher_uses_the_helpers_batches_when_they_are_ready(two_threads, monkeypatch):
+    import time
+    monkeypatch.setattr(Batcher, "helper_nice", 0)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((400, 16)).astype(np.float32)
+    batcher = Batcher([x], 50)
+    order = rng.permutation(400)
+    for start, stop, (xb,) in batcher.batches(order):
+        time.sleep(0.02)  # a slow training step: the helper has long finished the next batch
+        np.testing.assert_array_equal(xb, x[order[start:stop]])
+    assert batcher.helper_batches == 7

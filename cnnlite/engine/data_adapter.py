@@ -102,9 +102,10 @@ class Batcher:
     gathers rows of a shuffled index order into buffers reused across batches and epochs.
 
     Gathering a shuffled batch waits on memory (rows scattered over the whole data set: about 0.5 ms per MNIST
-    batch, as long as the model's own step). With more than one kernel thread the next batch is gathered on a helper
-    thread while the caller trains on the current one (two buffer sets, used alternately); the batches and their
-    contents are the same either way."""
+    batch, as long as the model's own step). With more than one kernel thread the next batch is gathered on a
+    low-priority helper thread while the caller trains on the current one. The caller never waits for the helper:
+    a batch the helper has not finished when it is asked for is gathered by the caller itself (into a third buffer
+    set when the helper is still writing). The batches and their contents are the same either way."""
 
     # Gather the next shuffled batch on a helper thread when there are >= 2 kernel threads; the environment variable
     # CNNLITE_BATCH_PREFETCH=0 (read at import) turns it off, e.g. to measure what it brings.
@@ -116,6 +117,7 @@ class Batcher:
         self.batch_size = batch_size
         self.n = len(arrays[0])
         self._buffers = []
+        self.helper_batches = 0  # batches of the last shuffled pass that the helper gathered (for tests, tuning)
 
     @property
     def steps(self):
@@ -140,18 +142,52 @@ class Batcher:
                 yield start, stop, [a[start:stop] for a in self.arrays]
             return
         order = np.ascontiguousarray(order, dtype=np.int64)
+        self.helper_batches = 0
         if not self.prefetch or self.steps < 2 or _kernels.get_num_threads() < 2:
             for step in range(self.steps):
                 yield self._gather(order, step, self._buffer_set(0))
             return
+        yield from self._prefetched(order)
+
+    def _prefetched(self, order):
+        # Three buffer sets: the batch the caller holds, the next batch (the helper's), and one the helper may still
+        # be writing after the caller took a batch over. The single helper runs one gather at a time.
+        writing = {}  # buffer set -> the helper's future still writing into it
+
+        def free_set(held):
+            for i in range(3):
+                if i != held and (i not in writing or writing[i].done()):
+                    writing.pop(i, None)
+                    return i
+            raise AssertionError("no free buffer set")  # unreachable: at most one gather in flight
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnlite-batch", initializer=_lower_priority,
                                 initargs=(self.helper_nice,)) as pool:
-            pending = pool.submit(self._gather, order, 0, self._buffer_set(0))
-            try:
-                for step in range(self.steps):
-                    batch = pending.result()
-                    if step + 1 < self.steps:  # the caller is done with the batch that used this buffer set
-                        pending = pool.submit(self._gather, order, step + 1, self._buffer_set((step + 1) % 2))
+            pending, pending_set = None, None
+            for step in range(self.steps):
+                if pending is None:
+                    held = free_set(None)
+                    batch = self._gather(order, step, self._buffer_set(held))
+                elif pending.done():
+                    held, batch = pending_set, pending.result()
+                    writing.pop(held, None)
+                    self.helper_batches += 1
+                elif pending.cancel():  # not started yet: gather it here, into its own buffer set
+                    held = pending_set
+                    writing.pop(held, None)
+                    batch = self._gather(order, step, self._buffer_set(held))
+                else:  # the helper is at it but late (its thread is low priority): do not wait, gather it here
+                    held = free_set(pending_set)
+                    batch = self._gather(order, step, self._buffer_set(held))
+                pending = None
+                if step + 1 < self.steps:  # the caller is done with the previous batch: its set is free
+                    pending_set = free_set(held)
+                    pending = pool.submit(self._gather, order, step + 1, self._buffer_set(pending_set))
+                    writing[pending_set] = pending
+                try:
                     yield batch
-            finally:
-                pending.cancel()
+                except GeneratorExit:  # the caller stopped early: drop the queued gather
+                    if pending is not None:
+                        pending.cancel()
+                    raise
+            # leaving the with-block waits for a gather still running (at most one, under a millisecond)
