@@ -459,9 +459,11 @@ Workspace& grad_total_workspace() {
   return ws;
 }
 
-// Tile blocks per weight-gradient chunk and chunks per wave: fixed, so the sums' order never depends on the threads.
+// Tile blocks per weight-gradient chunk: fixed, so the sums' order never depends on the threads. Chunks per wave: up
+// to 32, fewer when their partials would take more than 16 MiB (large channel counts).
 constexpr idx kBlocksPerGradChunk = 8;
 constexpr idx kGradChunksPerWave = 32;
+constexpr idx kGradPartialsBudget = 4 * 1024 * 1024;  // floats
 
 }  // namespace
 
@@ -499,9 +501,10 @@ void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, 
   const idx chunks = (blocks + kBlocksPerGradChunk - 1) / kBlocksPerGradChunk;
   float* total = grad_total_workspace().get(partial);
   std::fill(total, total + partial, 0.0f);
-  float* parts = grad_partials_workspace().get(std::min(chunks, kGradChunksPerWave) * partial);
-  for (idx w0 = 0; w0 < chunks; w0 += kGradChunksPerWave) {
-    const idx w1 = std::min(chunks, w0 + kGradChunksPerWave);
+  const idx wave = std::max<idx>(1, std::min(kGradChunksPerWave, kGradPartialsBudget / partial));
+  float* parts = grad_partials_workspace().get(std::min(chunks, wave) * partial);
+  for (idx w0 = 0; w0 < chunks; w0 += wave) {
+    const idx w1 = std::min(chunks, w0 + wave);
     auto body = [&](idx c) {
       c += w0;
       float* part = parts + (c - w0) * partial;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -87,22 +88,23 @@ inline __attribute__((always_inline)) void max_window_block(float* yo, int32_t* 
   }
 }
 
-// The same for a 2x2 window lying wholly inside the image, its top-left cell `first` at xi + first * c: the four
-// loads are issued up front and compared in row-major order (the same comparisons, so the same bits, as above),
-// instead of the loop above whose every step waits for the previous one.
+// The same for a 2x2 window lying wholly inside the image, its top-left cell `first` at xi + first * c: all loads of
+// the block (four cells x kVecs vectors) are issued up front, then compared in row-major order (the same comparisons,
+// so the same bits, as above), instead of the loop above whose every step waits for the previous one.
 template <class FV, class IV, int kVecs>
 inline __attribute__((always_inline)) void max_window_2x2(float* yo, int32_t* ao, const float* xi, idx c, idx w,
                                                           int32_t first) {
   constexpr idx kLanes = sizeof(FV) / sizeof(float);
   const int32_t cells[4] = {first, first + 1, static_cast<int32_t>(first + w), static_cast<int32_t>(first + w + 1)};
+  FV v[kVecs][4];
+  for (int t = 0; t < 4; ++t)
+    for (int q = 0; q < kVecs; ++q) std::memcpy(&v[q][t], xi + cells[t] * c + q * kLanes, sizeof(FV));
   for (int q = 0; q < kVecs; ++q) {
-    FV v[4];
-    for (int t = 0; t < 4; ++t) std::memcpy(&v[t], xi + cells[t] * c + q * kLanes, sizeof(FV));
-    FV best = v[0];
+    FV best = v[q][0];
     IV arg = cells[0] - IV{};
     for (int t = 1; t < 4; ++t) {
-      const IV greater = v[t] > best;
-      best = greater ? v[t] : best;
+      const IV greater = v[q][t] > best;
+      best = greater ? v[q][t] : best;
       arg = greater ? cells[t] - IV{} : arg;
     }
     std::memcpy(yo + q * kLanes, &best, sizeof(FV));
@@ -146,6 +148,8 @@ inline __attribute__((always_inline)) void maxpool2d_rows(float* y, int32_t* arg
       idx cb = 0;
       if (rs.end - rs.begin == 2 && cs.end - cs.begin == 2) {  // a whole 2x2 window (the chapter's pooling)
         const int32_t first = static_cast<int32_t>(rs.begin * g.w + cs.begin);
+        for (; cb + 32 <= c; cb += 32)
+          max_window_2x2<Vec16, Int16, 2 * kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, first);
         for (; cb + 16 <= c; cb += 16) max_window_2x2<Vec16, Int16, kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, first);
         for (; cb + 4 <= c; cb += 4) max_window_2x2<f32x4, i32x4, 1>(yo + cb, ao + cb, xi + cb, c, g.w, first);
       }
@@ -303,17 +307,23 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
   }
   const auto image_fn = ops_use_avx512() ? maxpool_backward_direct_avx512 : maxpool_backward_direct_generic;
   const idx plane = g.h * g.w * g.c, out_plane = oh * ow * g.c;
-  int bad = 0;
-  // One thread owns one image of dx.
+  int bad = 0, no_memory = 0;
+  // One thread owns one image of dx. Nothing may throw out of the parallel loop: failures are flags, raised after.
 #ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static) reduction(| : bad) if (g.n > 1)
+#pragma omp parallel for schedule(static) reduction(| : bad, no_memory) if (g.n > 1)
 #endif
   for (idx img = 0; img < g.n; ++img) {
-    static thread_local std::vector<int32_t> hits;
-    if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
+    static thread_local std::vector<int32_t> hits;  // per output row: ow * c counters, reused across calls
+    try {
+      if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
+    } catch (const std::bad_alloc&) {
+      no_memory = 1;
+      continue;
+    }
     const float* yi = relu_y ? relu_y + img * out_plane : nullptr;
     if (!image_fn(dx + img * plane, dy + img * out_plane, argmax + img * out_plane, yi, g, hits.data())) bad = 1;
   }
+  if (no_memory) throw std::bad_alloc();
   require(!bad, "maxpool2d_backward: argmax holds an index outside its pooling window");
 }
 
