@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -303,17 +304,23 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
   }
   const auto image_fn = ops_use_avx512() ? maxpool_backward_direct_avx512 : maxpool_backward_direct_generic;
   const idx plane = g.h * g.w * g.c, out_plane = oh * ow * g.c;
-  int bad = 0;
-  // One thread owns one image of dx.
+  int bad = 0, no_memory = 0;
+  // One thread owns one image of dx. Nothing may throw out of the parallel loop: failures are flags, raised after.
 #ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static) reduction(| : bad) if (g.n > 1)
+#pragma omp parallel for schedule(static) reduction(| : bad, no_memory) if (g.n > 1)
 #endif
   for (idx img = 0; img < g.n; ++img) {
-    static thread_local std::vector<int32_t> hits;
-    if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
+    static thread_local std::vector<int32_t> hits;  // per output row: ow * c counters, reused across calls
+    try {
+      if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
+    } catch (const std::bad_alloc&) {
+      no_memory = 1;
+      continue;
+    }
     const float* yi = relu_y ? relu_y + img * out_plane : nullptr;
     if (!image_fn(dx + img * plane, dy + img * out_plane, argmax + img * out_plane, yi, g, hits.data())) bad = 1;
   }
+  if (no_memory) throw std::bad_alloc();
   require(!bad, "maxpool2d_backward: argmax holds an index outside its pooling window");
 }
 
