@@ -88,22 +88,23 @@ inline __attribute__((always_inline)) void max_window_block(float* yo, int32_t* 
   }
 }
 
-// The same for a 2x2 window lying wholly inside the image, its top-left cell `first` at xi + first * c: the four
-// loads are issued up front and compared in row-major order (the same comparisons, so the same bits, as above),
-// instead of the loop above whose every step waits for the previous one.
+// The same for a 2x2 window lying wholly inside the image, its top-left cell `first` at xi + first * c: all loads of
+// the block (four cells x kVecs vectors) are issued up front, then compared in row-major order (the same comparisons,
+// so the same bits, as above), instead of the loop above whose every step waits for the previous one.
 template <class FV, class IV, int kVecs>
 inline __attribute__((always_inline)) void max_window_2x2(float* yo, int32_t* ao, const float* xi, idx c, idx w,
                                                           int32_t first) {
   constexpr idx kLanes = sizeof(FV) / sizeof(float);
   const int32_t cells[4] = {first, first + 1, static_cast<int32_t>(first + w), static_cast<int32_t>(first + w + 1)};
+  FV v[kVecs][4];
+  for (int t = 0; t < 4; ++t)
+    for (int q = 0; q < kVecs; ++q) std::memcpy(&v[q][t], xi + cells[t] * c + q * kLanes, sizeof(FV));
   for (int q = 0; q < kVecs; ++q) {
-    FV v[4];
-    for (int t = 0; t < 4; ++t) std::memcpy(&v[t], xi + cells[t] * c + q * kLanes, sizeof(FV));
-    FV best = v[0];
+    FV best = v[q][0];
     IV arg = cells[0] - IV{};
     for (int t = 1; t < 4; ++t) {
-      const IV greater = v[t] > best;
-      best = greater ? v[t] : best;
+      const IV greater = v[q][t] > best;
+      best = greater ? v[q][t] : best;
       arg = greater ? cells[t] - IV{} : arg;
     }
     std::memcpy(yo + q * kLanes, &best, sizeof(FV));
@@ -147,6 +148,8 @@ inline __attribute__((always_inline)) void maxpool2d_rows(float* y, int32_t* arg
       idx cb = 0;
       if (rs.end - rs.begin == 2 && cs.end - cs.begin == 2) {  // a whole 2x2 window (the chapter's pooling)
         const int32_t first = static_cast<int32_t>(rs.begin * g.w + cs.begin);
+        for (; cb + 32 <= c; cb += 32)
+          max_window_2x2<Vec16, Int16, 2 * kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, first);
         for (; cb + 16 <= c; cb += 16) max_window_2x2<Vec16, Int16, kVecs16>(yo + cb, ao + cb, xi + cb, c, g.w, first);
         for (; cb + 4 <= c; cb += 4) max_window_2x2<f32x4, i32x4, 1>(yo + cb, ao + cb, xi + cb, c, g.w, first);
       }
