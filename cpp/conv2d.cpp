@@ -534,16 +534,19 @@ void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const 
       backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
     return;
   }
+  if (weights == Algo::kDirect) {
+    // dx, rarely asked for (a first layer has none), comes from Winograd or the GEMM path (whose dk goes to a scratch
+    // buffer), so dk and dbias are always the direct kernel's, whether dx is asked for or not.
+    if (winograd_dx)
+      winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
+    else if (dx)
+      backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
+    conv2d_direct_backward_weights(dk, dbias, dy, relu_y, x, n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, g.oh, g.ow);
+    return;
+  }
   if (winograd_dx) {
     backward_gemm(nullptr, dk, dbias, dy, x, k, g, relu_y);
     winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
-    return;
-  }
-  if (weights == Algo::kDirect) {
-    // dx, rarely asked for (a first layer has none), comes from the GEMM path; its dk goes to a scratch buffer so
-    // dk and dbias are always the direct kernel's, whether dx is asked for or not.
-    if (dx) backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
-    conv2d_direct_backward_weights(dk, dbias, dy, relu_y, x, n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, g.oh, g.ow);
     return;
   }
   backward_gemm(dx, dk, dbias, dy, x, k, g, relu_y);

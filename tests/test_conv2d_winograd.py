@@ -312,3 +312,19 @@ def test_automatic_choice_depends_on_the_gemm_micro_kernel(tmp_path, isa):
     assert out.returncode == 0, out.stderr
     chosen_isa, paths = out.stdout.split(" ", 1)
     assert paths.strip() == _EXPECTED_AUTO[chosen_isa]
+
+
+def test_forced_direct_weight_gradient_with_a_winograd_input_gradient(rng):
+    # Forced 'direct' covers the forward pass and weight gradient; the input gradient takes the automatic choice
+    # (Winograd here). Asking for dx must not move the weight gradient off the direct kernel.
+    x, k, b = _data(rng, 2, 7, 6, 16, 8)
+    dy = rng.standard_normal((2, 7, 6, 8)).astype(np.float32)
+    with conv_algos.forced("direct"):
+        assert K.conv2d_algo(x.shape, k.shape, 1, 1, 1, 1, 1, 1, backward_weights=True) == "direct"
+        assert K.conv2d_algo(x.shape, k.shape, 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
+        dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1)
+        _, dk_alone, db_alone = K.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1, need_dx=False)
+    assert dk.tobytes() == dk_alone.tobytes() and db.tobytes() == db_alone.tobytes()
+    rdx, rdk, _ = conv2d_backward_ref(dy, x, k, 1, 1, 1, 1, 1, 1)
+    np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-3)
