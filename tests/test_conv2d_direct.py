@@ -198,16 +198,12 @@ def test_environment_variable_forces_the_direct_path(tmp_path):
     assert out.stdout.split() == ["direct", "direct"]
 
 
-def test_benchmark_scripts_run(tmp_path):
+def test_benchmark_script_runs(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for script, args in (("bench_conv_direct.py", ["--batch", "2", "--size", "8", "--cin", "1", "4", "--cout", "4",
-                                                   "--repeats", "1", "--threads", "1"]),
-                         ("ab_batch_prefetch.py", ["--rounds", "1", "--n-train", "3000"])):
+                                                   "--repeats", "1", "--threads", "1"]),):
         out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", script)] + args, cwd=tmp_path,
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         lines = out.stdout.strip().splitlines()
-        if script == "bench_conv_direct.py":
-            assert lines[-2].split()[-1] == "direct" and lines[-1].split()[-1] == "gemm"
-        else:
-            assert sum(line.startswith("| mlp_") for line in lines) == 6
+        assert lines[-2].split()[-1] == "direct" and lines[-1].split()[-1] == "gemm"

@@ -96,101 +96,11 @@ def test_batcher_shuffled_batches_are_the_ordered_rows():
     assert seen == 103
 
 
-@pytest.fixture
-def two_threads():
-    before = _kernels.get_num_threads()
-    _kernels.set_num_threads(2)
-    try:
-        yield
-    finally:
-        _kernels.set_num_threads(before)
-
-
-@pytest.mark.parametrize("prefetch", [False, True])
-def test_batcher_prefetch_keeps_each_batch_intact_while_it_is_used(two_threads, monkeypatch, prefetch):
-    import time
-    monkeypatch.setattr(Batcher, "prefetch", prefetch)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((1030, 64)).astype(np.float32)
-    y = rng.integers(0, 10, 1030)
-    batcher = Batcher([x, y], 100)
-    for epoch in range(2):
-        order = rng.permutation(1030)
-        starts = []
-        for start, stop, (xb, yb) in batcher.batches(order):
-            time.sleep(0.002)  # the next batch is being gathered meanwhile (with prefetch): this one must not change
-            np.testing.assert_array_equal(xb, x[order[start:stop]])
-            np.testing.assert_array_equal(yb, y[order[start:stop]])
-            starts.append(start)
-        assert starts == list(range(0, 1030, 100))
-
-
-def test_batcher_prefetch_survives_an_early_stop_and_reports_bad_indices(two_threads):
+def test_batcher_bad_indices_raise():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((500, 8)).astype(np.float32)
-    batcher = Batcher([x], 50)
-    order = rng.permutation(500)
-    for step, (start, stop, (xb,)) in enumerate(batcher.batches(order)):
-        if step == 3:
-            break
-    for start, stop, (xb,) in batcher.batches(order[::-1].copy()):
-        np.testing.assert_array_equal(xb, x[order[::-1][start:stop]])
-    bad = order.copy()
+    bad = rng.permutation(500)
     bad[170] = 500
     with pytest.raises(ValueError, match=r"rows\[20\] = 500 is outside \[0, 500\)"):
-        for _ in batcher.batches(bad):
+        for _ in Batcher([x], 50).batches(bad):
             pass
-
-
-@pytest.mark.parametrize("value,expected", [("0", "False"), ("1", "True"), (None, "True")])
-def test_batch_prefetch_environment_variable(tmp_path, value, expected):
-    import os
-    import subprocess
-    import sys
-    env = {k: v for k, v in os.environ.items() if k != "CNNLITE_BATCH_PREFETCH"}
-    if value is not None:
-        env["CNNLITE_BATCH_PREFETCH"] = value
-    out = subprocess.run([sys.executable, "-c", "from cnnlite.engine.data_adapter import Batcher; print(Batcher.prefetch)"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == expected
-
-
-def _helper_thread():
-    import threading
-    return threading.current_thread().name.startswith("cnnlite-batch")
-
-
-def test_batcher_caller_takes_over_from_a_late_helper(two_threads, monkeypatch):
-    import time
-    original = Batcher._gather
-
-    def slow_in_helper(self, order, step, buffers):
-        if _helper_thread():
-            time.sleep(0.03)  # a starved helper
-        return original(self, order, step, buffers)
-
-    monkeypatch.setattr(Batcher, "_gather", slow_in_helper)
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((600, 16)).astype(np.float32)
-    batcher = Batcher([x], 50)
-    for _ in range(2):
-        order = rng.permutation(600)
-        t0 = time.perf_counter()
-        for start, stop, (xb,) in batcher.batches(order):
-            np.testing.assert_array_equal(xb, x[order[start:stop]])
-        assert batcher.helper_batches == 0
-        assert time.perf_counter() - t0 < 0.3  # 11 late gathers were not waited for (0.33 s)
-
-
-def test_batcher_uses_the_helpers_batches_when_they_are_ready(two_threads, monkeypatch):
-    import time
-    monkeypatch.setattr(Batcher, "helper_nice", 0)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((400, 16)).astype(np.float32)
-    batcher = Batcher([x], 50)
-    order = rng.permutation(400)
-    for start, stop, (xb,) in batcher.batches(order):
-        time.sleep(0.02)  # a slow training step: the helper has long finished the next batch
-        np.testing.assert_array_equal(xb, x[order[start:stop]])
-    assert batcher.helper_batches == 7

@@ -1,10 +1,6 @@
 """Converts user data once per call (any numeric dtype, lists, Fortran order, strided views -> C-contiguous
 float32) and slices it into batches without per-sample Python."""
 import numbers
-import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -88,52 +84,20 @@ def prepare_targets(loss, y, output_shape, y_name="y"):
     return loss.prepare_targets(y, (len(y),) + tuple(output_shape[1:]))
 
 
-def _lower_priority(nice):
-    """Lower the calling thread's scheduling priority (Linux: niceness is per thread). Elsewhere: leave it."""
-    if nice and sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        except (OSError, AttributeError):
-            pass
-
-
 class Batcher:
     """Yields (start, stop, arrays batch) over arrays of equal length: contiguous views when not shuffled, else
-    gathers rows of a shuffled index order into buffers reused across batches and epochs.
-
-    Gathering a shuffled batch waits on memory (rows scattered over the whole data set: about 0.5 ms per MNIST
-    batch, as long as the model's own step). With more than one kernel thread the next batch is gathered on a
-    low-priority helper thread while the caller trains on the current one. The caller never waits for the helper:
-    a batch the helper has not finished when it is asked for is gathered by the caller itself (into a third buffer
-    set when the helper is still writing). The batches and their contents are the same either way."""
-
-    # Gather the next shuffled batch on a helper thread when there are >= 2 kernel threads; the environment variable
-    # CNNLITE_BATCH_PREFETCH=0 (read at import) turns it off, e.g. to measure what it brings.
-    prefetch = os.environ.get("CNNLITE_BATCH_PREFETCH", "1").strip() != "0"
-    helper_nice = 19  # the helper's niceness (Linux, per thread): it runs on what the kernels leave idle
+    gathers rows of a shuffled index order into buffers reused across batches and epochs (`_kernels.take_rows`:
+    prefetched rows, blocks copied in parallel; a shuffled MNIST batch waits on memory for ~0.5 ms at 1 thread)."""
 
     def __init__(self, arrays, batch_size):
         self.arrays = [np.ascontiguousarray(a) for a in arrays]  # take_rows reads rows as raw bytes
         self.batch_size = batch_size
         self.n = len(arrays[0])
-        self._buffers = []
-        self.helper_batches = 0  # batches of the last shuffled pass that the helper gathered (for tests, tuning)
+        self._buffers = None
 
     @property
     def steps(self):
         return -(-self.n // self.batch_size)
-
-    def _buffer_set(self, i):
-        while len(self._buffers) <= i:
-            self._buffers.append([np.empty((min(self.batch_size, self.n),) + a.shape[1:], a.dtype)
-                                  for a in self.arrays])
-        return self._buffers[i]
-
-    def _gather(self, order, step, buffers):
-        start = step * self.batch_size
-        stop = min(start + self.batch_size, self.n)
-        idx = order[start:stop]
-        return start, stop, [_kernels.take_rows(a, idx, buf[:stop - start]) for a, buf in zip(self.arrays, buffers)]
 
     def batches(self, order=None):
         if order is None:
@@ -142,52 +106,10 @@ class Batcher:
                 yield start, stop, [a[start:stop] for a in self.arrays]
             return
         order = np.ascontiguousarray(order, dtype=np.int64)
-        self.helper_batches = 0
-        if not self.prefetch or self.steps < 2 or _kernels.get_num_threads() < 2:
-            for step in range(self.steps):
-                yield self._gather(order, step, self._buffer_set(0))
-            return
-        yield from self._prefetched(order)
-
-    def _prefetched(self, order):
-        # Three buffer sets: the batch the caller holds, the next batch (the helper's), and one the helper may still
-        # be writing after the caller took a batch over. The single helper runs one gather at a time.
-        writing = {}  # buffer set -> the helper's future still writing into it
-
-        def free_set(held):
-            for i in range(3):
-                if i != held and (i not in writing or writing[i].done()):
-                    writing.pop(i, None)
-                    return i
-            raise AssertionError("no free buffer set")  # unreachable: at most one gather in flight
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnlite-batch", initializer=_lower_priority,
-                                initargs=(self.helper_nice,)) as pool:
-            pending, pending_set = None, None
-            for step in range(self.steps):
-                if pending is None:
-                    held = free_set(None)
-                    batch = self._gather(order, step, self._buffer_set(held))
-                elif pending.done():
-                    held, batch = pending_set, pending.result()
-                    writing.pop(held, None)
-                    self.helper_batches += 1
-                elif pending.cancel():  # not started yet: gather it here, into its own buffer set
-                    held = pending_set
-                    writing.pop(held, None)
-                    batch = self._gather(order, step, self._buffer_set(held))
-                else:  # the helper is at it but late (its thread is low priority): do not wait, gather it here
-                    held = free_set(pending_set)
-                    batch = self._gather(order, step, self._buffer_set(held))
-                pending = None
-                if step + 1 < self.steps:  # the caller is done with the previous batch: its set is free
-                    pending_set = free_set(held)
-                    pending = pool.submit(self._gather, order, step + 1, self._buffer_set(pending_set))
-                    writing[pending_set] = pending
-                try:
-                    yield batch
-                except GeneratorExit:  # the caller stopped early: drop the queued gather
-                    if pending is not None:
-                        pending.cancel()
-                    raise
-            # leaving the with-block waits for a gather still running (at most one, under a millisecond)
+        if self._buffers is None:
+            self._buffers = [np.empty((min(self.batch_size, self.n),) + a.shape[1:], a.dtype) for a in self.arrays]
+        for start in range(0, self.n, self.batch_size):
+            stop = min(start + self.batch_size, self.n)
+            idx = order[start:stop]
+            yield start, stop, [_kernels.take_rows(a, idx, buf[:stop - start])
+                                for a, buf in zip(self.arrays, self._buffers)]
