@@ -13,6 +13,7 @@
 #include "conv2d_direct.h"
 #include "conv2d_winograd.h"
 #include "gemm.h"
+#include "parallel_chunks.h"
 #include "threads.h"
 
 // The copy and scatter-add loops below are plain C++; on x86-64 with GCC and glibc they are also compiled for AVX2 and
@@ -257,28 +258,6 @@ int threads_for(idx chunks) {
   // Too few chunks to share out: run them one after the other and let the GEMMs inside use the threads.
   return chunks < nthreads ? 1 : nthreads;
 }
-
-// Captures the first exception thrown inside a parallel region, to rethrow once the region has ended.
-class ErrorSlot {
- public:
-  template <class Fn>
-  void run(Fn&& fn) {
-    try {
-      fn();
-    } catch (...) {
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp critical(cnnlite_conv_error)
-#endif
-      if (!error_) error_ = std::current_exception();
-    }
-  }
-  void rethrow() {
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  std::exception_ptr error_;
-};
 
 // Runs body(c) for every chunk c in [0, chunks), in parallel when there are enough chunks.
 template <class Body>

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <exception>
 
+#include "parallel_chunks.h"
 #include "threads.h"
 
 // The loops below use GCC/Clang vector extensions (one vector = a block of output channels); on x86-64 with GCC and
@@ -269,28 +270,6 @@ Workspace& partial_workspace() {
   static thread_local Workspace ws;
   return ws;
 }
-
-// Captures the first exception thrown inside a parallel region, to rethrow after it.
-class ErrorSlot {
- public:
-  template <class Fn>
-  void run(Fn&& fn) {
-    try {
-      fn();
-    } catch (...) {
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp critical(cnnlite_direct_error)
-#endif
-      if (!error_) error_ = std::current_exception();
-    }
-  }
-  void rethrow() {
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  std::exception_ptr error_;
-};
 
 // Output pixels per weight-gradient chunk (whole images, fixed by the shape): enough work per chunk, few partials.
 constexpr idx kChunkPixels = 2048;

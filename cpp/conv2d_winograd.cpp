@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "gemm.h"
+#include "parallel_chunks.h"
 #include "threads.h"
 
 // The transforms are plain C++ loops over channels; on x86-64 with GCC and glibc they are also compiled for AVX2 and
@@ -299,19 +300,12 @@ void for_blocks(idx chunks, Body body) {
     for (idx c = 0; c < chunks; ++c) body(c);
     return;
   }
+  ErrorSlot error;
 #ifdef CNNLITE_HAVE_OPENMP
-  std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-  for (idx c = 0; c < chunks; ++c) {
-    try {
-      body(c);
-    } catch (...) {
-#pragma omp critical(cnnlite_winograd_error)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
 #endif
+  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
+  error.rethrow();
 }
 
 // y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gemm_kernel.h"
+#include "parallel_chunks.h"
 #include "threads.h"
 
 namespace cnnlite {
@@ -193,24 +194,17 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
       for (idx t = 0; t < tasks; ++t) run_task(t);
       continue;
     }
+    ErrorSlot error;
 #ifdef CNNLITE_HAVE_OPENMP
-    std::exception_ptr error;
 #pragma omp parallel num_threads(nthreads)
     {
 #pragma omp for schedule(static)
       for (idx t = 0; t < pack_tasks; ++t) pack_b_sliver(t);
 #pragma omp for schedule(dynamic, 1) nowait
-      for (idx t = 0; t < tasks; ++t) {
-        try {
-          run_task(t);
-        } catch (...) {
-#pragma omp critical(cnnlite_gemm_error)
-          if (!error) error = std::current_exception();
-        }
-      }
+      for (idx t = 0; t < tasks; ++t) error.run([&] { run_task(t); });
     }
-    if (error) std::rethrow_exception(error);
 #endif
+    error.rethrow();
   }
 }
 
@@ -266,19 +260,12 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
     for (idx ib = 0; ib < m_blocks; ++ib) run_task(ib);
     return;
   }
+  ErrorSlot error;
 #ifdef CNNLITE_HAVE_OPENMP
-  std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-  for (idx ib = 0; ib < m_blocks; ++ib) {
-    try {
-      run_task(ib);
-    } catch (...) {
-#pragma omp critical(cnnlite_gemm_error)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
 #endif
+  for (idx ib = 0; ib < m_blocks; ++ib) error.run([&] { run_task(ib); });
+  error.rethrow();
 }
 
 namespace {

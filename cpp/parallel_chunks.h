@@ -3,6 +3,7 @@
 // any thread count.
 #pragma once
 #include <algorithm>
+#include <exception>
 
 #include "common.h"
 
@@ -32,5 +33,28 @@ inline void for_each_chunk(idx n, Body body) {
 
 // Row-wise kernels over rows of k elements: blocks of about kElementChunk elements.
 inline idx rows_per_block(idx k) { return std::max<idx>(1, kElementChunk / std::max<idx>(k, 1)); }
+
+// Captures the first exception thrown inside a parallel region (no exception may leave one), to rethrow once the
+// region has ended: `error.run([&] { ... })` in the loop body, `error.rethrow()` after the region.
+class ErrorSlot {
+ public:
+  template <class Fn>
+  void run(Fn&& fn) {
+    try {
+      fn();
+    } catch (...) {
+#ifdef CNNLITE_HAVE_OPENMP
+#pragma omp critical(cnnlite_error_slot)
+#endif
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+  void rethrow() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+};
 
 }  // namespace cnnlite
