@@ -9,6 +9,23 @@ def same_pads(size, k, stride):
     return total // 2, total - total // 2
 
 
+def conv_pads(mode, h, w, kh, kw, sh, sw):
+    """(top, bottom, left, right) for 'valid', 'same', or an explicit 4-tuple passed through."""
+    if mode == "valid":
+        return 0, 0, 0, 0
+    if mode == "same":
+        return same_pads(h, kh, sh) + same_pads(w, kw, sw)
+    return mode
+
+
+def conv_data(rng, n, h, w, cin, kh, kw, cout):
+    """float32 input (n, h, w, cin), kernel (kh, kw, cin, cout) scaled by 1/sqrt(fan-in), bias (cout)."""
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    k = (rng.standard_normal((kh, kw, cin, cout)) / np.sqrt(kh * kw * cin)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    return x, k, b
+
+
 def gemm_ref(a, b, trans_a=False, trans_b=False):
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)

@@ -8,7 +8,8 @@ import cnnlite
 from cnnlite import _kernels as K
 
 sys.path.insert(0, os.path.dirname(__file__))
-from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad, same_pads  # noqa: E402
+from reference_conv import (conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad,  # noqa: E402
+                            same_pads)
 import conv_algos  # noqa: E402
 
 
@@ -19,19 +20,6 @@ def conv_algo(request):
         yield request.param
 
 
-def _pads(mode, h, w, kh, kw, sh, sw):
-    if mode == "valid":
-        return 0, 0, 0, 0
-    if mode == "same":
-        return same_pads(h, kh, sh) + same_pads(w, kw, sw)
-    return mode  # explicit (top, bottom, left, right)
-
-
-def _data(rng, n, h, w, cin, kh, kw, cout):
-    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
-    k = (rng.standard_normal((kh, kw, cin, cout)) / np.sqrt(kh * kw * cin)).astype(np.float32)
-    b = rng.standard_normal(cout).astype(np.float32)
-    return x, k, b
 
 
 # (n, h, w, cin, kh, kw, cout, sh, sw, pads)
@@ -58,9 +46,9 @@ CASES = [
 @pytest.mark.parametrize("relu", [False, True])
 def test_conv2d_forward_matches_reference(rng, case, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
-    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
-    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    pads = conv_pads(mode, h, w, kh, kw, sh, sw)
     y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
     if relu:
@@ -72,7 +60,7 @@ def test_conv2d_forward_matches_reference(rng, case, with_bias, relu):
 
 def test_conv2d_fused_relu_equals_relu_of_output(rng):
     # The fused store applies exactly relu_forward's rule to the same sums: bitwise equal, NaN propagating.
-    x, k, b = _data(rng, 2, 9, 8, 5, 3, 3, 20)
+    x, k, b = conv_data(rng, 2, 9, 8, 5, 3, 3, 20)
     x[0, 4, 4, 2] = np.nan
     for pads in [(0, 0, 0, 0), (1, 1, 1, 1)]:
         y = K.conv2d_forward(x, k, b, 1, 1, *pads)
@@ -97,8 +85,8 @@ def test_same_pads_keep_the_size():
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_conv2d_backward_matches_reference(rng, case):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
-    x, k, _ = _data(rng, n, h, w, cin, kh, kw, cout)
-    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    x, k, _ = conv_data(rng, n, h, w, cin, kh, kw, cout)
+    pads = conv_pads(mode, h, w, kh, kw, sh, sw)
     oh, ow = K.conv2d_forward(x, k, None, sh, sw, *pads).shape[1:3]
     dy = rng.standard_normal((n, oh, ow, cout)).astype(np.float32)
     dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads)
@@ -113,8 +101,8 @@ def test_conv2d_backward_matches_reference(rng, case):
 @pytest.mark.parametrize("need_dx,need_db", [(True, True), (False, False), (True, False)])
 def test_conv2d_backward_through_fused_relu_matches_reference(rng, case, need_dx, need_db):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
-    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
-    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
+    pads = conv_pads(mode, h, w, kh, kw, sh, sw)
     y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=True)
     assert (y == 0).any() and (y > 0).any()
     dy = rng.standard_normal(y.shape).astype(np.float32)
@@ -136,7 +124,7 @@ def test_conv2d_backward_through_fused_relu_matches_reference(rng, case, need_dx
 
 @pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (1, 1, (0, 0, 0, 0))])
 def test_conv2d_relu_gradients_match_finite_differences(rng, sh, sw, pads):
-    x, k, b = (t.astype(np.float64) for t in _data(rng, 2, 6, 5, 3, 3, 2, 4))
+    x, k, b = (t.astype(np.float64) for t in conv_data(rng, 2, 6, 5, 3, 3, 2, 4))
     z = conv2d_forward_ref(x, k, b, sh, sw, *pads)
     assert np.abs(z).min() > 1e-3 and (z < 0).any() and (z > 0).any()  # no pre-activation near the kink
     r = rng.standard_normal(z.shape)  # loss = sum(relu(z) * r)
@@ -164,7 +152,7 @@ def test_conv2d_backward_rejects_bad_relu_output(rng):
 
 
 def test_conv2d_backward_optional_outputs(rng):
-    x, k, _ = _data(rng, 2, 6, 6, 3, 3, 3, 4)
+    x, k, _ = conv_data(rng, 2, 6, 6, 3, 3, 3, 4)
     dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
     dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False, need_db=False)
     assert dx is None and db is None
@@ -172,7 +160,7 @@ def test_conv2d_backward_optional_outputs(rng):
 
 
 def test_conv2d_empty_batch(rng):
-    _, k, b = _data(rng, 1, 5, 5, 2, 3, 3, 4)
+    _, k, b = conv_data(rng, 1, 5, 5, 2, 3, 3, 4)
     x = np.empty((0, 5, 5, 2), np.float32)
     assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
     dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
@@ -184,7 +172,7 @@ def test_conv2d_empty_batch(rng):
 
 @pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (2, 2, (0, 0, 0, 0))])
 def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
-    x, k, b = (t.astype(np.float64) for t in _data(rng, 2, 5, 4, 2, 3, 2, 3))
+    x, k, b = (t.astype(np.float64) for t in conv_data(rng, 2, 5, 4, 2, 3, 2, 3))
     oh, ow = conv2d_forward_ref(x, k, b, sh, sw, *pads).shape[1:3]
     r = rng.standard_normal((2, oh, ow, 3))  # loss = sum(y * r), so dy = r
 
@@ -203,7 +191,7 @@ def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
     (40, 6, 8, 1, 16, (0, 0, 0, 0)),     # pointwise path
 ])
 def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, pads):
-    x, k, b = _data(rng, n, h, h, cin, kh, kh, cout)
+    x, k, b = conv_data(rng, n, h, h, cin, kh, kh, cout)
     oh = h + pads[0] + pads[1] - kh + 1
     dy = rng.standard_normal((n, oh, oh, cout)).astype(np.float32)
     old = cnnlite.get_num_threads()
@@ -280,7 +268,7 @@ def _geometries(draw):
 def test_conv2d_random_geometries_match_reference(geometry, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, pads = geometry
     rng = np.random.default_rng(abs(hash(geometry)) % 2**32)
-    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
     np.testing.assert_allclose(K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu),

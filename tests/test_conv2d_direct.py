@@ -12,31 +12,16 @@ import cnnlite
 from cnnlite import _kernels as K
 
 sys.path.insert(0, os.path.dirname(__file__))
-from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad, same_pads  # noqa: E402
+import conv_algos  # noqa: E402
+from reference_conv import conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad  # noqa: E402
 
 
 @pytest.fixture
 def direct():
-    previous = K.set_conv2d_algo("direct")
-    try:
+    with conv_algos.forced("direct"):
         yield
-    finally:
-        K.set_conv2d_algo(previous)
 
 
-def _pads(mode, h, w, kh, kw, sh, sw):
-    if mode == "valid":
-        return 0, 0, 0, 0
-    if mode == "same":
-        return same_pads(h, kh, sh) + same_pads(w, kw, sw)
-    return mode
-
-
-def _data(rng, n, h, w, cin, kh, kw, cout):
-    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
-    k = (rng.standard_normal((kh, kw, cin, cout)) / np.sqrt(kh * kw * cin)).astype(np.float32)
-    b = rng.standard_normal(cout).astype(np.float32)
-    return x, k, b
 
 
 # (n, h, w, cin, kh, kw, cout, sh, sw, pads). Output channels 16, 8, 4 and 1 wide blocks; rows wider than the
@@ -62,9 +47,9 @@ CASES = [
 @pytest.mark.parametrize("relu", [False, True])
 def test_direct_forward_matches_reference(direct, rng, case, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
-    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
+    x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
-    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    pads = conv_pads(mode, h, w, kh, kw, sh, sw)
     assert K.conv2d_algo(x.shape, k.shape, sh, sw, *pads) == "direct"
     y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
@@ -80,8 +65,8 @@ def test_direct_forward_matches_reference(direct, rng, case, with_bias, relu):
 @pytest.mark.parametrize("fused_relu", [False, True])
 def test_direct_backward_matches_reference(direct, rng, case, need_dx, need_db, fused_relu):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
-    x, k, b = _data(rng, n, h, w, cin, kh, kw, cout)
-    pads = _pads(mode, h, w, kh, kw, sh, sw)
+    x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
+    pads = conv_pads(mode, h, w, kh, kw, sh, sw)
     y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=fused_relu)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db,
@@ -101,7 +86,7 @@ def test_direct_backward_matches_reference(direct, rng, case, need_dx, need_db, 
 
 
 def test_direct_weight_gradient_does_not_depend_on_need_dx(direct, rng):
-    x, k, _ = _data(rng, 3, 10, 10, 1, 3, 3, 16)
+    x, k, _ = conv_data(rng, 3, 10, 10, 1, 3, 3, 16)
     dy = rng.standard_normal((3, 8, 8, 16)).astype(np.float32)
     with_dx = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=True)
     without = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
@@ -110,7 +95,7 @@ def test_direct_weight_gradient_does_not_depend_on_need_dx(direct, rng):
 
 def test_direct_many_chunks_in_several_waves(direct, rng):
     # 3 images per weight-gradient chunk at 28x28, 256 chunks per wave: 800 images make 4 waves.
-    x, k, b = _data(rng, 800, 28, 28, 1, 3, 3, 16)
+    x, k, b = conv_data(rng, 800, 28, 28, 1, 3, 3, 16)
     dy = rng.standard_normal((800, 26, 26, 16)).astype(np.float32)
     _, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
     _, rdk, rdb = conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)
@@ -123,7 +108,7 @@ def test_direct_many_chunks_in_several_waves(direct, rng):
 @pytest.mark.parametrize("fused_relu", [False, True])
 def test_direct_gradients_match_finite_differences(direct, rng, sh, sw, pads, fused_relu):
     for seed in range(100):  # the first data with no pre-activation near the ReLU's kink (finite differences)
-        x, k, b = (t.astype(np.float64) for t in _data(np.random.default_rng(seed), 2, 6, 5, 2, 3, 2, 5))
+        x, k, b = (t.astype(np.float64) for t in conv_data(np.random.default_rng(seed), 2, 6, 5, 2, 3, 2, 5))
         z = conv2d_forward_ref(x, k, b, sh, sw, *pads)
         if np.abs(z).min() > 1e-3:
             break
@@ -148,7 +133,7 @@ def test_direct_gradients_match_finite_differences(direct, rng, sh, sw, pads, fu
     (24, 17, 3, 21, (2, 0, 1, 2)),   # every channel block width, pads
 ])
 def test_direct_bitwise_identical_for_1_and_2_threads(direct, rng, n, h, cin, cout, pads):
-    x, k, b = _data(rng, n, h, h, cin, 3, 3, cout)
+    x, k, b = conv_data(rng, n, h, h, cin, 3, 3, cout)
     oh, ow = h + pads[0] + pads[1] - 2, h + pads[2] + pads[3] - 2
     dy = rng.standard_normal((n, oh, ow, cout)).astype(np.float32)
     old = cnnlite.get_num_threads()
@@ -167,7 +152,7 @@ def test_direct_bitwise_identical_for_1_and_2_threads(direct, rng, n, h, cin, co
 
 
 def test_direct_empty_batch(direct, rng):
-    _, k, b = _data(rng, 1, 5, 5, 1, 3, 3, 4)
+    _, k, b = conv_data(rng, 1, 5, 5, 1, 3, 3, 4)
     x = np.empty((0, 5, 5, 1), np.float32)
     assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
     dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
