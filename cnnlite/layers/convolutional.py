@@ -1,7 +1,7 @@
 """Conv2D (NHWC input, kernel (kh, kw, in, out)), Keras semantics for strides and 'valid'/'same' padding."""
 from cnnlite import _kernels, activations, initializers
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
-from cnnlite.layers.base import Layer, check_bool, check_positive_int, check_unsupported
+from cnnlite.layers.base import Layer, check_positive_int
 from cnnlite.layers.core import _Activated
 
 
@@ -46,13 +46,10 @@ class Conv2D(_Activated, Layer):
         if check_positive_int(groups, "groups", "Conv2D") != 1:
             raise NotImplementedError(f"Conv2D: only groups=1 is supported, received groups={groups!r}")
         self.groups = 1
-        self.activation = activations.get(activation)
-        self.use_bias = check_bool(use_bias, "use_bias", "Conv2D")
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        check_unsupported("Conv2D", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                          activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                          bias_constraint=bias_constraint)
+        self._init_weighted("Conv2D", activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                            bias_constraint=bias_constraint)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) != 4:

@@ -32,6 +32,15 @@ class _Activated:
     masked array over with `_accept_premasked`, and `_relu_gate` then tells the kernel not to mask again.
     """
 
+    def _init_weighted(self, owner, activation, use_bias, kernel_initializer, bias_initializer, **unsupported):
+        """The Keras arguments Dense and Conv2D share: activation, use_bias, the two initialisers, and the
+        regularizers/constraints cnnlite accepts only as None."""
+        self.activation = activations.get(activation)
+        self.use_bias = check_bool(use_bias, "use_bias", owner)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        check_unsupported(owner, **unsupported)
+
     def _fuse_relu(self):
         return self.activation is activations.relu
 
@@ -81,13 +90,10 @@ class Dense(_Activated, Layer):
                 kwargs["input_shape"] = (check_positive_int(input_dim, "input_dim", "Dense"),)
         super().__init__(**kwargs)
         self.units = check_positive_int(units, "units", "Dense")
-        self.activation = activations.get(activation)
-        self.use_bias = check_bool(use_bias, "use_bias", "Dense")
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        check_unsupported("Dense", kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                          activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                          bias_constraint=bias_constraint)
+        self._init_weighted("Dense", activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                            bias_constraint=bias_constraint)
 
     def _check_input_shape(self, input_shape):
         if len(input_shape) < 2:
