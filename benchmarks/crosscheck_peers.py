@@ -165,6 +165,7 @@ def _adam_weights(data):
 # ------------------------------------------------------------------------------------------------ cnnlite side
 def cnnlite_outputs(data, meta):
     from cnnlite import layers, models
+    from cnnlite.engine.plan import build_plan
     out = {}
     for i, case in enumerate(meta):
         x = data[f"{i}_x"]
@@ -173,11 +174,12 @@ def cnnlite_outputs(data, meta):
         if case["n_weights"]:
             layer.set_weights([data[f"{i}_w{j}"] for j in range(case["n_weights"])])
         out[f"{i}_y_predict"] = model.predict(x, batch_size=len(x), verbose=0)
-        y = layer.forward(np.ascontiguousarray(x), training=True)
+        plan = build_plan("crosscheck", [layer], (None,) + x.shape[1:], input_grad=True)
+        y, tape = plan.forward(np.ascontiguousarray(x), training=True)
         out[f"{i}_y"] = y
-        dx = layer.backward(upstream_gradient(y.shape, i))
+        dx, (grads,) = plan.backward(upstream_gradient(y.shape, i), tape)
         out[f"{i}_g0"] = dx
-        for j, gr in enumerate(layer.grads):
+        for j, gr in enumerate(grads):
             out[f"{i}_g{j + 1}"] = gr
     model = models.Sequential([_make_layer(layers, c, **({"input_shape": ADAM_INPUT} if k == 0 else {}))
                                for k, c in enumerate(ADAM_MODEL)])

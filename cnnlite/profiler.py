@@ -1,28 +1,36 @@
 """Where training time goes, per layer: `with cnnlite.profile() as prof: model.fit(...)`, then `print(prof)`.
 
-While a profiler is active, fit / evaluate / predict (and the *_on_batch calls) run a timed step function that
-wraps each layer's forward and backward call, the loss kernel and the optimizer update in time.perf_counter();
-the wall time of the batch loop is measured too, and whatever it holds beyond those calls (batch slicing,
-shuffling, metrics, callbacks, the progress bar) is reported as 'other', so every table's rows add up to its wall
-time. A call decides once, when it starts, whether it is profiled: with no profiler active the engine runs exactly
-the unprofiled code path. Profilers nest: every profiler active when a call starts records it. Not thread-safe:
-profile one training at a time per process.
+While a profiler is active, fit / evaluate / predict (and the *_on_batch calls) hand the model's execution plan a
+timer that reads time.perf_counter() around each step's forward and backward call, the loss kernel and the
+optimizer update; the wall time of the batch loop is measured too, and whatever it holds beyond those calls (batch
+slicing, shuffling, metrics, callbacks, the progress bar) is reported as 'other', so every table's rows add up to
+its wall time. Each layer's row also names what the plan runs for it (algorithms of the forward, input-gradient and
+weight-gradient passes, and the fusions). A call decides once, when it starts, which timer it uses: with no
+profiler active it is the plan's NULL_TIMER, whose methods do nothing, on the same code path.
+
+Profilers nest: every profiler active when a call starts records it. Which profilers are active is a property of
+the running context (a contextvars.ContextVar), so a profiler entered in one thread records only that thread's
+calls; two threads may each profile their own training.
 """
+import contextvars
 import time
 
-_ACTIVE = []  # the Profile objects recording now, outermost first
+from cnnlite.engine.plan import NULL_TIMER
+
+_ACTIVE = contextvars.ContextVar("cnnlite_active_profiles", default=())  # outermost first
 
 _PHASES = (("train", "Training steps (fit / train_on_batch)"),
            ("evaluate", "Evaluation (evaluate / test_on_batch / fit validation)"),
            ("predict", "Prediction (predict / predict_on_batch / model(x))"))
-_HEADERS = ("Row", "Output shape", "Calls", "Fwd ms", "Fwd ms/call", "Bwd ms", "Bwd ms/call", "Total ms", "% wall")
+_HEADERS = ("Row", "Output shape", "Calls", "Fwd ms", "Fwd ms/call", "Bwd ms", "Bwd ms/call", "Total ms", "% wall",
+            "Plan (fwd/dx/dW algorithms; fusions)")
 
 
 class _Row:
-    __slots__ = ("name", "kind", "output_shape", "fwd_s", "fwd_calls", "bwd_s", "bwd_calls")
+    __slots__ = ("name", "kind", "output_shape", "plan", "fwd_s", "fwd_calls", "bwd_s", "bwd_calls")
 
-    def __init__(self, name, kind, output_shape=""):
-        self.name, self.kind, self.output_shape = name, kind, output_shape
+    def __init__(self, name, kind, output_shape="", plan=""):
+        self.name, self.kind, self.output_shape, self.plan = name, kind, output_shape, plan
         self.fwd_s = self.bwd_s = 0.0
         self.fwd_calls = self.bwd_calls = 0
 
@@ -36,36 +44,29 @@ class _Phase:
         self.steps = 0
         self.samples = 0
 
-    def row(self, key, name, kind, output_shape=""):
+    def row(self, key, name, kind, output_shape="", plan=""):
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = _Row(name, kind, output_shape)
+            row = self.rows[key] = _Row(name, kind, output_shape, plan)
         return row
 
 
-def _layer_key(layer):
-    shape = ""
-    try:
-        shape = str(tuple(layer.output_shape))
-    except Exception:  # an unbuilt or unusual layer: the row just has no shape
-        pass
-    return ("layer", id(layer)), layer.name, type(layer).__name__, shape
-
-
 class _Timer:
-    """Handed to the engine for one profiled call: adds measurements to every profiler active when it began."""
-    __slots__ = ("_phases", "_layer_keys")
+    """Handed to the plan for one profiled call: adds measurements to every profiler active when it began.
+    Same interface as the plan's NULL_TIMER: clock(), step(), op(), wall(), each taking a clock() reading."""
+    __slots__ = ("_phases",)
+    active = True
+    clock = staticmethod(time.perf_counter)
 
     def __init__(self, phase, profiles):
         self._phases = [p._phases[phase] for p in profiles]
-        self._layer_keys = {}
 
-    def layer(self, layer, backward, seconds):
-        key = self._layer_keys.get(id(layer))
-        if key is None:
-            key = self._layer_keys[id(layer)] = _layer_key(layer)
+    def step(self, step, backward, t0):
+        """Time since `t0` spent in `step`'s forward (or backward) call."""
+        seconds = time.perf_counter() - t0
+        key = ("layer", id(step.layer))
         for phase in self._phases:
-            row = phase.row(*key)
+            row = phase.row(key, step.name, step.kind, str(step.output_shape), step.summary())
             if backward:
                 row.bwd_s += seconds
                 row.bwd_calls += 1
@@ -73,25 +74,36 @@ class _Timer:
                 row.fwd_s += seconds
                 row.fwd_calls += 1
 
-    def op(self, name, kind, seconds):
+    def op(self, name, kind, t0):
         """A non-layer row (the loss, the optimizer update); its time counts as forward time."""
+        seconds = time.perf_counter() - t0
         for phase in self._phases:
             row = phase.row(("op", name), name, kind)
             row.fwd_s += seconds
             row.fwd_calls += 1
 
-    def wall(self, seconds, steps, samples):
+    def wall(self, t0, steps, samples):
+        """Wall time since `t0` of `steps` batches holding `samples` samples; returns the time now."""
+        now = time.perf_counter()
         for phase in self._phases:
-            phase.wall_s += seconds
+            phase.wall_s += now - t0
             phase.steps += steps
             phase.samples += samples
+        return now
 
 
 def timer(phase):
-    """The engine's check, once per call: a _Timer when a profiler is active, else None."""
-    if not _ACTIVE:
-        return None
-    return _Timer(phase, _ACTIVE)
+    """The engine's check, once per call: a recording timer when a profiler is active in this context, else the
+    plan's NULL_TIMER."""
+    profiles = _ACTIVE.get()
+    if not profiles:
+        return NULL_TIMER
+    return _Timer(phase, profiles)
+
+
+def active_profiles():
+    """The profilers recording in this context (thread), outermost first."""
+    return _ACTIVE.get()
 
 
 def _ms(seconds):
@@ -114,14 +126,14 @@ class Profile:
 
     def __enter__(self):
         if self._depth == 0:
-            _ACTIVE.append(self)
+            _ACTIVE.set(_ACTIVE.get() + (self,))
         self._depth += 1
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self._depth -= 1
         if self._depth == 0:
-            _ACTIVE[:] = [p for p in _ACTIVE if p is not self]
+            _ACTIVE.set(tuple(p for p in _ACTIVE.get() if p is not self))
         return False
 
     def reset(self):
@@ -131,7 +143,7 @@ class Profile:
     # ----- results ----------------------------------------------------------------------------------------------
     def as_dict(self):
         """{phase: {'wall_ms', 'steps', 'samples', 'rows': [...]}} for each phase that ran ('train', 'evaluate',
-        'predict'). Each row: name, type, output_shape, calls, forward_ms, forward_ms_per_call, backward_ms,
+        'predict'). Each row: name, type, output_shape, plan (what the execution plan runs for it), calls, forward_ms, forward_ms_per_call, backward_ms,
         backward_calls, backward_ms_per_call, total_ms, percent (of the phase's wall time). The last row, 'other', is the wall
         time not spent in a measured call, so the rows' total_ms add up to wall_ms."""
         result = {}
@@ -146,14 +158,14 @@ class Profile:
                 fwd, bwd = _ms(row.fwd_s), _ms(row.bwd_s)
                 measured_ms += fwd + bwd
                 rows.append({"name": row.name, "type": row.kind, "output_shape": row.output_shape,
-                             "calls": row.fwd_calls,
+                             "plan": row.plan, "calls": row.fwd_calls,
                              "forward_ms": fwd, "forward_ms_per_call": fwd / row.fwd_calls if row.fwd_calls else 0.0,
                              "backward_ms": bwd, "backward_calls": row.bwd_calls,
                              "backward_ms_per_call": bwd / row.bwd_calls if row.bwd_calls else 0.0,
                              "total_ms": fwd + bwd})
             other = wall_ms - measured_ms
             rows.append({"name": "other", "type": "slicing, shuffling, metrics, callbacks", "output_shape": "",
-                         "calls": phase.steps, "forward_ms": 0.0, "forward_ms_per_call": 0.0, "backward_ms": 0.0,
+                         "plan": "", "calls": phase.steps, "forward_ms": 0.0, "forward_ms_per_call": 0.0, "backward_ms": 0.0,
                          "backward_calls": 0, "backward_ms_per_call": 0.0, "total_ms": other})
             for r in rows:
                 r["percent"] = 100.0 * r["total_ms"] / wall_ms if wall_ms > 0 else 0.0
@@ -191,13 +203,14 @@ def _format_phase(title, phase):
         lines.append([f"{r['name']} ({r['type']})", r["output_shape"], str(r["calls"]),
                       _fmt(r["forward_ms"], no_fwd), _fmt(r["forward_ms_per_call"], no_fwd),
                       _fmt(r["backward_ms"], no_bwd), _fmt(r["backward_ms_per_call"], no_bwd),
-                      f"{r['total_ms']:.2f}", f"{r['percent']:.1f}"])
+                      f"{r['total_ms']:.2f}", f"{r['percent']:.1f}", r["plan"]])
     total = ["total (wall time of the steps)", "", str(phase["steps"]), "", "", "", "",
-             f"{phase['wall_ms']:.2f}", "100.0"]
+             f"{phase['wall_ms']:.2f}", "100.0", ""]
     widths = [max(len(row[i]) for row in lines + [list(_HEADERS), total]) for i in range(len(_HEADERS))]
 
     def render(cells):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(c.ljust(w) if i < 2 or i == 9 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     rule = "-" * len(render(list(_HEADERS)))
     head = f"{title}: {phase['steps']} steps, {phase['samples']} samples, {phase['wall_ms']:.1f} ms wall"

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from cnnlite import initializers, layers
+from cnnlite.engine.plan import build_plan
+from cnnlite.models import Sequential
 from cnnlite.layers import (Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, Input, InputLayer,
                             MaxPooling2D)
 
@@ -199,82 +201,80 @@ def test_fused_relu_layers_equal_linear_layer_then_relu(make, in_shape):
     rng = np.random.default_rng(7)
     x = rng.standard_normal(in_shape).astype(np.float32)
     fused, linear, relu = make("relu"), make(None), Activation("relu")
-    for layer in (fused, linear):
-        layer._build_for((None,) + in_shape[1:])
-    linear.set_weights(fused.get_weights())
+    shape = (None,) + in_shape[1:]
+    fused_model, linear_model = Sequential([fused]), Sequential([linear, relu])
+    for model in (fused_model, linear_model):
+        model.build(shape)
     if fused.use_bias:
         fused.set_weights([fused.get_weights()[0], rng.standard_normal(fused.get_weights()[1].shape)])
-        linear.set_weights(fused.get_weights())
-    y = fused.forward(x, training=True)
-    np.testing.assert_array_equal(y, relu.forward(linear.forward(x, training=True), training=True))
+    linear.set_weights(fused.get_weights())
+    fused_plan = build_plan("fused", [fused], shape, input_grad=True)
+    linear_plan = build_plan("linear", [linear, relu], shape, input_grad=True)
+    assert fused_plan.steps[0].relu_in_kernel and fused_plan.steps[0].mask_relu
+    assert not linear_plan.steps[0].relu_in_kernel
+    y, fused_tape = fused_plan.forward(x, training=True)
+    y_linear, linear_tape = linear_plan.forward(x, training=True)
+    np.testing.assert_array_equal(y, y_linear)
     assert (y == 0).any() and (y > 0).any()
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx = fused.backward(dy)
-    np.testing.assert_array_equal(dx, linear.backward(relu.backward(dy)))
-    for g_fused, g_linear in zip(fused.grads, linear.grads):
+    dx, (fused_grads,) = fused_plan.backward(dy, fused_tape)
+    dx_linear, (linear_grads, relu_grads) = linear_plan.backward(dy, linear_tape)
+    np.testing.assert_array_equal(dx, dx_linear)
+    assert relu_grads == [] and len(fused_grads) == len(linear_grads) == len(fused.weights)
+    for g_fused, g_linear in zip(fused_grads, linear_grads):
         np.testing.assert_array_equal(g_fused, g_linear)
 
 
-def _pool_net_run(monkeypatch, fold):
+def _pool_net_run(fold):
     """Two training steps of Conv2D(relu) -> MaxPooling2D -> Conv2D(relu) -> MaxPooling2D -> Flatten -> Dense; with
-    fold=False the max-pools never see a producer, so each convolution masks its own gradient."""
-    from cnnlite import layers as layers_pkg
-    from cnnlite.models import Sequential
-    if not fold:
-        monkeypatch.setattr(layers_pkg.pooling, "relu_producer_of", lambda x: None)
-    calls = []
-    real = layers_pkg.convolutional._kernels.conv2d_backward
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("y") is not None)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(layers_pkg.convolutional._kernels, "conv2d_backward", spy)
+    fold=False a linear Activation stands between each convolution and its max-pool (the same function), so the
+    plan cannot fold and each convolution masks its own gradient."""
     import cnnlite
     cnnlite.utils.set_random_seed(5)
     rng = np.random.default_rng(3)
     x = rng.random((16, 12, 12, 2), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
+    between = [] if fold else [Activation("linear")]
     model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(12, 12, 2), kernel_initializer="he_normal"),
-                        MaxPooling2D(2), Conv2D(6, 2, activation="relu", kernel_initializer="he_normal"),
-                        MaxPooling2D(2), Flatten(), Dense(3, activation="softmax")])
+                        *between, MaxPooling2D(2),
+                        Conv2D(6, 2, activation="relu", kernel_initializer="he_normal"),
+                        *[Activation("linear") for _ in between], MaxPooling2D(2), Flatten(),
+                        Dense(3, activation="softmax")])
     model.compile("adam", "categorical_crossentropy")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
-    monkeypatch.undo()
-    return model.get_weights(), calls
+    return model.get_weights(), model.plan
 
 
-def test_maxpool_folds_the_relu_backward_of_the_conv_before_it(monkeypatch):
+def test_maxpool_folds_the_relu_backward_of_the_conv_before_it():
     # A max-pool fed straight by Conv2D(relu) masks the gradient itself (y > 0 at its argmax cells), and the
     # convolution's kernel then gets no y: same bits as letting each convolution mask its own gradient.
-    folded, calls_folded = _pool_net_run(monkeypatch, fold=True)
-    plain, calls_plain = _pool_net_run(monkeypatch, fold=False)
-    assert calls_plain == [True] * 4 and calls_folded == [False] * 4   # 2 convolutions x 2 steps
+    folded, folded_plan = _pool_net_run(fold=True)
+    plain, plain_plan = _pool_net_run(fold=False)
+    convs = [s for s in folded_plan.steps if s.kind == "Conv2D"]
+    pools = [s for s in folded_plan.steps if s.kind == "MaxPooling2D"]
+    assert [(s.relu_in_kernel, s.mask_relu) for s in convs] == [(True, False)] * 2
+    assert [s.fold_previous_relu for s in pools] == [True, True]
+    assert [s.mask_relu for s in plain_plan.steps if s.kind == "Conv2D"] == [True, True]
+    assert not any(s.fold_previous_relu for s in plain_plan.steps)
     for a, b in zip(folded, plain):
         assert a.tobytes() == b.tobytes()
 
 
-def test_maxpool_does_not_fold_into_a_stale_or_foreign_relu_output():
-    rng = np.random.default_rng(4)
+@pytest.mark.parametrize("first", [
+    lambda: Conv2D(3, 2, activation="sigmoid"),       # no ReLU to fold
+    lambda: Activation("relu"),                      # a ReLU outside a kernel: nothing to skip
+])
+def test_maxpool_folds_only_a_relu_computed_in_the_kernel_right_before_it(first):
+    shape = (None, 6, 6, 2)
+    model = Sequential([Conv2D(2, 1, input_shape=shape[1:]), first(), MaxPooling2D(2)])
+    steps = model.plan.steps
+    assert not steps[2].fold_previous_relu and steps[1].mask_relu == steps[1].relu_in_kernel
+    gap = Sequential([Conv2D(3, 2, activation="relu", input_shape=shape[1:]), Dropout(0.5), MaxPooling2D(2)])
+    assert gap.plan.steps[0].mask_relu and not gap.plan.steps[2].fold_previous_relu
+    # An eager call runs the layer alone: its own step, nothing folded.
     conv, pool = Conv2D(3, 2, activation="relu"), MaxPooling2D(2)
-    conv._build_for((None, 6, 6, 2))
-    x = rng.standard_normal((2, 6, 6, 2)).astype(np.float32)
-    y = conv.forward(x, training=True)
-    p = pool.forward(y, training=True)
-    conv.forward(x, training=True)                 # the convolution ran again: its output is another array now
-    dy = rng.standard_normal(p.shape).astype(np.float32)
-    dx = pool.backward(dy)
-    np.testing.assert_array_equal(dx, _plain_maxpool_backward(dy, pool, y))
-    assert getattr(conv, "_premasked", None) is None
-    other = MaxPooling2D(2)
-    p2 = other.forward(y.copy(), training=True)   # equal values, another array: not the convolution's output
-    assert other._cache[-1] is None and p2.shape == p.shape
-
-
-def _plain_maxpool_backward(dy, pool, x):
-    from cnnlite import _kernels
-    argmax = pool._cache[0]
-    return _kernels.maxpool2d_backward(dy, argmax, x.shape[1], x.shape[2])
+    x = np.random.default_rng(4).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(pool(conv(x)), Sequential([conv, pool]).predict(x, verbose=0))
 
 
 def test_dropout_only_in_training():

@@ -6,8 +6,10 @@ import pytest
 
 import cnnlite
 from cnnlite import layers, profiler
+from cnnlite.engine.plan import NULL_TIMER, ExecutionPlan
 
-COLUMNS = ["Row", "Output shape", "Calls", "Fwd ms", "Fwd ms/call", "Bwd ms", "Bwd ms/call", "Total ms", "% wall"]
+COLUMNS = ["Row", "Output shape", "Calls", "Fwd ms", "Fwd ms/call", "Bwd ms", "Bwd ms/call", "Total ms", "% wall",
+           "Plan (fwd/dx/dW algorithms; fusions)"]
 
 
 def _model(seed=0):
@@ -83,7 +85,7 @@ def test_fit_profile_true_prints_and_stores(capsys):
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=2, validation_split=0.25, profile=True)
     out = capsys.readouterr().out
     assert isinstance(history.profile, cnnlite.Profile) and model.last_profile is history.profile
-    assert not history.profile.active and not profiler._ACTIVE
+    assert not history.profile.active and not profiler.active_profiles()
     table = str(history.profile)
     assert table in out
     for column in COLUMNS:
@@ -105,17 +107,55 @@ def test_fit_profile_verbose_zero_is_silent_but_stored(capsys):
 
 def test_profile_false_adds_nothing(monkeypatch):
     model, (x, y) = _model(), _data()
-    calls = []
+    calls, timers = [], []
     monkeypatch.setattr(profiler.Profile, "__enter__", lambda self: calls.append("enter") or self)
-    monkeypatch.setattr(type(model), "_loss_step_timed", lambda *a, **k: calls.append("timed"))
-    monkeypatch.setattr(type(model), "_forward_timed", lambda *a, **k: calls.append("timed"))
+    real_forward, real_backward = ExecutionPlan.forward, ExecutionPlan.backward
+
+    def forward(self, x, training, timer=NULL_TIMER, to_loss=False):
+        timers.append(timer)
+        return real_forward(self, x, training, timer, to_loss)
+
+    def backward(self, dout, tape, timer=NULL_TIMER):
+        timers.append(timer)
+        return real_backward(self, dout, tape, timer)
+
+    monkeypatch.setattr(ExecutionPlan, "forward", forward)
+    monkeypatch.setattr(ExecutionPlan, "backward", backward)
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, profile=False)
     model.evaluate(x, y, verbose=0)
     model.predict(x, verbose=0)
     model.train_on_batch(x, y)
     model.predict_on_batch(x)
     assert calls == [] and model.last_profile is None and not hasattr(history, "profile")
-    assert profiler.timer("train") is None
+    assert profiler.timer("train") is NULL_TIMER
+    # one code path: the plan ran every step, each with the do-nothing timer
+    assert len(timers) > 10 and all(t is NULL_TIMER for t in timers)
+
+
+def test_rows_name_what_the_plan_runs():
+    model, (x, y) = _model(), _data(32)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0, profile=True)
+    rows = {r["name"]: r for r in history.profile.as_dict()["train"]["rows"]}
+    conv, pool, dense = (model.layers[i].name for i in (0, 1, 4))
+    assert rows[conv]["plan"] == model.plan.steps[0].summary()
+    assert rows[conv]["plan"].startswith(model.plan.steps[0].algorithms["forward"])
+    assert "relu backward folded into the next max-pool" in rows[conv]["plan"]
+    assert "applies the previous layer's relu backward" in rows[pool]["plan"]
+    assert "softmax folded into the loss" in rows[dense]["plan"]
+    assert rows[conv]["plan"] in str(history.profile)
+
+
+def test_a_profiler_records_only_its_own_thread():
+    import threading
+    model_a, model_b, (x, y) = _model(seed=1), _model(seed=2), _data(32)
+    with cnnlite.profile() as prof:
+        worker = threading.Thread(target=model_b.fit, args=(x, y), kwargs=dict(batch_size=16, epochs=3, verbose=0))
+        worker.start()
+        model_a.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        worker.join()
+    assert prof.as_dict()["train"]["steps"] == 2
+    assert {r["name"] for r in prof.as_dict()["train"]["rows"]} >= {l.name for l in model_a.layers}
+    assert not {l.name for l in model_b.layers} & {r["name"] for r in prof.as_dict()["train"]["rows"]}
 
 
 def test_profiled_training_is_bitwise_the_unprofiled_one():
@@ -161,7 +201,7 @@ def test_nested_profilers_both_record_and_reentry_is_counted():
                 model.train_on_batch(x, y)
             assert outer.active
         assert not inner.active and outer.active
-    assert not outer.active and profiler._ACTIVE == []
+    assert not outer.active and profiler.active_profiles() == ()
     assert outer.as_dict()["train"]["steps"] == 5 and inner.as_dict()["train"]["steps"] == 3
     with outer:  # reuse accumulates
         model.train_on_batch(x, y)
@@ -180,10 +220,10 @@ def test_exception_inside_the_context_leaves_profiling_off():
     with pytest.raises(RuntimeError, match="boom"):
         with cnnlite.profile() as prof:
             model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Boom()])
-    assert not prof.active and profiler._ACTIVE == [] and profiler.timer("train") is None
+    assert not prof.active and profiler.active_profiles() == () and profiler.timer("train") is NULL_TIMER
     with pytest.raises(RuntimeError, match="boom"):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[Boom()], profile=True)
-    assert profiler._ACTIVE == [] and isinstance(model.last_profile, cnnlite.Profile)
+    assert profiler.active_profiles() == () and isinstance(model.last_profile, cnnlite.Profile)
     assert not model.last_profile.active
     # the callback raised before the first step's wall time was closed, so no step is reported; training after
     # the context is not profiled
@@ -214,7 +254,7 @@ def test_a_stopped_or_interrupted_fit_counts_the_steps_it_ran():
             model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[FailOnThird()])
     train = prof.as_dict()["train"]
     assert train["steps"] == 2 and sum(r["total_ms"] for r in train["rows"]) == pytest.approx(train["wall_ms"])
-    assert not prof.active and profiler._ACTIVE == []
+    assert not prof.active and profiler.active_profiles() == ()
 
 
 def test_fit_rejects_a_non_bool_profile():

@@ -102,7 +102,8 @@ def test_fused_softmax_equals_explicit_loss_path():
     logits.set_weights(fused.get_weights())
     fused.compile(optimizers.SGD(0.1), "categorical_crossentropy")
     logits.compile(optimizers.SGD(0.1), losses.CategoricalCrossentropy(from_logits=True))
-    assert fused._output_is_fused_softmax() and not logits._output_is_fused_softmax()
+    assert fused.plan.loss_fused and fused.plan.steps[-1].logits
+    assert not logits.plan.loss_fused and not logits.plan.steps[-1].logits
     for _ in range(3):
         a = fused.train_on_batch(x, y)
         b = logits.train_on_batch(x, y)
@@ -440,7 +441,7 @@ def test_separate_softmax_activation_layer_is_fused_too():
     b.set_weights(a.get_weights())
     for m in (a, b):
         m.compile(optimizers.SGD(0.1), "categorical_crossentropy", ["acc"])
-    assert b._output_is_fused_softmax()
+    assert b.plan.loss_fused and b.plan.steps[-1].logits
     for _ in range(2):
         assert a.train_on_batch(x, y) == b.train_on_batch(x, y)
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))

@@ -1,12 +1,20 @@
 """The Keras training API (compile, fit, evaluate, predict, *_on_batch) for models that run a list of layers.
 
+Every call runs the model's execution plan (cnnlite/engine/plan.py), built once for its layers, loss and settings:
+`_train_step` / `_test_step` / `_predict_step` are the only step functions, profiled or not (the profiler is a
+timer object handed to the plan; `NULL_TIMER` does nothing).
+
 A subclass provides `layers` (the layers to run, in order), `built`, `_build_from(input_shape)`,
 `_input_spec()` (the expected batch input shape) and `output_shape`.
 """
+import contextlib
+import threading
+
 import numpy as np
 
-from cnnlite import activations, losses, metrics as metrics_mod, optimizers, profiler
+from cnnlite import config, losses, metrics as metrics_mod, optimizers, profiler
 from cnnlite.engine import data_adapter as da
+from cnnlite.engine.plan import build_plan
 from cnnlite.callbacks import CallbackList
 from cnnlite.engine.progbar import Progbar
 
@@ -35,6 +43,10 @@ class Model:
         self._init_rng = None
         self._shuffle_rng = None
         self._batch_tracker = None
+        self._plan = None
+        self._plan_key = None
+        self._trainer = None              # the thread training this model now (fit / train_on_batch), else None
+        self._trainer_lock = threading.Lock()
         self.last_profile = None  # the cnnlite.Profile of the last fit(..., profile=True)
 
     # ----- randomness -------------------------------------------------------------------------------------------
@@ -96,79 +108,78 @@ class Model:
             raise ValueError(f"No loss to compute: the model was compiled with loss=None; pass e.g. "
                              f"loss='categorical_crossentropy' to compile() before {what}")
 
-    # ----- running layers ---------------------------------------------------------------------------------------
-    def _output_is_fused_softmax(self):
-        """True when the last layer's softmax is folded into the cross-entropy kernel."""
-        last = self.layers[-1]
-        return (self._loss_obj is not None and self._loss_obj.fusable_with_softmax
-                and not self._loss_obj.from_logits
-                and getattr(last, "activation", None) is activations.softmax)
+    # ----- the execution plan ------------------------------------------------------------------------------------
+    @property
+    def plan(self):
+        """The model's ExecutionPlan (cnnlite/engine/plan.py): per layer, the kernel algorithm of each pass and the
+        fusions, decided from the layers, the compiled loss and cnnlite.config; `print(model.plan)` shows it."""
+        self._require_built("its execution plan")
+        return self._current_plan()
 
-    def _forward(self, x, training, logits=False):
-        h = x
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            h = layer.forward(h, training=training, logits=logits and i == last)
-        return h
+    def _current_plan(self):
+        settings = config.plan_settings()
+        key = (tuple(id(layer) for layer in self.layers), id(self._loss_obj), tuple(sorted(settings.items())),
+               tuple(self._input_spec()[1:]))
+        if self._plan is None or self._plan_key != key:
+            self._plan = build_plan(self.name, self.layers, self._input_spec(), self._loss_obj, settings)
+            self._plan_key = key
+        return self._plan
 
-    def _backward(self, dout):
-        d = dout
-        for i in range(len(self.layers) - 1, -1, -1):
-            d = self.layers[i].backward(d, need_dx=i > 0)
+    @contextlib.contextmanager
+    def _training_guard(self, what):
+        """Training changes weights and optimizer state in place: one thread at a time may train a model, and no
+        other thread may evaluate or predict with it meanwhile (its own callbacks may)."""
+        me = threading.get_ident()
+        with self._trainer_lock:
+            if self._trainer is not None and self._trainer != me:
+                raise RuntimeError(f"Cannot start {what} on model {self.name!r}: it is being trained in another "
+                                   f"thread. A model trains in one thread at a time; use one model per thread")
+            outer = self._trainer is None
+            self._trainer = me
+        try:
+            yield
+        finally:
+            if outer:
+                with self._trainer_lock:
+                    self._trainer = None
 
-    def _apply_gradients(self):
-        grads, weights = [], []
-        for layer in self.layers:
+    def _check_not_training_elsewhere(self, what):
+        trainer = self._trainer
+        if trainer is not None and trainer != threading.get_ident():
+            raise RuntimeError(f"Cannot run {what} on model {self.name!r} while another thread trains it (the "
+                               f"weights change under it); wait for fit to end or use a copy of the model")
+
+    # ----- the step functions ------------------------------------------------------------------------------------
+    def _train_step(self, plan, xb, yb, timer):
+        """Forward, loss, backward and update on one batch; returns (batch loss, predictions for metrics)."""
+        out, tape = plan.forward(xb, True, timer, to_loss=True)
+        t0 = timer.clock()
+        loss, dout, pred = self._loss_obj.model_step(out, yb, plan.loss_fused or self._loss_obj.from_logits,
+                                                     need_grad=True)
+        timer.op("loss", "fused softmax+xent" if plan.loss_fused else self._loss_obj.name, t0)
+        _, grads = plan.backward(dout, tape, timer)
+        t0 = timer.clock()
+        self._apply_gradients(plan, grads)
+        timer.op("optimizer", f"{type(self.optimizer).__name__} update", t0)
+        return loss, pred
+
+    def _test_step(self, plan, xb, yb, timer):
+        out, _ = plan.forward(xb, False, timer, to_loss=True)
+        t0 = timer.clock()
+        loss, _, pred = self._loss_obj.model_step(out, yb, plan.loss_fused or self._loss_obj.from_logits,
+                                                  need_grad=False)
+        timer.op("loss", "fused softmax+xent" if plan.loss_fused else self._loss_obj.name, t0)
+        return loss, pred
+
+    def _apply_gradients(self, plan, grads):
+        weights, flat = [], []
+        for step, step_grads in zip(plan.steps, grads):
+            layer = step.layer
             if layer.trainable:
-                grads.extend(layer.grads)
+                flat.extend(step_grads)
                 weights.extend(layer.weights)
         if weights:
-            self.optimizer.apply(grads, weights)
-
-    def _loss_step(self, xb, yb, training, timer=None):
-        """Forward (+ backward and update when training); returns (batch loss, predictions for metrics).
-        With a profiler `timer`, runs the timed twin of this step instead."""
-        if timer is not None:
-            return self._loss_step_timed(xb, yb, training, timer)
-        fused = self._output_is_fused_softmax()
-        out = self._forward(xb, training, logits=fused)
-        loss, dout, pred = self._loss_obj.model_step(out, yb, fused or self._loss_obj.from_logits,
-                                                     need_grad=training)
-        if training:
-            self._backward(dout)
-            self._apply_gradients()
-        return loss, pred
-
-    # ----- the same steps, timed for cnnlite.profile --------------------------------------------------------------
-    def _forward_timed(self, x, training, timer, logits=False):
-        clock = profiler.now
-        h = x
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            t0 = clock()
-            h = layer.forward(h, training=training, logits=logits and i == last)
-            timer.layer(layer, False, clock() - t0)
-        return h
-
-    def _loss_step_timed(self, xb, yb, training, timer):
-        clock = profiler.now
-        fused = self._output_is_fused_softmax()
-        out = self._forward_timed(xb, training, timer, logits=fused)
-        t0 = clock()
-        loss, dout, pred = self._loss_obj.model_step(out, yb, fused or self._loss_obj.from_logits,
-                                                     need_grad=training)
-        timer.op("loss", "fused softmax+xent" if fused else self._loss_obj.name, clock() - t0)
-        if training:
-            layers = self.layers
-            d = dout
-            for i in range(len(layers) - 1, -1, -1):
-                t0 = clock()
-                d = layers[i].backward(d, need_dx=i > 0)
-                timer.layer(layers[i], True, clock() - t0)
-            t0 = clock()
-            self._apply_gradients()
-            timer.op("optimizer", f"{type(self.optimizer).__name__} update", clock() - t0)
-        return loss, pred
+            self.optimizer.apply(flat, weights)
 
     # ----- data -------------------------------------------------------------------------------------------------
     def _prepare_x(self, x, name="x"):
@@ -223,20 +234,25 @@ class Model:
         and keeps it as `history.profile` and `model.last_profile`."""
         if not isinstance(profile, (bool, np.bool_)):
             raise ValueError(f"fit: `profile` must be a bool, received profile={profile!r}")
-        if profile:
-            with profiler.profile() as prof:
-                try:
-                    history = self.fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
-                                       validation_data, shuffle, class_weight, sample_weight, initial_epoch,
-                                       steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
-                                       max_queue_size, workers, use_multiprocessing)
-                finally:
+        prof = profiler.profile() if profile else None
+        with (prof if prof is not None else contextlib.nullcontext()), self._training_guard("fit"):
+            try:
+                history = self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
+                                    shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
+                                    validation_steps, validation_batch_size, validation_freq)
+            finally:
+                if prof is not None:
                     self.last_profile = prof
+        if prof is not None:
             if history is not None:
                 history.profile = prof
             if verbose not in (0, False):
                 print(prof.table(), flush=True)
-            return history
+        return history
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+             class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps, validation_batch_size,
+             validation_freq):
         self._require_compiled("training it (fit)")
         batch_size = da.check_batch_size(batch_size, "fit")
         epochs = da.check_nonneg_int(epochs, "epochs", "fit")
@@ -280,12 +296,14 @@ class Model:
         self._ensure_rngs()
         self._prepare_optimizer()
         metric_objs = self._resolved_metrics()
+        plan = self._current_plan()
         batcher = da.Batcher([x, y], batch_size)
         self.stop_training = False
         cbs = CallbackList(callbacks, add_history=True, model=self, epochs=epochs, steps=batcher.steps,
                            verbose=verbose)
         history = self.history
         timer = profiler.timer("train")
+        clock = timer.clock
         cbs.on_train_begin({})
         logs = {}
         for epoch in range(initial_epoch, epochs):
@@ -293,14 +311,14 @@ class Model:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             cbs.on_epoch_begin(epoch, {})
             progbar = Progbar(batcher.steps, verbose=verbose)
-            t_mark = profiler.now() if timer is not None else 0.0  # 'other' includes the shuffle below
+            t_mark = clock()  # 'other' includes the shuffle below
             order = self._epoch_order(len(x), batch_size, shuffle)
             loss_sum, count = 0.0, 0
             for m in metric_objs:
                 m.reset_state()
             for step, (start, stop, (xb, yb)) in enumerate(batcher.batches(order)):
                 cbs.on_train_batch_begin(step, {"batch": step, "size": stop - start})
-                loss, pred = self._loss_step(xb, yb, True, timer)
+                loss, pred = self._train_step(plan, xb, yb, timer)
                 loss_sum += loss * (stop - start)
                 count += stop - start
                 for m in metric_objs:
@@ -308,10 +326,7 @@ class Model:
                 logs = self._logs(loss_sum, count, metric_objs)
                 cbs.on_train_batch_end(step, dict(logs))
                 progbar.update(step + 1, self._display(logs, metric_objs))
-                if timer is not None:  # per step, so an interrupted epoch is still accounted for
-                    t_now = profiler.now()
-                    timer.wall(t_now - t_mark, 1, stop - start)
-                    t_mark = t_now
+                t_mark = timer.wall(t_mark, 1, stop - start)  # per step: an interrupted epoch still counts
                 if self.stop_training:
                     break
             epoch_logs = dict(logs)
@@ -345,13 +360,14 @@ class Model:
         batcher = da.Batcher([x, y], batch_size)
         if cbs is not None:
             cbs.on_test_begin({})
+        plan = self._current_plan()
         timer = profiler.timer("evaluate")
-        t_start = profiler.now() if timer is not None else 0.0
+        t_start = timer.clock()
         loss_sum, count = 0.0, 0
         for step, (start, stop, (xb, yb)) in enumerate(batcher.batches()):
             if cbs is not None:
                 cbs.on_test_batch_begin(step, {"batch": step, "size": stop - start})
-            loss, pred = self._loss_step(xb, yb, False, timer)
+            loss, pred = self._test_step(plan, xb, yb, timer)
             loss_sum += loss * (stop - start)
             count += stop - start
             for m in metric_objs:
@@ -362,8 +378,7 @@ class Model:
                     cbs.on_test_batch_end(step, logs)
                 if progbar is not None:
                     progbar.update(step + 1, self._display(logs, metric_objs), finalize=stop == len(x))
-        if timer is not None:
-            timer.wall(profiler.now() - t_start, batcher.steps, count)
+        timer.wall(t_start, batcher.steps, count)
         mean = loss_sum / count if count else 0.0
         if cbs is not None:
             cbs.on_test_end(self._logs(loss_sum, count, metric_objs))
@@ -373,6 +388,7 @@ class Model:
                  callbacks=None, max_queue_size=10, workers=1, use_multiprocessing=False, return_dict=False):
         """Loss and metrics over (x, y) in inference mode: [loss, acc] (a float when there are no metrics)."""
         self._require_compiled("evaluating it")
+        self._check_not_training_elsewhere("evaluate")
         batch_size = da.check_batch_size(batch_size, "evaluate")
         verbose = da.check_verbose(verbose, "evaluate")
         for key, value in (("sample_weight", sample_weight), ("steps", steps)):
@@ -403,25 +419,23 @@ class Model:
         verbose = da.check_verbose(verbose, "predict")
         if steps is not None:
             raise NotImplementedError(f"predict: `steps` is not supported by cnnlite, received steps={steps!r}")
+        self._check_not_training_elsewhere("predict")
         x = self._prepare_x(x)
+        plan = self._current_plan()
         batcher = da.Batcher([x], batch_size)
         cbs = CallbackList(callbacks, model=self, epochs=1, steps=batcher.steps, verbose=verbose)
         progbar = Progbar(batcher.steps, verbose=verbose) if verbose else None
         out = np.empty((len(x),) + tuple(self.output_shape[1:]), np.float32)
         cbs.on_predict_begin({})
         timer = profiler.timer("predict")
-        t_start = profiler.now() if timer is not None else 0.0
+        t_start = timer.clock()
         for step, (start, stop, (xb,)) in enumerate(batcher.batches()):
             cbs.on_predict_batch_begin(step, {"batch": step, "size": stop - start})
-            if timer is None:
-                out[start:stop] = self._forward(xb, training=False)
-            else:
-                out[start:stop] = self._forward_timed(xb, False, timer)
+            out[start:stop] = plan.forward(xb, False, timer)[0]
             cbs.on_predict_batch_end(step, {"outputs": out[start:stop]})
             if progbar is not None:
                 progbar.update(step + 1, (), finalize=stop == len(x))
-        if timer is not None:
-            timer.wall(profiler.now() - t_start, batcher.steps, len(x))
+        timer.wall(t_start, batcher.steps, len(x))
         cbs.on_predict_end({})
         return out
 
@@ -434,23 +448,26 @@ class Model:
     def _on_batch(self, x, y, training, reset_metrics, return_dict, sample_weight, class_weight=None):
         what = "training it (train_on_batch)" if training else "evaluating it (test_on_batch)"
         self._require_compiled(what)
-        timer = profiler.timer("train" if training else "evaluate")
-        t_start = profiler.now() if timer is not None else 0.0
         if sample_weight is not None or class_weight is not None:
             raise NotImplementedError("sample_weight and class_weight are not supported by cnnlite")
-        x, y = self._prepare_xy(x, y)
-        if training:
-            self._ensure_rngs()
-            self._prepare_optimizer()
-        tracker = self._tracker(reset_metrics)
-        loss, pred = self._loss_step(x, y, training, timer)
-        tracker[0] += loss * len(x)
-        tracker[1] += len(x)
-        for m in tracker[2]:
-            m.update_state(y, pred)
-        results = self._results(tracker[0] / tracker[1], tracker[2], return_dict)
-        if timer is not None:
-            timer.wall(profiler.now() - t_start, 1, len(x))
+        with (self._training_guard("train_on_batch") if training else contextlib.nullcontext()):
+            if not training:
+                self._check_not_training_elsewhere("test_on_batch")
+            timer = profiler.timer("train" if training else "evaluate")
+            t_start = timer.clock()
+            x, y = self._prepare_xy(x, y)
+            if training:
+                self._ensure_rngs()
+                self._prepare_optimizer()
+            plan = self._current_plan()
+            tracker = self._tracker(reset_metrics)
+            loss, pred = (self._train_step if training else self._test_step)(plan, x, y, timer)
+            tracker[0] += loss * len(x)
+            tracker[1] += len(x)
+            for m in tracker[2]:
+                m.update_state(y, pred)
+            results = self._results(tracker[0] / tracker[1], tracker[2], return_dict)
+            timer.wall(t_start, 1, len(x))
         return results
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True,
@@ -463,13 +480,12 @@ class Model:
         return self._on_batch(x, y, False, reset_metrics, return_dict, sample_weight)
 
     def _forward_one_batch(self, x, name, training):
+        self._check_not_training_elsewhere("predict_on_batch" if name == "x" else "the model's __call__")
         timer = profiler.timer("predict")
-        if timer is None:
-            return self._forward(self._prepare_x(x, name), training=training)
-        t_start = profiler.now()
+        t_start = timer.clock()
         x = self._prepare_x(x, name)
-        out = self._forward_timed(x, training, timer)
-        timer.wall(profiler.now() - t_start, 1, len(x))
+        out = self._current_plan().forward(x, training, timer)[0]
+        timer.wall(t_start, 1, len(x))
         return out
 
     def predict_on_batch(self, x):

@@ -1,18 +1,20 @@
-"""The Layer base class: naming, construction keywords, weights, build and the forward/backward protocol.
+"""The Layer base class: naming, construction keywords, weights, build and the engine's step protocol.
 
-A layer's `forward(x, training=False, logits=False)` takes a C-contiguous float32 batch, calls one kernel per op
-and keeps in `self._cache` what `backward` needs. `backward(dy, need_dx=True)` fills `self.grads` (same order as
-`get_weights()`) and returns d(input) (None when `need_dx` is False). `logits=True` asks a layer whose activation
-is softmax to return the pre-activation values; the model then applies the fused softmax + cross-entropy kernel.
+A layer takes part in a model's execution plan (cnnlite/engine/plan.py) through three methods:
+`plan_step(input_shape, settings)` returns its `Step` (the algorithm of each pass, what its kernel fuses);
+`forward(x, step, training)` takes a C-contiguous float32 batch, calls one kernel per op and returns
+`(y, cache)`, the cache being what `backward` needs (None when not training); `backward(dy, cache, step)` returns
+`(dx or None, grads)` with `grads` in `get_weights()` order. Nothing of a call is kept on the layer, so one layer
+may run in several calls at once. Calling a layer eagerly (`layer(x)`) runs it as a one-step plan.
 """
 import collections
-import re
-
 import math
+import re
 
 import numpy as np
 
 from cnnlite import initializers
+from cnnlite.engine.plan import Step
 
 _NAME_UIDS = collections.defaultdict(int)
 
@@ -81,8 +83,6 @@ class Layer:
         self.built = False
         self._weights = []          # live float32 arrays, kernel then bias
         self._weight_names = []
-        self.grads = []
-        self._cache = None
         self._rng = None            # the model's initialiser generator while it builds this layer
         self._build_input_shape = None
         self._initial_weights = kwargs.get("weights")
@@ -218,10 +218,16 @@ class Layer:
         return int(sum(w.size for w in self._weights))
 
     # ----- running ----------------------------------------------------------------------------------------------
-    def forward(self, x, training=False, logits=False):
+    def plan_step(self, input_shape, settings=None):
+        """This layer's Step for batches of `input_shape` (subclasses with kernels say which they run)."""
+        return Step(self, input_shape, self.compute_output_shape(input_shape))
+
+    def forward(self, x, step, training=False):
+        """(y, cache) for batch `x` as `step` says; cache is None when not training."""
         raise NotImplementedError
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, dy, cache, step):
+        """(dx or None when step.need_dx is False, grads in get_weights() order) from forward's cache."""
         raise NotImplementedError
 
     def __call__(self, inputs, training=False):
@@ -232,8 +238,9 @@ class Layer:
         x = np.ascontiguousarray(inputs, dtype=np.float32)
         if x.ndim < 1:
             raise ValueError(f"Layer {self.name!r} expects a batch of inputs, received a scalar")
-        self._build_for((None,) + x.shape[1:])
-        return self.forward(x, training=bool(training))
+        input_shape = (None,) + x.shape[1:]
+        self._build_for(input_shape)
+        return self.forward(x, self.plan_step(input_shape), training=bool(training))[0]
 
     # ----- configuration ----------------------------------------------------------------------------------------
     def get_config(self):

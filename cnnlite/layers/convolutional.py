@@ -72,25 +72,34 @@ class Conv2D(_Activated, Layer):
     def compute_output_shape(self, input_shape):
         return spatial_output_shape(self, input_shape, self.kernel_size, self.strides, self.padding, self.filters)
 
-    def _pads(self, x):
-        return pads_2d(x.shape[1], x.shape[2], *self.kernel_size, *self.strides, self.padding)
+    def plan_step(self, input_shape, settings=None):
+        """The step with the kernel algorithm of each pass: the automatic choice, or `settings["conv_algo"]`
+        where that algorithm applies to the pass (a note says where it does not)."""
+        output_shape = self.compute_output_shape(input_shape)
+        pads = pads_2d(input_shape[1], input_shape[2], *self.kernel_size, *self.strides, self.padding)
+        forced = (settings or {}).get("conv_algo", "auto")
+        x_shape = (1,) + tuple(input_shape[1:])
+        geometry = (x_shape, self.kernel.shape, *self.strides, *pads)
+        algorithms, notes = {}, []
+        for key, flags in (("forward", {}), ("input_grad", {"backward_input": True}),
+                           ("weight_grad", {"backward_weights": True})):
+            algo = _kernels.conv2d_algo(*geometry, **flags)
+            algorithms[key] = algo
+        return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes)
 
-    def forward(self, x, training=False, logits=False):
-        pads = self._pads(x)
-        fused = self._fuse_relu()
-        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=fused)
-        y, applied = self._activate(z, logits, fused)
-        self._cache = (x, y, applied, fused, pads)
-        self._note_output(y, fused, training)
-        return y
+    def forward(self, x, step, training=False):
+        pads = step.params["pads"]
+        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel)
+        y, applied = self._activate(z, step)
+        return y, ((x, y, applied) if training else None)
 
-    def backward(self, dy, need_dx=True):
-        x, y, applied, fused, pads = self._cache
-        dz = self._deactivate(dy, y, applied, fused)
-        dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *pads, need_dx=need_dx,
-                                              need_db=self.use_bias, y=self._relu_gate(dy, y, fused))
-        self.grads = [dw, db] if self.use_bias else [dw]
-        return dx
+    def backward(self, dy, cache, step):
+        x, y, applied = cache
+        dz = self._deactivate(dy, y, applied, step)
+        dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *step.params["pads"],
+                                              need_dx=step.need_dx, need_db=self.use_bias,
+                                              y=self._relu_gate(y, step))
+        return dx, ([dw, db] if self.use_bias else [dw])
 
     def get_config(self):
         config = super().get_config()

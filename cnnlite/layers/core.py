@@ -1,10 +1,10 @@
 """Dense, Activation, Flatten, Dropout, InputLayer and Input."""
 import math
-import weakref
 
 import numpy as np
 
 from cnnlite import _kernels, activations, initializers
+from cnnlite.engine.plan import Step
 from cnnlite.layers.base import Layer, check_bool, check_positive_int, check_unsupported, _shape_tuple
 
 
@@ -12,24 +12,12 @@ def _flat2d(a, width):
     return a if a.ndim == 2 else a.reshape(-1, width)
 
 
-# The output of the latest training forward pass of a Dense/Conv2D with a fused ReLU, and that layer, both held weakly:
-# a MaxPooling2D applied straight to that very array folds the ReLU's backward into its own (see relu_producer_of).
-_last_relu_output = (lambda: None, lambda: None)
-
-
-def relu_producer_of(x):
-    """The Dense/Conv2D whose fused-ReLU output (latest training forward pass) is the array `x` itself, else None."""
-    y_ref, layer_ref = _last_relu_output
-    return layer_ref() if x is not None and y_ref() is x else None
-
-
 class _Activated:
-    """Mixin for layers ending in an activation: applies it, or skips a softmax when the model asks for logits.
+    """Mixin for layers ending in an activation (Dense, Conv2D, Activation).
 
-    Dense and Conv2D ask their kernel for a ReLU fused into its store (`_fuse_relu()`) and hand `y` back to their
-    backward kernel, which masks `dy` itself; `_activate(..., fused=True)` and `_deactivate(..., fused=True)` then
-    leave the arrays as they are. A MaxPooling2D fed by such a layer may mask the gradient already: it hands the
-    masked array over with `_accept_premasked`, and `_relu_gate` then tells the kernel not to mask again.
+    A ReLU runs inside the Dense/Conv2D kernels (`Step.relu_in_kernel`): fused into the forward store, and in
+    backward the gradient kernel masks `dy` by the output itself — unless the plan folded that mask into the next
+    max-pool (`Step.mask_relu` False). A softmax is left out when the plan hands it to the loss (`Step.logits`).
     """
 
     def _init_weighted(self, owner, activation, use_bias, kernel_initializer, bias_initializer, **unsupported):
@@ -41,41 +29,30 @@ class _Activated:
         self.bias_initializer = initializers.get(bias_initializer)
         check_unsupported(owner, **unsupported)
 
-    def _fuse_relu(self):
-        return self.activation is activations.relu
+    def _activated_step(self, input_shape, output_shape, algorithms, kernel_relu=True, params=None, notes=()):
+        relu = kernel_relu and self.activation is activations.relu
+        if relu:
+            epilogue = "bias+relu" if self.use_bias else "relu"
+        else:
+            epilogue = "bias" if getattr(self, "use_bias", False) else None
+        return Step(self, input_shape, output_shape, algorithms, relu_in_kernel=relu, epilogue=epilogue,
+                    ends_in_softmax=self.activation is activations.softmax, params=params, notes=notes)
 
-    def _note_output(self, y, fused, training):
-        """Called by forward: registers a training pass's fused-ReLU output for relu_producer_of."""
-        global _last_relu_output
-        self._relu_output = y if fused and training else None
-        self._premasked = None
-        if self._relu_output is not None:
-            _last_relu_output = (weakref.ref(y), weakref.ref(self))
-
-    def _accept_premasked(self, dy, y):
-        """The next layer computed `dy` with this layer's ReLU backward (mask y > 0) already applied."""
-        self._premasked = (dy, y)
-
-    def _relu_gate(self, dy, y, fused):
-        """The `y` to hand the backward kernel: None unless fused, and None when `dy` is the very array the next
-        layer masked for this layer's latest training output."""
-        premasked, self._premasked = getattr(self, "_premasked", None), None
-        if not fused:
-            return None
-        output = getattr(self, "_relu_output", None)
-        if premasked is not None and output is not None and premasked[0] is dy and premasked[1] is output:
-            return None
-        return y
-
-    def _activate(self, z, logits, fused=False):
-        if fused:
+    def _activate(self, z, step):
+        """(output, whether the activation was applied here)."""
+        if step.relu_in_kernel:
             return z, True
-        if logits and self.activation is activations.softmax:
+        if step.logits:
             return z, False
         return self.activation(z), True
 
-    def _deactivate(self, dy, y, applied, fused=False):
-        return self.activation.backward(dy, y) if applied and not fused else dy
+    def _deactivate(self, dy, y, applied, step):
+        return self.activation.backward(dy, y) if applied and not step.relu_in_kernel else dy
+
+    @staticmethod
+    def _relu_gate(y, step):
+        """The output to hand the backward kernel for its ReLU mask, or None when it must not mask."""
+        return y if step.relu_in_kernel and step.mask_relu else None
 
 
 class Dense(_Activated, Layer):
@@ -113,25 +90,26 @@ class Dense(_Activated, Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, x, training=False, logits=False):
-        x2 = _flat2d(x, self.kernel.shape[0])
-        fused = self._fuse_relu()
-        z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=fused)
-        y, applied = self._activate(z, logits, fused)
-        self._cache = (x2, y, applied, fused, x.shape)
-        out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
-        self._note_output(out, fused, training)
-        return out
+    def plan_step(self, input_shape, settings=None):
+        return self._activated_step(input_shape, self.compute_output_shape(input_shape),
+                                    {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"})
 
-    def backward(self, dy, need_dx=True):
-        x2, y, applied, fused, x_shape = self._cache
-        gate = self._relu_gate(dy, y, fused)
-        dz = self._deactivate(_flat2d(dy, self.units), y, applied, fused)
-        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=need_dx, need_db=self.use_bias, y=gate)
-        self.grads = [dw, db] if self.use_bias else [dw]
+    def forward(self, x, step, training=False):
+        x2 = _flat2d(x, self.kernel.shape[0])
+        z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
+        y, applied = self._activate(z, step)
+        out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+        return out, ((x2, y, applied, x.shape) if training else None)
+
+    def backward(self, dy, cache, step):
+        x2, y, applied, x_shape = cache
+        dz = self._deactivate(_flat2d(dy, self.units), y, applied, step)
+        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=step.need_dx, need_db=self.use_bias,
+                                             y=self._relu_gate(y, step))
+        grads = [dw, db] if self.use_bias else [dw]
         if dx is None:
-            return None
-        return dx if len(x_shape) == 2 else dx.reshape(x_shape)
+            return None, grads
+        return (dx if len(x_shape) == 2 else dx.reshape(x_shape)), grads
 
     def get_config(self):
         config = super().get_config()
@@ -148,15 +126,16 @@ class Activation(_Activated, Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def forward(self, x, training=False, logits=False):
-        y, applied = self._activate(x, logits)
-        self._cache = (y, applied)
-        return y
+    def plan_step(self, input_shape, settings=None):
+        return self._activated_step(input_shape, input_shape, None, kernel_relu=False)
 
-    def backward(self, dy, need_dx=True):
-        y, applied = self._cache
-        self.grads = []
-        return self._deactivate(dy, y, applied) if need_dx else None
+    def forward(self, x, step, training=False):
+        y, applied = self._activate(x, step)
+        return y, ((y, applied) if training else None)
+
+    def backward(self, dy, cache, step):
+        y, applied = cache
+        return (self._deactivate(dy, y, applied, step) if step.need_dx else None), []
 
     def get_config(self):
         config = super().get_config()
@@ -186,13 +165,11 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], math.prod(input_shape[1:]))  # Python ints: np.prod wraps around silently
 
-    def forward(self, x, training=False, logits=False):
-        self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+    def forward(self, x, step, training=False):
+        return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, dy, need_dx=True):
-        self.grads = []
-        return dy.reshape(self._cache) if need_dx else None
+    def backward(self, dy, cache, step):
+        return (dy.reshape(cache) if step.need_dx else None), []
 
     def get_config(self):
         config = super().get_config()
@@ -234,31 +211,27 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: noise_shape {self.noise_shape} does not broadcast to input shape {x.shape}")
         return shape
 
-    def forward(self, x, training=False, logits=False):
+    def forward(self, x, step, training=False):
         if not training or self.rate == 0.0:
-            self._cache = None
-            return x
+            return x, None
         if self._seed_value is None:
             self._seed_value = self._draw_seed()
         self._step += 1
         if self.noise_shape is None:
-            self._cache = ("elementwise", self._step)
-            return _kernels.dropout_forward(x, self.rate, self._seed_value, self._step)
+            return _kernels.dropout_forward(x, self.rate, self._seed_value, self._step), ("elementwise", self._step)
         ones = np.ones(self._resolved_noise_shape(x), np.float32)
         mask = _kernels.dropout_forward(ones, self.rate, self._seed_value, self._step)
-        self._cache = ("broadcast", mask)
-        return np.multiply(x, mask, dtype=np.float32)
+        return np.multiply(x, mask, dtype=np.float32), ("broadcast", mask)
 
-    def backward(self, dy, need_dx=True):
-        self.grads = []
-        if not need_dx:
-            return None
-        if self._cache is None:
-            return dy
-        kind, value = self._cache
+    def backward(self, dy, cache, step):
+        if not step.need_dx:
+            return None, []
+        if cache is None:
+            return dy, []
+        kind, value = cache
         if kind == "elementwise":
-            return _kernels.dropout_backward(dy, self.rate, self._seed_value, value)
-        return np.multiply(dy, value, dtype=np.float32)
+            return _kernels.dropout_backward(dy, self.rate, self._seed_value, value), []
+        return np.multiply(dy, value, dtype=np.float32), []
 
     def get_config(self):
         config = super().get_config()
@@ -295,12 +268,11 @@ class InputLayer(Layer):
             raise ValueError(f"InputLayer: the shape must have at least one dimension besides the batch, "
                              f"received {self._batch_input_shape}")
 
-    def forward(self, x, training=False, logits=False):
-        return x
+    def forward(self, x, step, training=False):
+        return x, None
 
-    def backward(self, dy, need_dx=True):
-        self.grads = []
-        return dy
+    def backward(self, dy, cache, step):
+        return dy, []
 
     def get_config(self):
         return {"batch_input_shape": list(self._batch_input_shape), "dtype": "float32", "name": self.name}

@@ -3,7 +3,7 @@ from cnnlite import _kernels
 from cnnlite._shapes import normalize_padding, normalize_tuple, pads_2d
 from cnnlite.layers.base import Layer
 from cnnlite.layers.convolutional import check_channels_last, spatial_output_shape
-from cnnlite.layers.core import relu_producer_of
+from cnnlite.engine.plan import Step
 
 
 class _Pooling2D(Layer):
@@ -24,9 +24,13 @@ class _Pooling2D(Layer):
     def compute_output_shape(self, input_shape):
         return spatial_output_shape(self, input_shape, self.pool_size, self.strides, self.padding, input_shape[3])
 
-    def _window_args(self, x):
-        return (*self.pool_size, *self.strides,
-                *pads_2d(x.shape[1], x.shape[2], *self.pool_size, *self.strides, self.padding))
+    def plan_step(self, input_shape, settings=None):
+        args = (*self.pool_size, *self.strides,
+                *pads_2d(input_shape[1], input_shape[2], *self.pool_size, *self.strides, self.padding))
+        window = "window {}x{}".format(*self.pool_size)
+        return Step(self, input_shape, self.compute_output_shape(input_shape),
+                    {"forward": window, "input_grad": window, "weight_grad": None},
+                    can_fold_relu=isinstance(self, MaxPooling2D), params={"window": args})
 
     def get_config(self):
         config = super().get_config()
@@ -38,44 +42,32 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """Maximum over each `pool_size` window (strides default to `pool_size`)."""
 
-    def forward(self, x, training=False, logits=False):
-        args = self._window_args(x)
-        y, argmax = _kernels.maxpool2d_forward(x, *args)
-        # Input straight from a fused ReLU (Conv2D(..., activation='relu')): remember it, to fold that ReLU's
-        # backward into this one (dy reaches only cells where y > 0) and spare the convolution a pass over its output.
-        producer = relu_producer_of(x) if training else None
-        self._cache = (argmax, x.shape[1], x.shape[2], args, (producer, x, y) if producer is not None else None)
-        return y
+    def forward(self, x, step, training=False):
+        y, argmax = _kernels.maxpool2d_forward(x, *step.params["window"])
+        if not training:
+            return y, None
+        # With the previous layer's ReLU folded in, backward routes gradient only where y > 0.
+        return y, (argmax, x.shape[1], x.shape[2], y if step.fold_previous_relu else None)
 
-    def backward(self, dy, need_dx=True):
-        self.grads = []
-        if not need_dx:
-            return None
-        argmax, h, w, args, relu_source = self._cache
-        if relu_source is None:
-            return _kernels.maxpool2d_backward(dy, argmax, h, w, window=args)
-        producer, x, y = relu_source
-        if producer._relu_output is not x:  # the producer ran forward again since: mask nothing here
-            return _kernels.maxpool2d_backward(dy, argmax, h, w, window=args)
-        dx = _kernels.maxpool2d_backward(dy, argmax, h, w, window=args, y=y)
-        producer._accept_premasked(dx, x)
-        return dx
+    def backward(self, dy, cache, step):
+        if not step.need_dx:
+            return None, []
+        argmax, h, w, gate = cache
+        return _kernels.maxpool2d_backward(dy, argmax, h, w, window=step.params["window"], y=gate), []
 
 
 class AveragePooling2D(_Pooling2D):
     """Mean over each `pool_size` window; with 'same' padding the padded cells are not counted."""
 
-    def forward(self, x, training=False, logits=False):
-        args = self._window_args(x)
-        self._cache = (x.shape[1], x.shape[2], args)
-        return _kernels.avgpool2d_forward(x, *args)
+    def forward(self, x, step, training=False):
+        y = _kernels.avgpool2d_forward(x, *step.params["window"])
+        return y, ((x.shape[1], x.shape[2]) if training else None)
 
-    def backward(self, dy, need_dx=True):
-        self.grads = []
-        if not need_dx:
-            return None
-        h, w, args = self._cache
-        return _kernels.avgpool2d_backward(dy, h, w, *args)
+    def backward(self, dy, cache, step):
+        if not step.need_dx:
+            return None, []
+        h, w = cache
+        return _kernels.avgpool2d_backward(dy, h, w, *step.params["window"]), []
 
 
 MaxPool2D = MaxPooling2D

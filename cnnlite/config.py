@@ -1,0 +1,75 @@
+"""Every switch of cnnlite in one place. Environment variables only set the defaults, read once at import.
+
+| setting | environment variable (default) | what it does |
+|---|---|---|
+| `conv_algo` | `CNNLITE_CONV_ALGO` (`auto`) | forces the convolution algorithm of every pass that it applies to: `auto`, `gemm`, `winograd` or `direct`. Read when a model's execution plan is built (`model.plan` names the choice and says where a forced algorithm does not apply). |
+| `isa` | `CNNLITE_ISA` (the best the CPU has) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. |
+| threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`. |
+| OpenMP spin | `GOMP_SPINCOUNT` (`2000` unless `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is set) | how long idle OpenMP threads spin before sleeping; a short spin keeps one core's latency and degrades gracefully when other programs load the machine. Must be set before the extension loads, so it is read only at import. |
+| allocator | `CNNLITE_MALLOC_TUNING` (`1`) | `0` leaves glibc's mmap/trim thresholds alone (cnnlite/_memory.py says why it raises them). Import time only. |
+| data folder | `CNNLITE_DATA_DIR` (unset) | where `mnist.load_data()` / `fashion_mnist.load_data()` look for local files first; read at each call. |
+| cache home | `CNNLITE_HOME` (`~/.cnnlite`) | where downloaded data sets are cached; read at each call. |
+| mirrors | `CNNLITE_MNIST_MIRRORS`, `CNNLITE_FASHION_MNIST_MIRRORS` | URLs (spaces or commas) replacing the built-in download mirrors; read at each call. |
+
+The settings a plan depends on are read through `plan_settings()`; change them with `set_conv_algo(...)` or, for
+a block of code, `with cnnlite.config.override(conv_algo="gemm"): ...` (thread-local to that block's context).
+"""
+import contextlib
+import contextvars
+import os
+
+CONV_ALGOS = ("auto", "gemm", "winograd", "direct")
+
+
+def _env_choice(name, choices, default):
+    value = os.environ.get(name, "").strip().lower()
+    return value if value in choices else default
+
+
+_DEFAULTS = {"conv_algo": _env_choice("CNNLITE_CONV_ALGO", CONV_ALGOS, "auto")}
+_OVERRIDES = contextvars.ContextVar("cnnlite_config_overrides", default=None)
+
+
+def _check(name, value):
+    if name == "conv_algo":
+        if not isinstance(value, str) or value not in CONV_ALGOS:
+            raise ValueError(f"cnnlite.config: `conv_algo` must be one of {list(CONV_ALGOS)}, "
+                             f"received conv_algo={value!r}")
+        return value
+    raise TypeError(f"cnnlite.config: unknown setting {name!r}; known settings: {sorted(_DEFAULTS)}")
+
+
+def get(name):
+    """The current value of setting `name` (an override of this context, else the process default)."""
+    overrides = _OVERRIDES.get()
+    if overrides and name in overrides:
+        return overrides[name]
+    if name not in _DEFAULTS:
+        raise TypeError(f"cnnlite.config: unknown setting {name!r}; known settings: {sorted(_DEFAULTS)}")
+    return _DEFAULTS[name]
+
+
+def set_conv_algo(name):
+    """Set the process default of `conv_algo`; returns the previous default. Plans built afterwards use it."""
+    previous = _DEFAULTS["conv_algo"]
+    _DEFAULTS["conv_algo"] = _check("conv_algo", name)
+    return previous
+
+
+@contextlib.contextmanager
+def override(**settings):
+    """`with override(conv_algo="gemm"):` — the settings hold for plans built inside the block, in this thread
+    (context) only."""
+    checked = {name: _check(name, value) for name, value in settings.items()}
+    merged = dict(_OVERRIDES.get() or {})
+    merged.update(checked)
+    token = _OVERRIDES.set(merged)
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def plan_settings():
+    """The settings an execution plan depends on, as a dict."""
+    return {name: get(name) for name in _DEFAULTS}

@@ -1,0 +1,240 @@
+"""The execution plan: how a model runs, decided once when it is built and compiled, visible to everyone.
+
+A plan is one `Step` per layer, in model order. Each layer decides its own part (`Layer.plan_step`): the kernel
+algorithm of each pass (forward, input gradient, weight gradient) and what its kernel fuses (bias and ReLU in the
+store). The plan then decides what crosses layers, from the layer sequence alone:
+
+- the ReLU backward of a Dense/Conv2D whose ReLU runs in its kernel is folded into a MaxPooling2D right after it
+  (the pool's backward only routes gradient to cells whose output is > 0, which is that mask: the producer's
+  backward kernel then skips it);
+- a final softmax is folded into the loss when the loss can fuse it (softmax + cross-entropy in one kernel);
+- the first step computes no input gradient.
+
+Running a plan keeps everything per call in the call: `forward` returns the outputs and a `Tape` of what each step
+needs for its backward, `backward` takes that tape. Nothing is stored on layers or in module globals between the
+two, so several threads may run inference on one model at once, and two models train side by side with their fused
+paths on. The `timer` handed to `forward`/`backward` is the profiler's (cnnlite.profiler); `NULL_TIMER` when off.
+"""
+
+
+class Step:
+    """One layer's part of a plan.
+
+    algorithms: {"forward": name, "input_grad": name or None, "weight_grad": name or None}; None means the pass
+        does not exist for this step (no weights, or no input gradient needed).
+    relu_in_kernel: the layer's ReLU runs inside its kernel (forward store; backward mask by its output).
+    mask_relu: the backward kernel masks the gradient by the output itself (False when the next step folds it).
+    can_fold_relu: this step's backward can apply the previous step's ReLU backward (a max-pool can).
+    fold_previous_relu: this step's backward also applies the previous step's ReLU backward.
+    ends_in_softmax: the layer's activation is softmax (which the loss may take over).
+    logits: the layer leaves out its softmax, which the loss applies (fused).
+    need_dx: the backward computes the input gradient (False for the first step).
+    params: the layer's own precomputed call arguments (e.g. pads), fixed by the input shape.
+    notes: explanations of choices that differ from a request (e.g. a forced algorithm that does not apply).
+    """
+
+    __slots__ = ("layer", "index", "input_shape", "output_shape", "algorithms", "relu_in_kernel", "mask_relu",
+                 "can_fold_relu", "fold_previous_relu", "ends_in_softmax", "logits", "need_dx", "params", "notes",
+                 "epilogue")
+
+    def __init__(self, layer, input_shape, output_shape, algorithms=None, relu_in_kernel=False, epilogue=None,
+                 can_fold_relu=False, ends_in_softmax=False, params=None, notes=()):
+        self.layer = layer
+        self.index = 0
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(output_shape)
+        self.algorithms = dict(algorithms or {"forward": None, "input_grad": None, "weight_grad": None})
+        self.relu_in_kernel = relu_in_kernel
+        self.mask_relu = relu_in_kernel
+        self.epilogue = epilogue
+        self.can_fold_relu = can_fold_relu
+        self.fold_previous_relu = False
+        self.ends_in_softmax = ends_in_softmax
+        self.logits = False
+        self.need_dx = True
+        self.params = dict(params or {})
+        self.notes = list(notes)
+
+    @property
+    def name(self):
+        return self.layer.name
+
+    @property
+    def kind(self):
+        return type(self.layer).__name__
+
+    @property
+    def fusions(self):
+        """What this step fuses, in words (empty when nothing)."""
+        out = []
+        if self.epilogue:
+            out.append(f"{self.epilogue} in the {self.algorithms.get('forward') or 'kernel'} store")
+        if self.relu_in_kernel and not self.mask_relu:
+            out.append("relu backward folded into the next max-pool")
+        elif self.relu_in_kernel:
+            out.append("relu backward in the gradient kernels")
+        if self.fold_previous_relu:
+            out.append("applies the previous layer's relu backward")
+        if self.logits:
+            out.append("softmax folded into the loss")
+        return out
+
+    def copy(self):
+        twin = Step.__new__(Step)
+        for name in Step.__slots__:
+            value = getattr(self, name)
+            setattr(twin, name, dict(value) if isinstance(value, dict) else list(value)
+                    if isinstance(value, list) else value)
+        return twin
+
+    def as_dict(self):
+        return {"index": self.index, "name": self.name, "type": self.kind, "input_shape": self.input_shape,
+                "output_shape": self.output_shape, "algorithms": dict(self.algorithms), "fusions": self.fusions,
+                "need_dx": self.need_dx, "notes": list(self.notes)}
+
+    def summary(self):
+        """One short line: the algorithms of the passes that run, then the fusions."""
+        passes = [self.algorithms.get(p) or "-" for p in ("forward", "input_grad", "weight_grad")]
+        if not self.need_dx:
+            passes[1] = "-"
+        text = "/".join(passes) if any(p != "-" for p in passes) else "-"
+        return "; ".join([text] + self.fusions + self.notes)
+
+    def __repr__(self):
+        return f"<Step {self.index} {self.name} ({self.kind}): {self.summary()}>"
+
+
+class Tape:
+    """What one training forward pass kept for its backward: one cache per step, in step order."""
+    __slots__ = ("caches",)
+
+    def __init__(self, n):
+        self.caches = [None] * n
+
+
+class _NullTimer:
+    """The timer of an unprofiled call: every method does nothing."""
+    __slots__ = ()
+    active = False
+
+    @staticmethod
+    def clock():
+        return 0.0
+
+    def step(self, step, backward, t0):
+        pass
+
+    def op(self, name, kind, t0):
+        pass
+
+    def wall(self, t0, steps, samples):
+        return 0.0
+
+
+NULL_TIMER = _NullTimer()
+
+
+class ExecutionPlan:
+    """The steps of a model, the loss they feed and how the two meet. Built by `build_plan`."""
+
+    def __init__(self, model_name, steps, loss_name=None, loss_fused=False, settings=None):
+        self.model_name = model_name
+        self.steps = steps
+        self.loss_name = loss_name
+        self.loss_fused = loss_fused
+        self.settings = dict(settings or {})
+        # predict and model(x) want the model's own output, softmax included: the same steps, the last one
+        # keeping its activation.
+        self._output_steps = steps
+        if loss_fused:
+            last = steps[-1].copy()
+            last.logits = False
+            self._output_steps = steps[:-1] + [last]
+
+    # ----- running ----------------------------------------------------------------------------------------------
+    def forward(self, x, training, timer=NULL_TIMER, to_loss=False):
+        """The model's output for batch `x` (its pre-softmax values when `to_loss` and the loss takes over the
+        softmax), and the Tape its backward needs (None when not training)."""
+        tape = Tape(len(self.steps)) if training else None
+        h = x
+        clock = timer.clock
+        for step in (self.steps if to_loss else self._output_steps):
+            t0 = clock()
+            h, cache = step.layer.forward(h, step, training)
+            timer.step(step, False, t0)
+            if tape is not None:
+                tape.caches[step.index] = cache
+        return h, tape
+
+    def backward(self, dout, tape, timer=NULL_TIMER):
+        """(d(input) or None, gradients of every step in step order, each a list in its layer's weights order).
+        d(input) is computed only by a plan built with input_grad=True."""
+        grads = [None] * len(self.steps)
+        d = dout
+        clock = timer.clock
+        for step in reversed(self.steps):
+            t0 = clock()
+            d, grads[step.index] = step.layer.backward(d, tape.caches[step.index], step)
+            timer.step(step, True, t0)
+            tape.caches[step.index] = None  # free activations as soon as they are used
+        return d, grads
+
+    # ----- looking at it ----------------------------------------------------------------------------------------
+    def as_dict(self):
+        return {"model": self.model_name, "loss": self.loss_name, "loss_fused_with_softmax": self.loss_fused,
+                "settings": dict(self.settings), "steps": [s.as_dict() for s in self.steps]}
+
+    def table(self):
+        headers = ("#", "Step (type)", "Output shape", "Forward", "Input grad", "Weight grad", "Fusions / notes")
+        rows = []
+        for s in self.steps:
+            a = s.algorithms
+            rows.append((str(s.index), f"{s.name} ({s.kind})", str(s.output_shape), a.get("forward") or "-",
+                         (a.get("input_grad") or "-") if s.need_dx else "- (not needed)", a.get("weight_grad") or "-",
+                         "; ".join(s.fusions + s.notes) or "-"))
+        if self.loss_name is not None:
+            rows.append(("", "loss", "", "fused softmax + cross-entropy" if self.loss_fused else self.loss_name,
+                         "", "", ""))
+        widths = [max(len(r[i]) for r in rows + [headers]) for i in range(len(headers))]
+
+        def render(cells):
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        rule = "-" * max(len(render(headers)), 40)
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        head = f'Execution plan of "{self.model_name}"' + (f" ({settings})" if settings else "")
+        return "\n".join([head, rule, render(headers), rule] + [render(r) for r in rows] + [rule])
+
+    def __str__(self):
+        return self.table()
+
+    def __repr__(self):
+        return f"<ExecutionPlan {self.model_name!r}: {len(self.steps)} steps>"
+
+
+def build_plan(model_name, layers, input_shape, loss=None, settings=None, input_grad=False):
+    """The plan for `layers` (built, in order) fed batches of `input_shape`, ending in `loss` (or None).
+    `input_grad=True` makes the first step compute the gradient of its input too (a model never needs it)."""
+    settings = dict(settings or {})
+    steps = []
+    shape = tuple(input_shape)
+    for i, layer in enumerate(layers):
+        step = layer.plan_step(shape, settings)
+        step.index = i
+        steps.append(step)
+        shape = step.output_shape
+    if steps and not input_grad:
+        steps[0].need_dx = False
+        if steps[0].algorithms.get("input_grad") is not None:
+            steps[0].algorithms["input_grad"] = None
+    for before, after in zip(steps, steps[1:]):
+        if before.relu_in_kernel and after.can_fold_relu:
+            before.mask_relu = False
+            after.fold_previous_relu = True
+    loss_fused = False
+    if steps and steps[-1].ends_in_softmax and loss is not None and loss.fusable_with_softmax \
+            and not loss.from_logits:
+        steps[-1].logits = True
+        loss_fused = True
+    loss_name = None if loss is None else loss.name
+    return ExecutionPlan(model_name, steps, loss_name, loss_fused, settings)
