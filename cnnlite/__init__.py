@@ -4,16 +4,14 @@ The chapter's Keras code runs with `keras` replaced by `cnnlite`: cnnlite.models
 cnnlite.optimizers, cnnlite.losses, cnnlite.metrics, cnnlite.callbacks, cnnlite.utils, cnnlite.datasets,
 cnnlite.Input.
 """
-import os as _os
+from cnnlite import config  # first: it sets the OpenMP and allocator defaults the extension must load with
 
-# GNU OpenMP spins for ~300k iterations at every barrier before sleeping. On a machine whose cores are also busy
-# with other work, two spinning threads starve each other and a 1 ms kernel takes 40 ms; a short spin keeps the
-# idle-machine latency and degrades gracefully under load. Must be set before the extension loads libgomp; users
-# who set either variable themselves keep their choice.
-if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["GOMP_SPINCOUNT"] = "2000"
-
-from cnnlite import _memory  # noqa: F401  (allocator thresholds: see cnnlite/_memory.py)
+try:
+    import cnnlite._kernels  # noqa: F401  (the compiled extension)
+except ModuleNotFoundError as _error:
+    if _error.name != "cnnlite._kernels":
+        raise
+    raise ImportError(config.missing_extension_message(__file__)) from None
 from cnnlite._kernels import get_num_threads, set_num_threads, has_openmp
 from cnnlite import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, optimizers,
                      utils)

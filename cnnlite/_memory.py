@@ -5,7 +5,7 @@ of 10-75 MB each batch. glibc serves blocks that large with a fresh mmap and unm
 pays for page faults and for the kernel zeroing every page again: measured at about 40% of the CPU time of a CNN
 training step. Raising glibc's mmap and trim thresholds keeps such blocks in the heap, so the next batch reuses
 them without faults (the process keeps its peak memory instead of shrinking between batches).
-Set CNNLITE_MALLOC_TUNING=0 before importing cnnlite to leave the allocator alone.
+Applied by cnnlite.config at import; CNNLITE_MALLOC_TUNING=0 before importing cnnlite leaves the allocator alone.
 """
 import ctypes
 import os
@@ -32,6 +32,3 @@ def tune_malloc():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-MALLOC_TUNED = tune_malloc()

@@ -18,6 +18,16 @@ import contextlib
 import contextvars
 import os
 
+from cnnlite import _memory
+
+# GNU OpenMP spins for ~300k iterations at every barrier before sleeping. On a machine whose cores are also busy with
+# other work, two spinning threads starve each other and a 1 ms kernel takes 40 ms; a short spin keeps the idle
+# machine's latency and degrades gracefully under load. Only a default: it must be in the environment before the
+# extension loads libgomp, and a user who set either variable keeps the choice.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "2000"
+MALLOC_TUNED = _memory.tune_malloc()  # CNNLITE_MALLOC_TUNING=0 leaves the allocator alone
+
 CONV_ALGOS = ("auto", "gemm", "winograd", "direct")
 
 
@@ -68,6 +78,20 @@ def override(**settings):
         yield
     finally:
         _OVERRIDES.reset(token)
+
+
+def missing_extension_message(package_init):
+    """What to say when cnnlite/_kernels (the compiled extension) cannot be imported."""
+    package = os.path.dirname(os.path.abspath(package_init))
+    root = os.path.dirname(package)
+    if os.path.exists(os.path.join(root, "CMakeLists.txt")) and os.path.isdir(os.path.join(root, "cpp")):
+        return (f"cnnlite's compiled extension (cnnlite._kernels) is missing: Python is importing cnnlite from its "
+                f"source checkout {root}, which has not been built. Either run from outside the checkout (e.g. "
+                f"`cd ~`) to use the cnnlite that `pip install .` installed, or build the extension in place with "
+                f"`dev/build.sh` (from {root}; needs cmake, ninja and Cython) and run from the checkout.")
+    return (f"cnnlite's compiled extension (cnnlite._kernels) is missing from {package}: the installation is "
+            f"incomplete; reinstall with `pip install --force-reinstall cnnlite` (or `pip install .` from a source "
+            f"checkout).")
 
 
 def plan_settings():

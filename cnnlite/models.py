@@ -190,10 +190,13 @@ class Sequential(_TrainingModel):
         self._require_built("count_params()")
         return int(sum(layer.count_params() for layer in self._layers))
 
-    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs):
-        """Print a Keras-style table: layer name and type, output shape, parameter count, totals."""
+    def summary(self, line_length=None, positions=None, print_fn=None, show_plan=False, **kwargs):
+        """Print a Keras-style table: layer name and type, output shape, parameter count, totals; with
+        `show_plan=True` also the execution plan (the algorithm of each pass and the fusions; `model.plan`)."""
         self._require_built("summary()")
         print_summary(self, line_length, positions, print_fn)
+        if show_plan:
+            (print_fn or print)(self.plan.table())
 
     # ----- configuration and persistence ------------------------------------------------------------------------
     def get_config(self):

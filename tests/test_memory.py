@@ -97,7 +97,7 @@ def test_rss_stays_flat_over_many_kernel_calls_including_failed_ones():
 
 FAULT_SCRIPT = """
 import resource, numpy as np, cnnlite
-from cnnlite import _memory
+from cnnlite import config
 x = np.ones((1000, 24, 24, 32), np.float32)          # 74 MB, like a conv activation of the chapter's CNN
 cnnlite._kernels.relu_forward(x)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -105,7 +105,7 @@ for _ in range(5):
     y = cnnlite._kernels.relu_forward(x)
     del y
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(_memory.MALLOC_TUNED, faults)
+print(config.MALLOC_TUNED, faults)
 """
 
 

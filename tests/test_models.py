@@ -63,6 +63,23 @@ def test_summary_of_cnn_and_print_fn():
     assert "(MaxPooling" in text   # a long name+type wraps onto the next line rather than being cut
 
 
+def test_summary_shows_the_plan_on_request():
+    model = chapter_cnn()
+    model.compile("adam", "categorical_crossentropy", ["accuracy"])
+    lines = []
+    model.summary(print_fn=lines.append, show_plan=True)
+    text = "\n".join(lines)
+    assert "Total params: 229,514" in text and text.endswith(model.plan.table())
+    assert 'Execution plan of "' + model.name + '"' in text
+    for step in model.plan.steps:
+        assert any(step.name in line and (step.algorithms["forward"] or "-") in line for line in lines)
+    assert text.count("relu backward folded into the next max-pool") == 2
+    assert "fused softmax + cross-entropy" in text
+    quiet = []
+    model.summary(print_fn=quiet.append)
+    assert "Execution plan" not in "\n".join(quiet)
+
+
 def test_summary_wraps_long_names():
     lines = []
     model = Sequential([Dense(2, input_dim=3, name="a_really_long_layer_name_that_overflows")])
