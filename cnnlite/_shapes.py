@@ -49,7 +49,7 @@ def output_length(size, window, stride, padding):
 
 def same_pads(size, window, stride):
     """TensorFlow 'same' padding along one axis: (before, after)."""
-    out = math.ceil(size / stride)
+    out = output_length(size, window, stride, "same")
     total = max((out - 1) * stride + window - size, 0)
     return total // 2, total - total // 2
 
