@@ -24,12 +24,6 @@ namespace cnnlite {
 
 namespace {
 
-struct Shape {
-  idx n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, oh, ow;
-  idx depth() const { return kh * kw * cin; }
-  idx pixels() const { return oh * ow; }
-};
-
 // A block of CB output channels.
 template <int CB>
 struct Lanes {
@@ -66,7 +60,7 @@ CNNLITE_INLINE void tap_range(idx o, idx stride, idx pad, idx kernel, idx extent
 // acc[p] (p < P) += sum over valid taps of x * k for the output pixels ox0 + p of one output row, whose input rows
 // start at xi (the image) and whose kernel rows are [ky0, ky1). kx0, kx1: the kx range (the same for every p).
 template <int CB, int P>
-CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* xi, const float* k, const Shape& s,
+CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* xi, const float* k, const Conv2dGeometry& s,
                                       idx iy0, idx ky0, idx ky1, idx ox0, idx kx0, idx kx1, idx co0) {
   using L = Lanes<CB>;
   const idx cin = s.cin, row = s.w * cin, xstep = s.sw * cin;
@@ -86,7 +80,7 @@ CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* x
 
 // One output row (image img, row oy), output channels [co0, co0 + CB).
 template <int CB>
-CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float* k, const float* bias, const Shape& s,
+CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float* k, const float* bias, const Conv2dGeometry& s,
                                       idx oy, idx co0, bool relu) {
   using L = Lanes<CB>;
   using V = typename L::V;
@@ -130,7 +124,7 @@ CNNLITE_INLINE void for_channel_blocks(idx cout, Fn fn) {
   for (; co < cout; ++co) fn(co, 1);
 }
 
-CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k, const float* bias, const Shape& s,
+CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s,
                                         idx r0, idx r1, bool relu) {
   for (idx r = r0; r < r1; ++r) {
     const idx img = r / s.oh, oy = r % s.oh;
@@ -151,7 +145,7 @@ CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k
 // part (depth * cout [+ cout]) = the weight (and bias) gradient of images [i0, i1), pixels in order.
 template <int CB>
 CNNLITE_INLINE void weights_block(float* part, float* dbias_part, typename Lanes<CB>::V* acc, const float* dy,
-                                  const float* gate, const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+                                  const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
   using L = Lanes<CB>;
   using V = typename L::V;
   const idx depth = s.depth(), cin = s.cin;
@@ -188,7 +182,7 @@ CNNLITE_INLINE void weights_block(float* part, float* dbias_part, typename Lanes
 // input add x = 0 (exactly the sum without them).
 template <int CB, int D>
 CNNLITE_INLINE void weights_block_fixed(float* part, float* dbias_part, const float* dy, const float* gate,
-                                        const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+                                        const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
   using L = Lanes<CB>;
   using V = typename L::V;
   const idx cin = s.cin;
@@ -238,7 +232,7 @@ CNNLITE_INLINE void weights_block_fixed(float* part, float* dbias_part, const fl
 // Depths with register accumulators: 3x3 kernels over 1-3 channels, 5x5 over 1.
 template <int CB>
 CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc_space, const float* dy,
-                                      const float* gate, const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+                                      const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
   switch (s.depth()) {
     case 9: return weights_block_fixed<CB, 9>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
     case 18: return weights_block_fixed<CB, 18>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
@@ -251,7 +245,7 @@ CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc
 }
 
 CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* acc_space, const float* dy,
-                                         const float* gate, const float* x, const Shape& s, idx i0, idx i1) {
+                                         const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1) {
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
     switch (width) {
       case 16: return weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
@@ -278,9 +272,9 @@ constexpr idx kWaveChunks = 256;
 
 }  // namespace
 
-void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
-                           idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pl, idx oh, idx ow, bool relu) {
-  const Shape s{n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, oh, ow};
+void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s,
+                           bool relu) {
+  const idx n = s.n, cout = s.cout, oh = s.oh, ow = s.ow;
   const idx rows = n * oh;
   if (rows == 0) return;
   // Output rows per task: about kChunkPixels pixels. Every output is computed the same way in any task.
@@ -302,10 +296,8 @@ void conv2d_direct_forward(float* y, const float* x, const float* k, const float
 }
 
 void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                    idx n, idx h, idx w,
-                                    idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pl, idx oh,
-                                    idx ow) {
-  const Shape s{n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, oh, ow};
+                                    const Conv2dGeometry& s) {
+  const idx n = s.n, cout = s.cout;
   const idx depth = s.depth(), dk_size = depth * cout, size = dk_size + cout;
   std::fill(dk, dk + dk_size, 0.0f);
   if (dbias) std::fill(dbias, dbias + cout, 0.0f);

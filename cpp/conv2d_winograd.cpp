@@ -23,11 +23,6 @@ namespace {
 
 constexpr int kTaps = 16;  // 4x4 transformed points per tile
 
-// A 3x3 stride-1 correlation of an (n, h, w, cin) input padded by (pt, pb, pl, pr), cut into 2x2 output tiles.
-struct Plan {
-  idx n, h, w, cin, cout, pt, pl, oh, ow, tiles_y, tiles_x, tiles, block;
-};
-
 // Tiles per block: the block's transformed input (16 x tiles x cin) and products (16 x tiles x cout) take about
 // 512 KiB, so they stay in L2 next to U. Depends on the channel counts only, never on the thread count.
 idx tiles_per_block(idx cin, idx cout) {
@@ -36,14 +31,16 @@ idx tiles_per_block(idx cin, idx cout) {
   return std::max<idx>(24, std::min<idx>(t, 480)) / 24 * 24;
 }
 
-Plan make_plan(idx n, idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
-  Plan p{n, h, w, cin, cout, pt, pl, h + pt + pb - 2, w + pl + pr - 2, 0, 0, 0, 0};
-  p.tiles_y = (p.oh + 1) / 2;
-  p.tiles_x = (p.ow + 1) / 2;
-  p.tiles = n * p.tiles_y * p.tiles_x;
-  p.block = tiles_per_block(cin, cout);
-  return p;
-}
+// A 3x3 stride-1 correlation (geometry g) cut into 2x2 output tiles, in blocks of `block` tiles.
+struct Plan : Conv2dGeometry {
+  idx tiles_y, tiles_x, tiles, block;
+  explicit Plan(const Conv2dGeometry& g)
+      : Conv2dGeometry(g),
+        tiles_y((g.oh + 1) / 2),
+        tiles_x((g.ow + 1) / 2),
+        tiles(g.n * tiles_y * tiles_x),
+        block(tiles_per_block(g.cin, g.cout)) {}
+};
 
 // Walks tiles in order (image, tile row, tile column) from a flat tile index.
 struct TileCursor {
@@ -461,33 +458,34 @@ constexpr idx kGradPartialsBudget = 4 * 1024 * 1024;  // floats
 
 }  // namespace
 
-bool winograd_forward_applies(idx kh, idx kw, idx sh, idx sw) { return kh == 3 && kw == 3 && sh == 1 && sw == 1; }
+bool winograd_forward_applies(const Conv2dGeometry& g) { return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1; }
 
-bool winograd_backward_input_applies(idx kh, idx kw, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
-  return winograd_forward_applies(kh, kw, sh, sw) && pt <= 2 && pb <= 2 && pl <= 2 && pr <= 2;
+bool winograd_backward_input_applies(const Conv2dGeometry& g) {
+  return winograd_forward_applies(g) && g.pt <= 2 && g.pb <= 2 && g.pl <= 2 && g.pr <= 2;
 }
 
-void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
-                             idx cout, idx pt, idx pb, idx pl, idx pr, bool relu) {
-  const Plan p = make_plan(n, h, w, cin, cout, pt, pb, pl, pr);
+void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
+                             bool relu) {
+  const Plan p(g);
   if (p.tiles == 0) return;
-  const float* up = packed_weights(k, cin, cout, false);
-  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, cout), relu, p);
+  const float* up = packed_weights(k, g.cin, g.cout, false);
+  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, g.cout), relu, p);
 }
 
-void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k, idx n, idx h, idx w,
-                                    idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
-  const idx oh = h + pt + pb - 2, ow = w + pl + pr - 2;
+void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k,
+                                    const Conv2dGeometry& g) {
   // dx = corr(dy padded by 2 - pad, k rotated by 180 degrees with cin and cout swapped): an (oh, ow) input, (h, w) out.
-  const Plan p = make_plan(n, oh, ow, cout, cin, 2 - pt, 2 - pb, 2 - pl, 2 - pr);
+  const Conv2dGeometry t{g.n, g.oh, g.ow, g.cout, 3, 3, g.cin, 1, 1, 2 - g.pt, 2 - g.pb, 2 - g.pl, 2 - g.pr, g.h, g.w};
+  const Plan p(t);
   if (p.tiles == 0) return;
-  const float* up = packed_weights(k, cin, cout, true);
-  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, cin), false, p);
+  const float* up = packed_weights(k, g.cin, g.cout, true);
+  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, g.cin), false, p);
 }
 
-void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x, idx n,
-                                      idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
-  const Plan p = make_plan(n, h, w, cin, cout, pt, pb, pl, pr);
+void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
+                                      const Conv2dGeometry& g) {
+  const Plan p(g);
+  const idx cin = g.cin, cout = g.cout;
   // Per chunk of tiles a partial (du^T (16, cout, cin), db (cout)): each block's 16 products Mg^T V are added to it
   // in block order; the partials are then added to the total in chunk order, wave by wave.
   const idx du_size = kTaps * cin * cout, partial = du_size + cout;

@@ -78,7 +78,7 @@ class Conv2D(_Activated, Layer):
     def forward(self, x, training=False, logits=False):
         pads = self._pads(x)
         fused = self._fuse_relu()
-        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=fused)
+        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=fused, algo=None)
         y, applied = self._activate(z, logits, fused)
         self._cache = (x, y, applied, fused, pads)
         self._note_output(y, fused, training)
@@ -88,7 +88,8 @@ class Conv2D(_Activated, Layer):
         x, y, applied, fused, pads = self._cache
         dz = self._deactivate(dy, y, applied, fused)
         dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *pads, need_dx=need_dx,
-                                              need_db=self.use_bias, y=self._relu_gate(dy, y, fused))
+                                              need_db=self.use_bias, y=self._relu_gate(dy, y, fused),
+                                              algo_input=None, algo_weights=None)
         self.grads = [dw, db] if self.use_bias else [dw]
         return dx
 
