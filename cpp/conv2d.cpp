@@ -12,8 +12,7 @@
 #include "conv2d_direct.h"
 #include "conv2d_winograd.h"
 #include "gemm.h"
-#include "parallel_chunks.h"
-#include "threads.h"
+#include "parallel.h"
 
 // The copy and scatter-add loops below are plain C++; on x86-64 with GCC and glibc they are also compiled for AVX2 and
 // AVX-512 and the best version is picked at load time (function multiversioning).
@@ -166,19 +165,35 @@ void build_indirection(const float** ind, float* patch, const float* zero, const
   }
 }
 
+// Per-thread workspaces (parallel.h), reused across calls.
+struct IndirectionTag;
+struct ColTag;
+struct DcolTag;
+struct TotalTag;
+struct PartialsTag;
+struct DzTag;
 std::vector<const float*>& indirection_workspace() {
-  static thread_local std::vector<const float*> ws;
-  return ws;
+  return thread_workspace<IndirectionTag, std::vector<const float*>>();
 }
+Workspace& col_workspace() { return thread_workspace<ColTag>(); }
+Workspace& dcol_workspace() { return thread_workspace<DcolTag>(); }
+Workspace& total_workspace() { return thread_workspace<TotalTag>(); }
+Workspace& partial_workspace() { return thread_workspace<PartialsTag>(); }
+Workspace& dz_workspace() { return thread_workspace<DzTag>(); }
+
+// cin zeros (at least), for kernel rows that fall into the padding.
+struct Zeros {
+  Workspace ws;
+  idx zeroed = 0;
+};
 const float* zero_workspace(idx cin) {
-  static thread_local Workspace ws;
-  static thread_local idx zeroed = 0;
-  float* z = ws.get(cin);
-  if (zeroed < cin) {
-    std::fill(z, z + cin, 0.0f);
-    zeroed = cin;
+  Zeros& z = thread_workspace<Zeros, Zeros>();
+  float* p = z.ws.get(cin);
+  if (z.zeroed < cin) {
+    std::fill(p, p + cin, 0.0f);
+    z.zeroed = cin;
   }
-  return z;
+  return p;
 }
 
 // sums (cout) = column sums of rows (n, cout), added row by row (a fixed order). Overwrites sums.
@@ -186,93 +201,6 @@ CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __re
   for (idx j = 0; j < cout; ++j) sums[j] = 0.0f;
   for (idx r = 0; r < n; ++r)
     for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
-}
-
-// total[e] += parts[c * stride + e] for c = 0, 1, ... count - 1 in that order, for e in [0, len).
-CNNLITE_VECTOR_CLONES void add_in_order(float* __restrict total, const float* __restrict parts, idx count, idx stride,
-                                        idx len) {
-  for (idx c = 0; c < count; ++c)
-    for (idx e = 0; e < len; ++e) total[e] += parts[c * stride + e];
-}
-
-Workspace& col_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& dcol_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& total_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& partial_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& dz_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-
-int threads_for(idx chunks) {
-  const int nthreads = in_parallel() ? 1 : get_num_threads();
-  // Too few chunks to share out: run them one after the other and let the GEMMs inside use the threads.
-  return chunks < nthreads ? 1 : nthreads;
-}
-
-// Runs body(c) for every chunk c in [0, chunks), in parallel when there are enough chunks.
-template <class Body>
-void for_chunks(idx chunks, Body body) {
-  const int nthreads = threads_for(chunks);
-  if (nthreads <= 1) {
-    for (idx c = 0; c < chunks; ++c) body(c);
-    return;
-  }
-  ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-#endif
-  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
-  error.rethrow();
-}
-
-// Sums per-chunk partials into `total` (size floats, overwritten): body(c, partial) fills chunk c's partial; the
-// partials of a fixed-size wave of chunks are then added to the total element by element in chunk order. Neither
-// the waves nor the order depend on the thread count, so the sums are bitwise reproducible.
-template <class Body>
-void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
-  // Chunks per wave: as many partials as fit in about 4 MiB (fewer barriers), from the sizes alone.
-  const idx wave = std::max<idx>(16, std::min<idx>(256, (1 << 20) / size));
-  constexpr idx kSlice = 1024;  // elements per reduction task
-  std::fill(total, total + size, 0.0f);
-  float* partials = partial_workspace().get(std::min(chunks, wave) * size);
-  const int nthreads = threads_for(chunks);
-  const idx slices = (size + kSlice - 1) / kSlice;
-  for (idx w0 = 0; w0 < chunks; w0 += wave) {
-    const idx w1 = std::min(chunks, w0 + wave);
-    auto reduce_slice = [&](idx s) {
-      const idx e0 = s * kSlice, e1 = std::min(size, e0 + kSlice);
-      add_in_order(total + e0, partials + e0, w1 - w0, size, e1 - e0);
-    };
-    if (nthreads <= 1) {
-      for (idx c = w0; c < w1; ++c) body(c, partials + (c - w0) * size);
-      for (idx s = 0; s < slices; ++s) reduce_slice(s);
-      continue;
-    }
-    ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel num_threads(nthreads)
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (idx c = w0; c < w1; ++c) error.run([&] { body(c, partials + (c - w0) * size); });
-#pragma omp for schedule(static)
-      for (idx s = 0; s < slices; ++s) reduce_slice(s);
-    }
-#endif
-    error.rethrow();
-  }
 }
 
 // y = conv(x, k) + bias [relu] for a checked geometry (see conv2d_forward).
@@ -297,7 +225,7 @@ void forward_impl(float* y, const float* x, const float* k, const float* bias, b
     build_indirection(ind.data(), patch, zero, x, g, r0, r1);
     sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias, relu);
   };
-  for_chunks(chunks, body);
+  parallel_for(chunks, body, enough_chunks(chunks));
 }
 
 // Images per backward chunk (whole images, so col2im of a chunk touches only its own images and threads never write
@@ -326,7 +254,7 @@ void backward_input_gemm(float* dx, const float* dy, const float* k, const float
       col2im(dx, dcol, g, i0, i1);
     }
   };
-  for_chunks(chunks, body);
+  parallel_for(chunks, body, enough_chunks(chunks));
 }
 
 // dk, dbias = the GEMM path's weight gradient for a checked geometry with n > 0 (see conv2d_backward_weights).
@@ -364,8 +292,11 @@ void backward_weights_gemm(float* dk, float* dbias, const float* dy, const float
       sgemm_indirect_t(kh, span, cout, rows, ind.data(), dyc, cout, part, cout);
     }
   };
+  // Chunks per wave: as many partials as fit in about 4 MiB (fewer barriers), from the sizes alone.
+  const idx wave = std::max<idx>(16, std::min<idx>(256, (1 << 20) / partial_size));
   float* total = total_workspace().get(partial_size);
-  sum_over_chunks(chunks, total, partial_size, body);
+  float* partials = partial_workspace().get(std::min(chunks, wave) * partial_size);
+  sum_over_chunks(total, partials, chunks, partial_size, wave, body, enough_chunks(chunks));
   std::copy(total, total + dk_size, dk);
   if (dbias) std::copy(total + dk_size, total + partial_size, dbias);
 }

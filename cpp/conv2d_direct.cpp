@@ -4,8 +4,7 @@
 #include <cstring>
 #include <exception>
 
-#include "parallel_chunks.h"
-#include "threads.h"
+#include "parallel.h"
 
 // The loops below use GCC/Clang vector extensions (one vector = a block of output channels); on x86-64 with GCC and
 // glibc they are also compiled for AVX2 and AVX-512 and the best version is picked at load time.
@@ -44,11 +43,6 @@ struct Lanes {
 
 // Output pixels per forward register block: P accumulators of CB lanes each.
 constexpr idx kPixelBlock = 8;
-
-// Below this many multiply-adds a call runs on one thread: waking the team would cost more than it saves.
-constexpr double kMinParallelWork = 2.0 * 1024 * 1024;
-
-bool run_parallel(double work) { return !in_parallel() && get_num_threads() > 1 && work >= kMinParallelWork; }
 
 // Valid kernel taps along one axis for output coordinate o: [k0, k1) with 0 <= o*stride - pad + k < extent.
 CNNLITE_INLINE void tap_range(idx o, idx stride, idx pad, idx kernel, idx extent, idx& k0, idx& k1) {
@@ -256,14 +250,13 @@ CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* 
   });
 }
 
-Workspace& acc_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& partial_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
+// Per-thread workspaces (parallel.h), reused across calls.
+struct AccTag;
+struct PartialsTag;
+struct TotalTag;
+Workspace& acc_workspace() { return thread_workspace<AccTag>(); }
+Workspace& partial_workspace() { return thread_workspace<PartialsTag>(); }
+Workspace& total_workspace() { return thread_workspace<TotalTag>(); }
 
 // Output pixels per weight-gradient chunk (whole images, fixed by the shape): enough work per chunk, few partials.
 constexpr idx kChunkPixels = 2048;
@@ -285,51 +278,31 @@ void conv2d_direct_forward(float* y, const float* x, const float* k, const float
     const idx r0 = t * rows_per_task;
     forward_rows(y, x, k, bias, s, r0, std::min(rows, r0 + rows_per_task), relu);
   };
-  if (!run_parallel(work) || tasks == 1) {
-    for (idx t = 0; t < tasks; ++t) task(t);
-    return;
-  }
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static)
-  for (idx t = 0; t < tasks; ++t) task(t);
-#endif
+  parallel_for(tasks, task, enough_work(work));
 }
 
 void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
                                     const Conv2dGeometry& s) {
   const idx n = s.n, cout = s.cout;
   const idx depth = s.depth(), dk_size = depth * cout, size = dk_size + cout;
-  std::fill(dk, dk + dk_size, 0.0f);
-  if (dbias) std::fill(dbias, dbias + cout, 0.0f);
-  if (n == 0) return;
+  if (n == 0) {
+    std::fill(dk, dk + dk_size, 0.0f);
+    if (dbias) std::fill(dbias, dbias + cout, 0.0f);
+    return;
+  }
   const idx imgs = std::max<idx>(1, kChunkPixels / s.pixels());
   const idx chunks = (n + imgs - 1) / imgs;
   const double work = static_cast<double>(n) * s.pixels() * cout * depth;
-  const bool parallel = run_parallel(work) && chunks > 1;
+  // Each chunk's partial: its dk (depth x cout) followed by its dbias (cout).
+  float* total = total_workspace().get(size);
   float* partials = partial_workspace().get(std::min(chunks, kWaveChunks) * size);
   auto chunk = [&](idx c, float* part) {
     float* acc = acc_workspace().get(depth * 16);
     weights_chunk(part, part + dk_size, acc, dy, gate, x, s, c * imgs, std::min(n, (c + 1) * imgs));
   };
-  for (idx w0 = 0; w0 < chunks; w0 += kWaveChunks) {
-    const idx w1 = std::min(chunks, w0 + kWaveChunks);
-    if (parallel) {
-      ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-      for (idx c = w0; c < w1; ++c) error.run([&] { chunk(c, partials + (c - w0) * size); });
-      error.rethrow();
-    } else {
-      for (idx c = w0; c < w1; ++c) chunk(c, partials + (c - w0) * size);
-    }
-    for (idx c = w0; c < w1; ++c) {  // in chunk order: the sums do not depend on the thread count
-      const float* part = partials + (c - w0) * size;
-      for (idx e = 0; e < dk_size; ++e) dk[e] += part[e];
-      if (dbias)
-        for (idx e = 0; e < cout; ++e) dbias[e] += part[dk_size + e];
-    }
-  }
+  sum_over_chunks(total, partials, chunks, size, kWaveChunks, chunk, enough_work(work));
+  std::copy(total, total + dk_size, dk);
+  if (dbias) std::copy(total + dk_size, total + size, dbias);
 }
 
 }  // namespace cnnlite

@@ -5,8 +5,7 @@
 #include <type_traits>
 
 #include "gemm.h"
-#include "parallel_chunks.h"
-#include "threads.h"
+#include "parallel.h"
 
 // The transforms are plain C++ loops over channels; on x86-64 with GCC and glibc they are also compiled for AVX2 and
 // AVX-512 and the best version is picked at load time (function multiversioning). They only add and subtract, so
@@ -22,6 +21,9 @@ namespace cnnlite {
 namespace {
 
 constexpr int kTaps = 16;  // 4x4 transformed points per tile
+
+// F(2x2, 3x3)'s weight transform: U = G g G^T; the weight gradient maps back with G^T dU G.
+constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
 // Tiles per block: the block's transformed input (16 x tiles x cin) and products (16 x tiles x cout) take about
 // 512 KiB, so they stay in L2 next to U. Depends on the channel counts only, never on the thread count.
@@ -245,7 +247,7 @@ CNNLITE_WINO_CLONES void transform_outputs(float* y, const float* m, const float
 // u (16, cin', cout') = G g G^T per channel pair, from k (3, 3, cin, cout). Forward: g = k, cin' = cin. Input
 // gradient (rotated): g'[a][b][co][ci] = k[2 - a][2 - b][ci][co], cin' = cout, cout' = cin. Computed in double.
 void transform_weights(float* u, const float* k, idx cin, idx cout, bool rotated) {
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const auto& G = kG;
   const idx in2 = rotated ? cout : cin, out2 = rotated ? cin : cout;
   for (idx ci = 0; ci < cin; ++ci) {
     for (idx co = 0; co < cout; ++co) {
@@ -268,42 +270,21 @@ void transform_weights(float* u, const float* k, idx cin, idx cout, bool rotated
   }
 }
 
-Workspace& weights_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& packed_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& block_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& patch_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& bias_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-
-// The tile blocks [0, chunks) in parallel (fixed blocks, any thread runs any block); rethrows the first error.
-template <class Body>
-void for_blocks(idx chunks, Body body) {
-  const int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (nthreads <= 1 || chunks < 2) {
-    for (idx c = 0; c < chunks; ++c) body(c);
-    return;
-  }
-  ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-#endif
-  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
-  error.rethrow();
-}
+// Per-thread workspaces (parallel.h), reused across calls.
+struct WeightsTag;
+struct PackedTag;
+struct BlockTag;
+struct PatchTag;
+struct BiasTag;
+struct GradPartialsTag;
+struct GradTotalTag;
+Workspace& weights_workspace() { return thread_workspace<WeightsTag>(); }
+Workspace& packed_workspace() { return thread_workspace<PackedTag>(); }
+Workspace& block_workspace() { return thread_workspace<BlockTag>(); }
+Workspace& patch_workspace() { return thread_workspace<PatchTag>(); }
+Workspace& bias_workspace() { return thread_workspace<BiasTag>(); }
+Workspace& grad_partials_workspace() { return thread_workspace<GradPartialsTag>(); }
+Workspace& grad_total_workspace() { return thread_workspace<GradTotalTag>(); }
 
 // y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.
 void winograd_run(float* y, const float* x, const float* gate, const float* up, const float* bias, bool relu,
@@ -321,7 +302,7 @@ void winograd_run(float* y, const float* x, const float* gate, const float* up, 
                    p.cout);
     transform_outputs(y, m, bias, patch, relu, p, t0, t1);
   };
-  for_blocks(chunks, body);
+  parallel_for(chunks, body);
 }
 
 // The packed transformed weights (16 blocks of sgemm_packed_size(cin', cout') floats) in the calling thread's workspace.
@@ -425,7 +406,7 @@ CNNLITE_WINO_CLONES void transform_output_grads(float* mg, float* db, const floa
 // dk[a][b][ci][co] = (G^T du G)[a][b], du (16, cout, cin) the gradient with respect to U = G g G^T, transposed.
 // In double.
 void untransform_weight_grads(float* dk, const float* du, idx cin, idx cout) {
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const auto& G = kG;
   const idx plane = cin * cout;
   for (idx e = 0; e < plane; ++e) {
     const idx ci = e / cout, co = e % cout;
@@ -439,15 +420,6 @@ void untransform_weight_grads(float* dk, const float* du, idx cin, idx cout) {
         dk[(a * 3 + b) * plane + e] = static_cast<float>(s);
       }
   }
-}
-
-Workspace& grad_partials_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& grad_total_workspace() {
-  static thread_local Workspace ws;
-  return ws;
 }
 
 // Tile blocks per weight-gradient chunk: fixed, so the sums' order never depends on the threads. Chunks per wave: up
@@ -491,39 +463,29 @@ void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, 
   const idx du_size = kTaps * cin * cout, partial = du_size + cout;
   const idx blocks = (p.tiles + p.block - 1) / p.block;
   const idx chunks = (blocks + kBlocksPerGradChunk - 1) / kBlocksPerGradChunk;
-  float* total = grad_total_workspace().get(partial);
-  std::fill(total, total + partial, 0.0f);
   const idx wave = std::max<idx>(1, std::min(kGradChunksPerWave, kGradPartialsBudget / partial));
+  float* total = grad_total_workspace().get(partial);
   float* parts = grad_partials_workspace().get(std::min(chunks, wave) * partial);
-  for (idx w0 = 0; w0 < chunks; w0 += wave) {
-    const idx w1 = std::min(chunks, w0 + wave);
-    auto body = [&](idx c) {
-      c += w0;
-      float* part = parts + (c - w0) * partial;
-      float* db = part + du_size;
-      std::fill(db, db + cout, 0.0f);
-      float* v = block_workspace().get(kTaps * p.block * (cin + cout));
-      float* mg = v + kTaps * p.block * cin;
-      float* patch = patch_workspace().get(kTaps * std::max(cin, cout));
-      const idx b1 = std::min(blocks, (c + 1) * kBlocksPerGradChunk);
-      for (idx b = c * kBlocksPerGradChunk; b < b1; ++b) {
-        const idx t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
-        transform_inputs(v, x, nullptr, patch, p, t0, t1);
-        transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
-        const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
-        // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
-        // (measured: conv2's weight gradient 19.6 -> 17.2 ms, conv3's 11.1 -> 9.5 ms at batch 400, 1 thread).
-        for (int q = 0; q < kTaps; ++q)
-          sgemm(true, false, cout, cin, t1 - t0, 1.0f, mg + q * p.block * cout, cout, v + q * p.block * cin, cin, beta,
-                part + q * cin * cout, cin);
-      }
-    };
-    for_blocks(w1 - w0, body);
-    for (idx c = w0; c < w1; ++c) {
-      const float* part = parts + (c - w0) * partial;
-      for (idx e = 0; e < partial; ++e) total[e] += part[e];
+  auto body = [&](idx c, float* part) {
+    float* db = part + du_size;
+    std::fill(db, db + cout, 0.0f);
+    float* v = block_workspace().get(kTaps * p.block * (cin + cout));
+    float* mg = v + kTaps * p.block * cin;
+    float* patch = patch_workspace().get(kTaps * std::max(cin, cout));
+    const idx b1 = std::min(blocks, (c + 1) * kBlocksPerGradChunk);
+    for (idx b = c * kBlocksPerGradChunk; b < b1; ++b) {
+      const idx t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+      transform_inputs(v, x, nullptr, patch, p, t0, t1);
+      transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
+      const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
+      // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
+      // (measured: see BENCHMARKS.md, Winograd section).
+      for (int q = 0; q < kTaps; ++q)
+        sgemm(true, false, cout, cin, t1 - t0, 1.0f, mg + q * p.block * cout, cout, v + q * p.block * cin, cin, beta,
+              part + q * cin * cout, cin);
     }
-  }
+  };
+  sum_over_chunks(total, parts, chunks, partial, wave, body);
   untransform_weight_grads(dk, total, cin, cout);
   if (dbias) std::copy(total + du_size, total + partial, dbias);
 }
