@@ -512,12 +512,10 @@ class ModelCheckpoint(Callback):
         folder = os.path.dirname(filepath)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        from cnnlite import saving
-
         if self.save_weights_only:
-            saving.save_weights(self.model, filepath)
+            self.model.save_weights(filepath)
         else:
-            saving.save_model(self.model, filepath)
+            self.model.save(filepath)
 
 
 class TerminateOnNaN(Callback):

@@ -83,6 +83,10 @@ class Optimizer:
         self._slots.append([np.zeros(w.shape, np.float32) for _ in range(self._slot_count)])
         self._weight_shapes.append(w.shape)
 
+    def variable_shapes(self, weights):
+        """The shapes of the state arrays `build(weights)` would create, in `variables()` order (builds nothing)."""
+        return [tuple(np.shape(w)) for w in weights for _ in range(self._slot_count)]
+
     def variables(self):
         """The optimizer's state arrays: for each weight in build order, its slots (Adam: m, v; SGD with momentum:
         velocity; RMSprop: the mean square)."""

@@ -217,6 +217,19 @@ class Layer:
                              f"You can build it manually via: `layer.build(batch_input_shape)`")
         return int(sum(w.size for w in self._weights))
 
+    # ----- random state -----------------------------------------------------------------------------------------
+    def get_rng_state(self):
+        """The layer's own random state that decides how it trains from here on, as a JSON-able dict, or None for a
+        layer without randomness (the default; Dropout returns `{"seed": ..., "step": ...}`). Weights are not part
+        of it (`get_weights`)."""
+        return None
+
+    def set_rng_state(self, state):
+        """Put back a `get_rng_state()` result. A layer without randomness accepts only None (ValueError else)."""
+        if state is not None:
+            raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) has no random state, so set_rng_state "
+                             f"takes only None, received {state!r}")
+
     # ----- running ----------------------------------------------------------------------------------------------
     def plan_step(self, input_shape, settings=None):
         """This layer's Step for batches of `input_shape` (subclasses with kernels say which they run)."""
