@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from cnnlite._registry import Registry
+
 _TRUNCATED_STD = 0.87962566103423978  # stddev of a unit normal truncated to [-2, 2]
 
 
@@ -237,15 +239,17 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
-_CLASSES = {cls.__name__: cls for cls in (Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal,
-                                          VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform,
-                                          LecunNormal, LecunUniform, Orthogonal, Identity)}
-_ALIASES = {"zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
+REGISTRY = Registry("initializer")
+for _cls in (Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling, GlorotUniform,
+             GlorotNormal, HeNormal, HeUniform, LecunNormal, LecunUniform, Orthogonal, Identity):
+    REGISTRY.register(_cls)
+for _alias, _cls in {"zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
             "random_normal": RandomNormal, "normal": RandomNormal, "random_uniform": RandomUniform,
             "uniform": RandomUniform, "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
             "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
             "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
-            "orthogonal": Orthogonal, "identity": Identity}
+            "orthogonal": Orthogonal, "identity": Identity}.items():
+    REGISTRY.alias(_alias, _cls)
 
 # Keras also exposes the snake-case names as callables: `cnnlite.initializers.glorot_uniform`.
 zeros, ones, constant = Zeros, Ones, Constant
@@ -256,16 +260,11 @@ lecun_normal, lecun_uniform = LecunNormal, LecunUniform
 
 
 def serialize(initializer):
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return REGISTRY.serialize(initializer)
 
 
 def deserialize(config):
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"An initializer config must be a dict with 'class_name' and 'config', received {config!r}")
-    cls = _CLASSES.get(config["class_name"]) or _ALIASES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"Unknown initializer: {config['class_name']!r}. Known: {sorted(_CLASSES)}")
-    return cls.from_config(config.get("config", {}))
+    return REGISTRY.deserialize(config, shown="classes")
 
 
 def get(identifier):
@@ -275,10 +274,7 @@ def get(identifier):
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown initializer: {identifier!r}. Known: {sorted(_ALIASES)}")
-        return cls()
+        return REGISTRY.get(identifier, shown="aliases")()
     if isinstance(identifier, dict):
         return deserialize(identifier)
     raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from cnnlite import _kernels
+from cnnlite._registry import Registry
 
 _ALLOWED_KWARGS = ("lr", "decay", "clipnorm", "clipvalue", "global_clipnorm")
 
@@ -246,21 +247,18 @@ class RMSprop(Optimizer):
         return config
 
 
-_CLASSES = {"Adam": Adam, "SGD": SGD, "RMSprop": RMSprop}
-_BY_NAME = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+REGISTRY = Registry("optimizer")
+for _cls in (Adam, SGD, RMSprop):
+    REGISTRY.register(_cls, aliases=(_cls.__name__.lower(),))
 
 
 def serialize(optimizer):
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return REGISTRY.serialize(optimizer)
 
 
 def deserialize(config):
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"An optimizer config must be a dict with 'class_name' and 'config', received {config!r}")
-    cls = _CLASSES.get(config["class_name"]) or _BY_NAME.get(str(config["class_name"]).lower())
-    if cls is None:
-        raise ValueError(f"Unknown optimizer: {config['class_name']!r}. Known: {sorted(_CLASSES)}")
-    return cls.from_config(dict(config.get("config", {})))
+    """The optimizer `serialize` described; `class_name` is a class name or, in any case, a Keras string name."""
+    return REGISTRY.deserialize(config, shown="classes", fold_case=True)
 
 
 def get(identifier):
@@ -268,13 +266,10 @@ def get(identifier):
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer: {identifier!r}. Supported: {sorted(_BY_NAME)}")
-        return cls()
+        return REGISTRY.get(identifier, which="aliases", label="Supported", fold_case=True)()
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. Use one of {sorted(_BY_NAME)} or "
-                     f"an instance of {sorted(_CLASSES)}")
+    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. Use one of "
+                     f"{REGISTRY.names('aliases')} or an instance of {REGISTRY.names('classes')}")
