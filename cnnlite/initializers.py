@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from cnnlite._registry import Registry
+from cnnlite._validation import check_optional_seed
 
 _TRUNCATED_STD = 0.87962566103423978  # stddev of a unit normal truncated to [-2, 2]
 
@@ -29,12 +30,6 @@ def compute_fans(shape):
 def _check_dtype(dtype):
     if dtype is not None and np.dtype(dtype) != np.float32:
         raise ValueError(f"cnnlite initialisers produce float32 only, received dtype={dtype!r}")
-
-
-def _check_seed(seed, owner):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"{owner}: `seed` must be None or a non-negative int, received seed={seed!r}")
-    return None if seed is None else int(seed)
 
 
 def _truncated_normal(gen, shape, mean, stddev):
@@ -103,7 +98,7 @@ class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         if not stddev >= 0:
             raise ValueError(f"RandomNormal: `stddev` must be >= 0, received stddev={stddev!r}")
-        self.mean, self.stddev, self.seed = float(mean), float(stddev), _check_seed(seed, "RandomNormal")
+        self.mean, self.stddev, self.seed = float(mean), float(stddev), check_optional_seed(seed, "RandomNormal")
 
     def _sample(self, shape, gen):
         return gen.normal(self.mean, self.stddev, shape)
@@ -117,7 +112,7 @@ class RandomUniform(Initializer):
         if not maxval >= minval:
             raise ValueError(f"RandomUniform: `maxval` must be >= `minval`, received minval={minval!r}, "
                              f"maxval={maxval!r}")
-        self.minval, self.maxval, self.seed = float(minval), float(maxval), _check_seed(seed, "RandomUniform")
+        self.minval, self.maxval, self.seed = float(minval), float(maxval), check_optional_seed(seed, "RandomUniform")
 
     def _sample(self, shape, gen):
         return gen.uniform(self.minval, self.maxval, shape)
@@ -130,7 +125,7 @@ class TruncatedNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         if not stddev >= 0:
             raise ValueError(f"TruncatedNormal: `stddev` must be >= 0, received stddev={stddev!r}")
-        self.mean, self.stddev, self.seed = float(mean), float(stddev), _check_seed(seed, "TruncatedNormal")
+        self.mean, self.stddev, self.seed = float(mean), float(stddev), check_optional_seed(seed, "TruncatedNormal")
 
     def _sample(self, shape, gen):
         return _truncated_normal(gen, shape, self.mean, self.stddev)
@@ -154,7 +149,7 @@ class VarianceScaling(Initializer):
         if distribution not in self._DISTRIBUTIONS:
             raise ValueError(f"{name}: `distribution` must be one of {self._DISTRIBUTIONS}, "
                              f"received distribution={distribution!r}")
-        self.scale, self.mode, self.seed = float(scale), mode, _check_seed(seed, name)
+        self.scale, self.mode, self.seed = float(scale), mode, check_optional_seed(seed, name)
         self.distribution = "untruncated_normal" if distribution == "normal" else distribution
 
     def _sample(self, shape, gen):
@@ -209,7 +204,7 @@ class LecunUniform(_Fixed):
 
 class Orthogonal(Initializer):
     def __init__(self, gain=1.0, seed=None):
-        self.gain, self.seed = float(gain), _check_seed(seed, "Orthogonal")
+        self.gain, self.seed = float(gain), check_optional_seed(seed, "Orthogonal")
 
     def _sample(self, shape, gen):
         if len(shape) < 2:

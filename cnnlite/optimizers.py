@@ -10,6 +10,7 @@ import numpy as np
 
 from cnnlite import _kernels
 from cnnlite._registry import Registry
+from cnnlite._validation import check_bool, check_nonneg_int
 
 _ALLOWED_KWARGS = ("lr", "decay", "clipnorm", "clipvalue", "global_clipnorm")
 
@@ -110,9 +111,7 @@ class Optimizer:
             np.copyto(o, a)
 
     def set_iterations(self, iterations):
-        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ValueError(f"iterations must be a non-negative int, received {iterations!r}")
-        self.iterations = int(iterations)
+        self.iterations = check_nonneg_int(iterations, "iterations", f"{type(self).__name__}.set_iterations")
 
     # ----- updates ----------------------------------------------------------------------------------------------
     def apply_gradients(self, grads_and_vars):
@@ -203,9 +202,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
         super().__init__(learning_rate, name, **kwargs)
         self.momentum = _number(momentum, "momentum", "SGD", 0.0, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise ValueError(f"SGD: `nesterov` must be a bool, received nesterov={nesterov!r}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov", "SGD")
 
     @property
     def _slot_count(self):

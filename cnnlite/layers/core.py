@@ -4,9 +4,9 @@ import math
 import numpy as np
 
 from cnnlite import _kernels, activations, initializers
-from cnnlite._validation import check_nonneg_int, check_optional_seed
+from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
 from cnnlite.engine.plan import Step
-from cnnlite.layers.base import Layer, check_bool, check_positive_int, check_unsupported, _shape_tuple
+from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
 
 
 def _flat2d(a, width):
@@ -190,11 +190,10 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not 0 <= rate < 1:
             raise ValueError(f"Invalid value received for argument `rate` of Dropout: expected a float value "
                              f"in [0, 1), received rate={rate!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"Dropout: `seed` must be None or a non-negative int, received seed={seed!r}")
+        seed = check_optional_seed(seed, "Dropout")
         self.rate = float(rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self._seed_value = self.seed
         self._step = 0
 
