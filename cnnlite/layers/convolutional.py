@@ -1,7 +1,8 @@
 """Conv2D (NHWC input, kernel (kh, kw, in, out)), Keras semantics for strides and 'valid'/'same' padding."""
 from cnnlite import _kernels, activations, initializers
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
-from cnnlite.layers.base import Layer, check_positive_int
+from cnnlite._validation import check_positive_int
+from cnnlite.layers.base import Layer
 from cnnlite.layers.core import _Activated
 
 
