@@ -272,7 +272,6 @@ class Model:
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
 
-    _prepare_optimizer = build_optimizer  # the name the step code calls
 
     @staticmethod
     def _logs(loss_sum, count, metric_objs, prefix=""):
@@ -359,7 +358,7 @@ class Model:
             raise ValueError("fit: received 0 training samples")
 
         self._ensure_rngs()
-        self._prepare_optimizer()
+        self.build_optimizer()
         metric_objs = self._resolved_metrics()
         plan = self._current_plan()
         batcher = da.Batcher([x, y], batch_size)
@@ -523,7 +522,7 @@ class Model:
             x, y = self._prepare_xy(x, y)
             if training:
                 self._ensure_rngs()
-                self._prepare_optimizer()
+                self.build_optimizer()
             plan = self._current_plan()
             tracker = self._tracker(reset_metrics)
             loss, pred = (self._train_step if training else self._test_step)(plan, x, y, timer)
