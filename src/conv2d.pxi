@@ -53,6 +53,7 @@ def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, re
     cdef const float* pk = _fptr(w)
     cdef const float* pbias = _fptr_or_null(b)
     cdef bint c_relu = _flag(relu, "relu")
+    c_sync_thread()
     with nogil:
         c_conv2d_forward(py, px, pk, pbias, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, c_relu)
     return y
@@ -79,6 +80,7 @@ def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, 
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
     cdef const float* prelu_y = _fptr_or_null(y)
+    c_sync_thread()
     with nogil:
         c_conv2d_backward(pdx, pdw, pdb, pdy, px, pk, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, prelu_y)
     return dx, dw, db
