@@ -4,7 +4,7 @@
 |---|---|---|
 | `conv_algo` | `CNNLITE_CONV_ALGO` (`auto`) | forces the convolution algorithm of every pass that it applies to: `auto`, `gemm`, `winograd` or `direct`. Read when a model's execution plan is built (`model.plan` names the choice and says where a forced algorithm does not apply). |
 | `isa` | `CNNLITE_ISA` (the best the CPU has) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. |
-| threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`. |
+| threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`: process-wide, every thread; 1 in a forked child. |
 | OpenMP spin | `GOMP_SPINCOUNT` (`2000` unless `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is set) | how long idle OpenMP threads spin before sleeping; a short spin keeps one core's latency and degrades gracefully when other programs load the machine. Must be set before the extension loads, so it is read only at import. |
 | allocator | `CNNLITE_MALLOC_TUNING` (`1`) | `0` leaves glibc's mmap/trim thresholds alone (cnnlite/_memory.py says why it raises them). Import time only. |
 | data folder | `CNNLITE_DATA_DIR` (unset) | where `mnist.load_data()` / `fashion_mnist.load_data()` look for local files first; read at each call. |

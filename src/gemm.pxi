@@ -25,6 +25,7 @@ def gemm(a, b, trans_a=False, trans_b=False):
     cdef const float* pa = _fptr(a)
     cdef const float* pb = _fptr(b)
     cdef float* pc = _fptr(c)
+    c_sync_thread()
     with nogil:
         c_sgemm(ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc, NULL)
     return c
