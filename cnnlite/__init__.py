@@ -15,6 +15,9 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 
 from cnnlite import _memory  # noqa: F401  (allocator thresholds: see cnnlite/_memory.py)
 from cnnlite._kernels import get_num_threads, set_num_threads, has_openmp
+from cnnlite.config import _apply_isa_default as _apply_isa_default
+
+_apply_isa_default()
 from cnnlite import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, optimizers,
                      utils)
 from cnnlite.layers import Input
