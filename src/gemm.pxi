@@ -32,5 +32,5 @@ def gemm(a, b, trans_a=False, trans_b=False):
 
 
 def cpu_isa():
-    """Name of the GEMM micro-kernel chosen at run time: 'avx512', 'avx2' or 'generic'."""
+    """Name of the GEMM micro-kernel in use: 'avx512', 'avx2' or 'generic', the level get_isa() names."""
     return c_gemm_isa().decode("ascii")
