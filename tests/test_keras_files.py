@@ -32,14 +32,8 @@ def train_sample(name):
 
 
 def weights_file(name, tmp_path):
-    """The network's Keras .weights.h5: committed for the MLP; for the others the identical store in the .keras."""
-    path = HERE / f"{name}.weights.h5"
-    if path.exists():
-        return path
-    with zipfile.ZipFile(HERE / f"{name}.keras") as zf:
-        target = tmp_path / f"{name}.weights.h5"
-        target.write_bytes(zf.read("model.weights.h5"))
-    return target
+    """The network's .weights.h5, as Keras's save_weights wrote it."""
+    return HERE / f"{name}.weights.h5"
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])

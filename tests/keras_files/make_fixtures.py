@@ -7,9 +7,9 @@ Trains the chapter's three networks briefly on the first MNIST training images (
 download) and saves each as `.keras`, legacy `.h5` and `.weights.h5`, plus `<name>.predictions.npz` with the inputs
 used and Keras's predictions for them (and the versions that made them). Sizes are kept small: the optimizer state is
 kept only for the MLP, whose three files a test resumes training from; CNN-8 and the full network are compiled
-again after training (a fresh, unbuilt Adam: compile settings, no slots) before their `.keras` and `.h5` are saved,
-and their `.weights.h5` is not kept: Keras writes `save_weights` files with exactly the structure of the
-`model.weights.h5` member of a `.keras` archive (checked below), so the tests take that member instead.
+again after training (a fresh, unbuilt Adam: compile settings, no slots) before their `.keras` and `.h5` are saved;
+their `.weights.h5` (saved before that) hold the trained weights. Keras writes `save_weights` files with exactly the
+structure of the `model.weights.h5` member of a `.keras` archive (checked below).
 """
 import gzip
 import os
@@ -89,8 +89,6 @@ def main():
         model.save(HERE / f"{name}.keras")
         model.save(HERE / f"{name}.h5")
         check_same_structure(HERE / f"{name}.weights.h5", HERE / f"{name}.keras", keep_optimizer)
-        if not keep_optimizer:
-            os.unlink(HERE / f"{name}.weights.h5")
         probe = inputs[500:504]
         np.savez(HERE / f"{name}.predictions.npz", x=probe, y=keras.ops.convert_to_numpy(model(probe)),
                  keras_version=keras.__version__, backend=keras.backend.backend(), python=sys.version.split()[0])
