@@ -10,6 +10,8 @@
 | data folder | `CNNLITE_DATA_DIR` (unset) | where `mnist.load_data()` / `fashion_mnist.load_data()` look for local files first; read at each call. |
 | cache home | `CNNLITE_HOME` (`~/.cnnlite`) | where downloaded data sets are cached; read at each call. |
 | mirrors | `CNNLITE_MNIST_MIRRORS`, `CNNLITE_FASHION_MNIST_MIRRORS` | URLs (spaces or commas) replacing the built-in download mirrors; read at each call. |
+| Keras's cache | `KERAS_HOME` (`~/.keras`) | where the loaders also look for checksum-verified data sets Keras downloaded; read at each call. |
+| memory check | `CNNLITE_MEMORY_CHECK` (`1`) | `0` skips the check that refuses, before allocating, a batch whose activations cannot fit in the memory available (cnnlite/_memory.py); read at each call. |
 
 The settings a plan depends on are read through `plan_settings()`; change them with `set_conv_algo(...)` or, for
 a block of code, `with cnnlite.config.override(conv_algo="gemm"): ...` (thread-local to that block's context).

@@ -1,8 +1,8 @@
 """The Keras training API (compile, fit, evaluate, predict, *_on_batch) for models that run a list of layers.
 
 Every call runs the model's execution plan (cnnlite/engine/plan.py), built once for its layers, loss and settings:
-`_train_step` / `_test_step` / `_predict_step` are the only step functions, profiled or not (the profiler is a
-timer object handed to the plan; `NULL_TIMER` does nothing).
+`_train_step` and `_test_step` (and the plan's own forward for predict) are the only step functions, profiled or
+not: the profiler is a timer object handed to the plan, and `NULL_TIMER` does nothing.
 
 A subclass provides `layers` (the layers to run, in order), `built`, `_build_from(input_shape)`,
 `_input_spec()` (the expected batch input shape) and `output_shape`.
@@ -271,7 +271,6 @@ class Model:
         fit does before the first step; nothing changes when it is built already."""
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
-
 
     @staticmethod
     def _logs(loss_sum, count, metric_objs, prefix=""):
