@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 import numpy as np
 import cnnlite
 from cnnlite.datasets import mnist
@@ -34,9 +34,12 @@ model = Sequential([Conv2D(16, (3, 3), input_shape=(28, 28, 1), activation="relu
                     Dense(128, activation="relu"), Dropout(0.25), Dense(10, activation="softmax")])
 model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
 model.train_on_batch(x[:1000], y[:1000])
-start = time.perf_counter()
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+start, cpu0 = time.perf_counter(), cpu()
 model.fit(x, y, batch_size=1000, epochs=1, verbose=0)
-print(json.dumps({"seconds": time.perf_counter() - start}))
+print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": cpu() - cpu0}))
 """
 
 
@@ -44,7 +47,7 @@ def run(tree, n_train, threads):
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     out = subprocess.run([sys.executable, "-c", CHILD, str(n_train), str(threads)], env=env, check=True,
                          capture_output=True, text=True, cwd=os.path.abspath(tree)).stdout
-    return json.loads(out.strip().splitlines()[-1])["seconds"]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():
@@ -56,19 +59,25 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    times = {"a": [], "b": []}
+    times, cpu = {"a": [], "b": []}, {"a": [], "b": []}
     for r in range(args.rounds):
         order = ("a", "b") if r % 2 == 0 else ("b", "a")
         for key in order:
-            times[key].append(run(getattr(args, key), args.n_train, args.threads))
-            print(f"round {r + 1} {key}: {times[key][-1]:.3f} s", flush=True)
+            result = run(getattr(args, key), args.n_train, args.threads)
+            times[key].append(result["seconds"])
+            cpu[key].append(result["cpu_seconds"])
+            print(f"round {r + 1} {key}: {result['seconds']:.3f} s wall, {result['cpu_seconds']:.3f} s CPU",
+                  flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["b"] / med["a"]
-    print(f"median a {med['a']:.3f} s, b {med['b']:.3f} s, b/a {ratio:.3f}")
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    ratio, ratio_cpu = med["b"] / med["a"], med_cpu["b"] / med_cpu["a"]
+    print(f"median wall a {med['a']:.3f} s, b {med['b']:.3f} s, b/a {ratio:.3f}; "
+          f"median CPU a {med_cpu['a']:.3f} s, b {med_cpu['b']:.3f} s, b/a {ratio_cpu:.3f}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"command": " ".join(sys.argv), "a": args.a, "b": args.b, "times": times, "medians": med,
-                       "ratio_b_over_a": ratio, "n_train": args.n_train, "threads": args.threads,
+            json.dump({"command": " ".join(sys.argv), "a": args.a, "b": args.b, "wall_seconds": times,
+                       "cpu_seconds": cpu, "medians": med, "cpu_medians": med_cpu, "ratio_b_over_a": ratio,
+                       "cpu_ratio_b_over_a": ratio_cpu, "n_train": args.n_train, "threads": args.threads,
                        "loadavg": os.getloadavg()}, f, indent=1)
 
 
