@@ -314,11 +314,12 @@ void backward_weights_gemm(float* dk, float* dbias, const float* dy, const float
 struct WinogradMinChannels {
   idx forward, backward_input, backward_weights;
 };
-WinogradMinChannels winograd_min_channels(const char* isa) {
-  const std::string name = isa ? isa : "";
-  if (name == "avx512") return {8, 4, 16};
-  if (name == "avx2") return {32, 4, 16};
-  return {kMaxExtent, 4, kMaxExtent};
+WinogradMinChannels winograd_min_channels(Isa level) {
+  switch (level) {
+    case Isa::kAvx512: return {8, 4, 16};
+    case Isa::kAvx2: return {32, 4, 16};
+    default: return {kMaxExtent, 4, kMaxExtent};
+  }
 }
 
 // Up to this many input channels the direct kernel computes the forward pass and the weight gradient: the GEMM's
@@ -426,10 +427,10 @@ bool conv2d_algo_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry&
   return false;
 }
 
-Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, const char* isa) {
+Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, Isa level) {
   if (pass != Conv2dPass::kBackwardInput && g.cin <= kDirectMaxChannels) return Conv2dAlgo::kDirect;
   if (!conv2d_algo_applies(Conv2dAlgo::kWinograd, pass, g)) return Conv2dAlgo::kGemm;
-  const WinogradMinChannels mins = winograd_min_channels(isa);
+  const WinogradMinChannels mins = winograd_min_channels(level);
   const idx min_cin = pass == Conv2dPass::kForward         ? mins.forward
                       : pass == Conv2dPass::kBackwardInput ? mins.backward_input
                                                            : mins.backward_weights;

@@ -121,7 +121,8 @@ CNNLITE_INLINE void forward_rows_loops(float* y, const float* x, const float* k,
     const idx img = r / s.oh, oy = r % s.oh;
     const float* xi = x + img * s.h * s.w * s.cin;
     float* yrow = y + r * s.ow * s.cout;
-    // (Blocks of 32 channels, two AVX-512 registers per pixel, measured 3x slower: GCC lowers those vectors badly.)
+    // (No blocks of 32 channels, two AVX-512 registers per pixel: GCC lowers those vectors badly; measured: see
+    // BENCHMARKS.md, direct section.)
     for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
       switch (width) {
         case 16: return forward_row_block<16>(yrow, xi, k, bias, s, oy, co0, relu);
