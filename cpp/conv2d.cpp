@@ -124,8 +124,8 @@ CNNLITE_ISA_VARIANTS(, col2im, col2im_loops,
 // input floats it multiplies. Inside the input those are contiguous in x; a window that overlaps the padding gets its
 // spans copied, zero-filled, into `patch` (room for (r1 - r0) * kh * kw * cin floats) instead, and kernel rows that
 // fall entirely into the padding point at `zero` (kw * cin zeros).
-void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Conv2dGeometry& g, idx r0,
-                       idx r1) {
+void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Conv2dGeometry& g,
+                       idx r0, idx r1) {
   const idx span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -314,11 +314,12 @@ void backward_weights_gemm(float* dk, float* dbias, const float* dy, const float
 struct WinogradMinChannels {
   idx forward, backward_input, backward_weights;
 };
-WinogradMinChannels winograd_min_channels(const char* isa) {
-  const std::string name = isa ? isa : "";
-  if (name == "avx512") return {8, 4, 16};
-  if (name == "avx2") return {32, 4, 16};
-  return {kMaxExtent, 4, kMaxExtent};
+WinogradMinChannels winograd_min_channels(Isa level) {
+  switch (level) {
+    case Isa::kAvx512: return {8, 4, 16};
+    case Isa::kAvx2: return {32, 4, 16};
+    default: return {kMaxExtent, 4, kMaxExtent};
+  }
 }
 
 // Up to this many input channels the direct kernel computes the forward pass and the weight gradient: the GEMM's
@@ -327,7 +328,8 @@ constexpr idx kDirectMaxChannels = 3;
 
 // Rebuilds g through conv2d_geometry: a hand-made geometry gets the same checks as one from conv2d_geometry.
 void check_geometry(const Conv2dGeometry& g) {
-  const Conv2dGeometry c = conv2d_geometry(g.n, g.h, g.w, g.cin, g.kh, g.kw, g.cout, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr);
+  const Conv2dGeometry c =
+      conv2d_geometry(g.n, g.h, g.w, g.cin, g.kh, g.kw, g.cout, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr);
   if (c.oh != g.oh || c.ow != g.ow)
     throw std::invalid_argument("conv2d: geometry's output size " + std::to_string(g.oh) + "x" + std::to_string(g.ow) +
                                 " does not match its input, kernel, strides and pads (" + std::to_string(c.oh) + "x" +
@@ -337,8 +339,9 @@ void check_geometry(const Conv2dGeometry& g) {
 void require_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry& g) {
   check_geometry(g);
   if (!conv2d_algo_applies(algo, pass, g))
-    throw std::invalid_argument(std::string("conv2d: algorithm '") + conv2d_algo_name(algo) + "' does not apply to the " +
-                                conv2d_pass_name(pass) + " of a " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
+    throw std::invalid_argument(std::string("conv2d: algorithm '") + conv2d_algo_name(algo) +
+                                "' does not apply to the " + conv2d_pass_name(pass) + " of a " + std::to_string(g.kh) +
+                                "x" + std::to_string(g.kw) +
                                 " kernel with strides " + std::to_string(g.sh) + "x" + std::to_string(g.sw) +
                                 " and pads (" + std::to_string(g.pt) + ", " + std::to_string(g.pb) + ", " +
                                 std::to_string(g.pl) + ", " + std::to_string(g.pr) + ")");
@@ -426,10 +429,10 @@ bool conv2d_algo_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry&
   return false;
 }
 
-Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, const char* isa) {
+Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, Isa level) {
   if (pass != Conv2dPass::kBackwardInput && g.cin <= kDirectMaxChannels) return Conv2dAlgo::kDirect;
   if (!conv2d_algo_applies(Conv2dAlgo::kWinograd, pass, g)) return Conv2dAlgo::kGemm;
-  const WinogradMinChannels mins = winograd_min_channels(isa);
+  const WinogradMinChannels mins = winograd_min_channels(level);
   const idx min_cin = pass == Conv2dPass::kForward         ? mins.forward
                       : pass == Conv2dPass::kBackwardInput ? mins.backward_input
                                                            : mins.backward_weights;

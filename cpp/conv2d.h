@@ -12,6 +12,7 @@
 // identical for any thread count.
 #pragma once
 #include "common.h"
+#include "dispatch.h"
 
 namespace cnnlite {
 
@@ -45,10 +46,10 @@ const char* conv2d_pass_name(Conv2dPass pass);
 // True when `algo` can compute `pass` of geometry g (see the list above).
 bool conv2d_algo_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry& g);
 
-// The automatic choice for `pass` of g when the GEMM micro-kernel is `isa` ("avx512", "avx2", "generic"): direct up to
-// 3 input channels (forward and weight gradient), else Winograd where it applies and the input channels reach a
-// per-ISA, per-pass threshold, else GEMM. Always an algorithm that applies.
-Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, const char* isa);
+// The automatic choice for `pass` of g when the kernels run at ISA level `level` (dispatch.h; usually isa()): direct
+// up to 3 input channels (forward and weight gradient), else Winograd where it applies and the input channels reach a
+// per-level, per-pass threshold (the GEMM micro-kernel's), else GEMM. Always an algorithm that applies.
+Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, Isa level);
 
 // y (n, oh, ow, cout) = conv(x (n, h, w, cin), k (kh, kw, cin, cout)) + bias (cout) [then max(y, 0) when relu,
 // fused into the store]; bias may be null.

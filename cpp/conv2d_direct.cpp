@@ -51,8 +51,9 @@ CNNLITE_INLINE void tap_range(idx o, idx stride, idx pad, idx kernel, idx extent
 // acc[p] (p < P) += sum over valid taps of x * k for the output pixels ox0 + p of one output row, whose input rows
 // start at xi (the image) and whose kernel rows are [ky0, ky1). kx0, kx1: the kx range (the same for every p).
 template <int CB, int P>
-CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* xi, const float* k, const Conv2dGeometry& s,
-                                      idx iy0, idx ky0, idx ky1, idx ox0, idx kx0, idx kx1, idx co0) {
+CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* xi, const float* k,
+                                      const Conv2dGeometry& s, idx iy0, idx ky0, idx ky1, idx ox0, idx kx0, idx kx1,
+                                      idx co0) {
   using L = Lanes<CB>;
   const idx cin = s.cin, row = s.w * cin, xstep = s.sw * cin;
   for (idx ky = ky0; ky < ky1; ++ky) {
@@ -71,8 +72,8 @@ CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* x
 
 // One output row (image img, row oy), output channels [co0, co0 + CB).
 template <int CB>
-CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float* k, const float* bias, const Conv2dGeometry& s,
-                                      idx oy, idx co0, bool relu) {
+CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float* k, const float* bias,
+                                      const Conv2dGeometry& s, idx oy, idx co0, bool relu) {
   using L = Lanes<CB>;
   using V = typename L::V;
   idx ky0, ky1;
@@ -121,7 +122,8 @@ CNNLITE_INLINE void forward_rows_loops(float* y, const float* x, const float* k,
     const idx img = r / s.oh, oy = r % s.oh;
     const float* xi = x + img * s.h * s.w * s.cin;
     float* yrow = y + r * s.ow * s.cout;
-    // (Blocks of 32 channels, two AVX-512 registers per pixel, measured 3x slower: GCC lowers those vectors badly.)
+    // (No blocks of 32 channels, two AVX-512 registers per pixel: GCC lowers those vectors badly; measured: see
+    // BENCHMARKS.md, direct section.)
     for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
       switch (width) {
         case 16: return forward_row_block<16>(yrow, xi, k, bias, s, oy, co0, relu);
@@ -227,7 +229,8 @@ CNNLITE_INLINE void weights_block_fixed(float* part, float* dbias_part, const fl
 // Depths with register accumulators: 3x3 kernels over 1-3 channels, 5x5 over 1.
 template <int CB>
 CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc_space, const float* dy,
-                                      const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
+                                      const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1,
+                                      idx co0) {
   switch (s.depth()) {
     case 9: return weights_block_fixed<CB, 9>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
     case 18: return weights_block_fixed<CB, 18>(part, dbias_part, dy, gate, x, s, i0, i1, co0);

@@ -19,7 +19,7 @@ cdef extern from "conv2d.h" namespace "cnnlite":
     bint c_conv2d_algo_applies "cnnlite::conv2d_algo_applies"(Conv2dAlgo algo, Conv2dPass conv_pass,
                                                               const Conv2dGeometry& g) except +
     Conv2dAlgo c_conv2d_choose "cnnlite::conv2d_choose"(Conv2dPass conv_pass, const Conv2dGeometry& g,
-                                                        const char* isa) except +
+                                                        Isa level) except +
 
 
 cdef Conv2dGeometry _conv2d_geometry(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t kh, int64_t kw,
@@ -51,7 +51,7 @@ cdef Conv2dAlgo _conv2d_algo_named(object algo, str argname) except *:
 cdef Conv2dAlgo _conv2d_algo_for(object algo, str argname, Conv2dPass conv_pass, const Conv2dGeometry& g) except *:
     """The algorithm for one pass: the automatic choice when algo is None, else the named one, which must apply."""
     if algo is None:
-        return c_conv2d_choose(conv_pass, g, c_gemm_isa())
+        return c_conv2d_choose(conv_pass, g, c_isa())
     cdef Conv2dAlgo a = _conv2d_algo_named(algo, argname)
     if not c_conv2d_algo_applies(a, conv_pass, g):
         raise ValueError(f"{argname}={algo!r} does not apply to the {c_conv2d_pass_name(conv_pass).decode()} of a "
@@ -80,7 +80,7 @@ def conv2d_algo(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_rig
     conv2d_backward_input, with backward_weights, for conv2d_backward_weights."""
     cdef Conv2dPass p = _conv2d_pass(backward_input, backward_weights)
     cdef Conv2dGeometry g = _conv2d_shapes(x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
-    return c_conv2d_algo_name(c_conv2d_choose(p, g, c_gemm_isa())).decode()
+    return c_conv2d_algo_name(c_conv2d_choose(p, g, c_isa())).decode()
 
 
 def conv2d_algo_applies(algo, x_shape, w_shape, sh, sw, pad_top, pad_bottom, pad_left, pad_right,
