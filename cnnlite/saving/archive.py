@@ -15,6 +15,8 @@ import json
 import math
 import os
 import secrets
+import struct
+import tokenize
 import zipfile
 
 import numpy as np
@@ -178,7 +180,7 @@ class ZipReader:
             self.zip = zipfile.ZipFile(path, "r")
         except zipfile.BadZipFile as e:
             raise self.error(f"not a cnnlite file (not a zip archive, or truncated/corrupt: {e})") from None
-        except (OSError, EOFError, ValueError) as e:
+        except (OSError, EOFError, ValueError, NotImplementedError) as e:  # e.g. "zip file version 8.0"
             raise self.error(f"cannot read it as a zip archive ({e})") from None
         try:
             self.infos = self._index_members()
@@ -226,9 +228,13 @@ class ZipReader:
             raise self.error(f"the archive has no {name!r}")
         if info.file_size > limit:
             raise self.error(f"{name!r} is {info.file_size} bytes, more than the {limit} expected")
+        archive_size = os.path.getsize(self.path)
+        if info.compress_size > archive_size:  # checked before zipfile makes a read buffer of that size
+            raise self.error(f"{name!r} claims {info.compress_size} bytes but the archive has only {archive_size}")
         try:
             return self.zip.read(info)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError) as e:  # RuntimeError: a damaged flag word makes zipfile think it is encrypted
             raise self.error(f"{name!r} is corrupt or truncated ({e})") from None
 
     def read_json(self, name, limit):
@@ -243,12 +249,26 @@ class ZipReader:
         """Member `name` as a .npy float32 array of exactly `shape`, never unpickling anything."""
         expected_bytes = 4 * math.prod(shape)
         raw = self.read_bytes(name, expected_bytes + MAX_NPY_HEADER_BYTES)
+        # The .npy header is parsed and checked (dtype, shape, size against the bytes present) before anything is
+        # allocated: numpy's read_array would allocate whatever the header claims first.
+        stream = io.BytesIO(raw)
         try:
-            array = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                header_shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version == (2, 0):
+                header_shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except (ValueError, EOFError, OSError, SyntaxError, TypeError, struct.error, tokenize.TokenError) as e:
             raise self.error(f"{name!r} is not a valid float32 .npy array ({e})") from None
-        if array.dtype.kind != "f" or array.dtype.itemsize != 4:
-            raise self.error(f"{name!r} has dtype {array.dtype}, expected float32")
-        if list(array.shape) != list(shape):
-            raise self.error(f"{name!r} has shape {tuple(array.shape)}, the config says {tuple(shape)}")
-        return np.ascontiguousarray(array, dtype=np.float32)
+        if dtype.kind != "f" or dtype.itemsize != 4:
+            raise self.error(f"{name!r} has dtype {dtype}, expected float32")
+        if list(header_shape) != list(shape):
+            raise self.error(f"{name!r} has shape {tuple(header_shape)}, the config says {tuple(shape)}")
+        data_bytes = len(raw) - stream.tell()
+        if data_bytes != expected_bytes:
+            raise self.error(f"{name!r}: its header declares shape {tuple(header_shape)} of float32 "
+                             f"({expected_bytes} bytes) but the member holds {data_bytes} bytes of data")
+        array = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=stream.tell())
+        return np.array(array.reshape(shape, order="F" if fortran else "C"), dtype=np.float32, order="C")

@@ -1,0 +1,230 @@
+"""Hostile model files (issue 13): seeded mutations (tests/mutation.py: byte flips, truncations, zeroed ranges,
+inserted, deleted, swapped and duplicated chunks, huge header numbers) of every model-file format cnnlite reads each
+end in a ValueError/OSError naming the file, or in a model identical to the one saved: weights, config, compile
+settings, optimizer state and random state. Every format here has a checksum (zip CRC-32 over each member), so no
+mutation may load a different model silently. A load that fails must also leave the model it loads into untouched.
+
+FORMATS lists the formats, one `ModelFormat` entry each; a new format (e.g. the Keras ones) is one more entry: its
+suffix, how to write a valid file, and how to load one into a comparable `state`. Hundreds of mutations per format
+here (a few seconds); CNNLITE_MUTATION_ROUNDS=N for a long hunt."""
+import dataclasses
+import io
+import json
+import os
+import time
+import tracemalloc
+import zipfile
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from cnnlite import models, optimizers
+from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from cnnlite.models import Sequential
+from mutation import rounds_from_env, run_mutations
+
+ROUNDS = rounds_from_env(300)
+
+
+# --- a small trained model and everything that makes it what it is --------------------------------------------
+
+def small_model():
+    model = Sequential([Conv2D(2, (3, 3), activation="relu", input_shape=(6, 6, 1)), MaxPooling2D((2, 2)),
+                        Dropout(0.25, seed=3), Flatten(), Dense(3, activation="softmax")])
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def trained_model():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 6, 6, 1)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
+    model = small_model()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    return model
+
+
+def _arrays(arrays):
+    return [(a.dtype.str, a.shape, np.ascontiguousarray(a).tobytes()) for a in arrays]
+
+
+def state(model, architecture=True):
+    """Everything the file is meant to restore, in a form `==` compares exactly (arrays bit for bit); without the
+    architecture (class and config, which hold the layer names) for loaders that fill an existing model."""
+    optimizer = model.optimizer
+    return {
+        "class": type(model).__name__ if architecture else None,
+        "config": json.dumps(model.get_config(), sort_keys=True) if architecture else None,
+        "weights": _arrays(model.get_weights()),
+        "compile": json.dumps(model.get_compile_config(), sort_keys=True) if optimizer is not None else None,
+        "optimizer": None if optimizer is None else (type(optimizer).__name__, int(optimizer.iterations),
+                                                     _arrays(optimizer.variables())),
+        "rng": repr(model.get_rng_state()),
+        "layer_rng": [repr(layer.get_rng_state()) for layer in model.layers],
+    }
+
+
+# --- the formats ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class ModelFormat:
+    """One model-file format: `write(model, path)` saves a valid file; `load(path)` reads one and returns
+    `state(...)` of the model it gives (raising ValueError/OSError naming the file when the file is bad)."""
+    id: str
+    suffix: str
+    write: Callable
+    load: Callable
+    architecture: bool = True  # False: loads into an existing model, so only its state is compared
+
+
+def _load_weights_into_fresh_model(path):
+    """load_weights into a compiled model of the same architecture (freshly initialised); on failure, the model must be
+    exactly as it was before."""
+    target = small_model()
+    before = state(target)
+    try:
+        target.load_weights(path)
+    except BaseException:
+        assert state(target) == before, "a failed load_weights changed the model"
+        raise
+    return state(target, architecture=False)
+
+
+FORMATS = [
+    ModelFormat("cnnlite-keras-load_model", ".keras", lambda m, p: m.save(p),
+                lambda p: state(models.load_model(p))),
+    ModelFormat("cnnlite-weights-load_weights", ".weights.npz", lambda m, p: m.save_weights(p),
+                _load_weights_into_fresh_model, architecture=False),
+    ModelFormat("cnnlite-keras-load_weights", ".keras", lambda m, p: m.save(p), _load_weights_into_fresh_model,
+                architecture=False),
+]
+
+
+def zip_hotspots(data):
+    """Offsets worth damaging more often: zip local headers, central directory entries and its end record, and
+    the .npy headers inside members."""
+    signatures = (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07", b"\x93NUMPY")
+    return [i for i in range(len(data)) if any(data.startswith(s, i) for s in signatures)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keep_layer_name_counters():
+    """Hundreds of models are built here; put the layer-name counters back afterwards so the names (and the
+    summary layouts) other test modules see do not depend on this module having run."""
+    from cnnlite.layers import base
+
+    saved = dict(base._NAME_UIDS)
+    yield
+    base._NAME_UIDS.clear()
+    base._NAME_UIDS.update(saved)
+
+
+@pytest.fixture(scope="module")
+def original():
+    return trained_model()
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.id)
+def test_model_file_mutations_end_in_a_clean_error_or_the_same_model(fmt, original, tmp_path):
+    path = str(tmp_path / ("valid" + fmt.suffix))
+    fmt.write(original, path)
+    with open(path, "rb") as f:
+        valid = f.read()
+    expected = state(original, fmt.architecture)
+    assert fmt.load(path) == expected  # the unmutated file gives the model back
+    seed = FORMATS.index(fmt) + 10
+    failures = run_mutations(valid, fmt.load, lambda got: got == expected, suffix=fmt.suffix, rounds=ROUNDS,
+                             seed=seed, hotspots=zip_hotspots(valid))
+    assert not failures, f"{len(failures)} bad outcomes, first ones:\n" + "\n".join(failures[:15])
+
+
+# --- a member whose .npy header claims a huge array ------------------------------------------------------------
+
+def _rewrite_member(valid_path, out_path, name, payload, config_edit=None):
+    """Copy the zip at `valid_path` to `out_path` with member `name` replaced by `payload` (CRCs all correct) and
+    config.json optionally edited by `config_edit(config)`."""
+    with zipfile.ZipFile(valid_path) as src, zipfile.ZipFile(out_path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == name:
+                data = payload
+            elif info.filename == "config.json" and config_edit is not None:
+                config = json.loads(data)
+                config_edit(config)
+                data = json.dumps(config).encode()
+            dst.writestr(info, data)
+
+
+def _npy_claiming(elements):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (elements,)})
+    return buf.getvalue() + bytes(16)
+
+
+def _claim_in_config(elements):
+    def edit(config):
+        config["weights"][0]["shape"] = [elements]
+    return edit
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.id)
+@pytest.mark.parametrize("config_agrees", [False, True], ids=["config-has-the-real-shape", "config-claims-it-too"])
+@pytest.mark.parametrize("elements", [2 ** 40, 2 ** 28], ids=["2**40", "2**28-fits-in-virtual-memory"])
+def test_array_member_claiming_a_huge_array_fails_fast_without_allocating(fmt, config_agrees, elements, original,
+                                                                          tmp_path):
+    valid = str(tmp_path / ("valid" + fmt.suffix))
+    fmt.write(original, valid)
+    path = str(tmp_path / ("huge" + fmt.suffix))
+    _rewrite_member(valid, path, "weights/00000.npy", _npy_claiming(elements),
+                    _claim_in_config(elements) if config_agrees else None)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(ValueError) as err:
+            fmt.load(path)
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert path in str(err.value) and "weights/00000.npy" in str(err.value), str(err.value)
+    assert elapsed < 0.5 and peak < 8 << 20, (elapsed, peak)
+
+
+def test_a_member_claiming_more_bytes_than_the_archive_holds_is_refused_before_reading(original, tmp_path):
+    # The central directory says a member is 4 TiB, config.json agrees on a 2**40-element array: the archive is a
+    # few KiB, so the claim is refused from the file size before any read buffer is made.
+    valid = str(tmp_path / "valid.keras")
+    original.save(valid)
+    path = str(tmp_path / "lying.keras")
+    _rewrite_member(valid, path, "weights/00000.npy", _npy_claiming(2 ** 40), _claim_in_config(2 ** 40))
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    name = b"weights/00000.npy"
+    central = next(i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)
+                   and data.startswith(name, i + 46))
+    # 32-bit sizes set to 0xFFFFFFFF and a zip64 extra field holding both sizes as 4 TiB
+    data[central + 20:central + 28] = b"\xff" * 8
+    extra_len = int.from_bytes(data[central + 30:central + 32], "little")
+    huge = (4 << 40).to_bytes(8, "little")
+    extra = b"\x01\x00\x10\x00" + huge + huge
+    at = central + 46 + len(name)
+    data[at:at + extra_len] = extra
+    data[central + 30:central + 32] = len(extra).to_bytes(2, "little")
+    end = data.rindex(b"PK\x05\x06")
+    size = int.from_bytes(data[end + 12:end + 16], "little")
+    data[end + 12:end + 16] = (size + len(extra) - extra_len).to_bytes(4, "little")
+    with open(path, "wb") as f:
+        f.write(data)
+    with zipfile.ZipFile(path) as zf:  # the forgery is a zip that zipfile believes
+        assert zf.getinfo("weights/00000.npy").compress_size == 4 << 40
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as err:
+            models.load_model(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert path in str(err.value), str(err.value)
+    assert peak < 8 << 20, peak
