@@ -237,6 +237,14 @@ class ZipReader:
                 RuntimeError) as e:  # RuntimeError: a damaged flag word makes zipfile think it is encrypted
             raise self.error(f"{name!r} is corrupt or truncated ({e})") from None
 
+    def verify_members(self, skip=()):
+        """Read every member not named in `skip` through its CRC and local header: damage in a member the format
+        does not need (or in a member name, which would hide a member the format reads when present) is then an
+        error rather than a silently different model."""
+        for name in self.infos:
+            if name not in skip:
+                self.read_bytes(name)
+
     def read_json(self, name, limit):
         """Member `name` parsed as UTF-8 JSON (at most `limit` bytes)."""
         raw = self.read_bytes(name, limit)

@@ -47,8 +47,8 @@ def sniff(path):
             return None
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError):
+        return None  # damaged: the reader it falls to says what is wrong, naming the file
     if keras_format.WEIGHTS in names:
         return "keras"
     return "cnnlite" if "config.json" in names else None

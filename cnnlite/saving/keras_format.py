@@ -128,6 +128,7 @@ def read_archive(path):
         if EXTRAS in archive:
             extras = archive.read_json(EXTRAS, min(_MAX_JSON, archive.plausible_size(EXTRAS)))
             weights.extras = extras if isinstance(extras, dict) else None
+        archive.verify_members(skip=(CONFIG, METADATA, WEIGHTS, EXTRAS))
         return KerasData(config, metadata if isinstance(metadata, dict) else {}, weights)
 
 
