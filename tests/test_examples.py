@@ -111,3 +111,23 @@ def test_example_learns_on_the_quick_subset(script, tmp_path):
     acc = re.search(rf"^Test accuracy: ({FLOAT})$", out.stdout, re.M)
     assert acc and f"Epoch {epochs}/{epochs}" in out.stdout, out.stdout[-1000:]
     assert lowest <= float(acc.group(1)) <= 1.0, f"{script}: test accuracy {acc.group(1)} below {lowest}"
+
+
+README = EXAMPLES.parent / "README.md"
+RESULTS = EXAMPLES.parent / "benchmarks" / "results"
+
+
+def test_readme_accuracy_table_matches_the_committed_results():
+    """README's cnnlite test accuracies are those of the newest committed benchmarks/chapter_results.py run (raw
+    JSON, with the command that produced it), to the four digits README prints."""
+    import json
+    runs = sorted(RESULTS.glob("*/chapter.json"))
+    assert runs, "no committed benchmarks/results/*/chapter.json (run benchmarks/chapter_results.py)"
+    data = json.loads(runs[-1].read_text())
+    assert data["command"].startswith("python benchmarks/chapter_results.py") and not data["quick"]
+    text = README.read_text()
+    for name, script in (("mlp_sigmoid", "02_mlp_sigmoid.py"), ("mlp_relu", "03_mlp_relu.py"),
+                         ("cnn8", "05_cnn_8_filters.py"), ("full", "06_full_cnn.py")):
+        row = next(line for line in text.splitlines() if line.startswith("|") and f"examples/{script} --out out" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[4] == f"{data['examples'][name]['test_accuracy']:.4f}", (script, cells, runs[-1])
