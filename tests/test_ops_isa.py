@@ -57,3 +57,17 @@ def test_generic_and_default_isa_agree_bitwise(tmp_path):
     x = np.random.default_rng(5).integers(-4, 5, size=(3, 9, 8, 37)).astype(np.float32)
     y, argmax = K.maxpool2d_forward(x, 3, 3, 1, 1, 1, 1, 1, 1)
     assert y.tobytes() == default["y3x3"].tobytes() and argmax.tobytes() == default["a3x3"].tobytes()
+
+
+def test_the_forced_isa_is_the_one_that_runs(tmp_path):
+    """cpu_isa() names the GEMM micro-kernel that runs. Under a forced ISA (CI's portable run sets
+    CNNLITE_GEMM_ISA=generic) it must be the forced one; and a child forced to the portable kernels reports it."""
+    forced = os.environ.get("CNNLITE_GEMM_ISA")
+    if forced:
+        assert K.cpu_isa() == forced
+    else:
+        assert K.cpu_isa() in ("avx512", "avx2", "generic")
+    env = dict(os.environ, CNNLITE_GEMM_ISA="generic")
+    out = subprocess.run([sys.executable, "-c", "from cnnlite import _kernels as K; print(K.cpu_isa())"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "generic"
