@@ -63,12 +63,8 @@ def main():
             dy = rng.standard_normal(y.shape).astype(np.float32)
             row = {}
             for algo in ("gemm", "direct"):
-                previous = K.set_conv2d_algo(algo)
-                try:
-                    row[algo, "fwd"] = median_ms(lambda: K.conv2d_forward(x, k, b, *pads, relu=True))
-                    row[algo, "dw"] = median_ms(lambda: K.conv2d_backward(dy, x, k, *pads, need_dx=False, y=y))
-                finally:
-                    K.set_conv2d_algo(previous)
+                row[algo, "fwd"] = median_ms(lambda: K.conv2d_forward(x, k, b, *pads, relu=True, algo=algo))
+                row[algo, "dw"] = median_ms(lambda: K.conv2d_backward_weights(dy, x, 3, 3, *pads, y=y, algo=algo))
             auto = K.conv2d_algo(x.shape, k.shape, *pads)
             print(f"{cin:>4}{cout:>6}{row['gemm', 'fwd']:10.2f}{row['direct', 'fwd']:12.2f}{row['gemm', 'dw']:10.2f}"
                   f"{row['direct', 'dw']:11.2f}  {auto}", flush=True)

@@ -7,8 +7,9 @@
 12x12x32 -> 10x10x64, pool, flatten 5x5x64 = 1600 -> dense 128 -> dense 10. --padding same: the end-to-end benchmark's
 variant (28x28 -> 28x28, 14x14 -> 14x14, flatten 7x7x64 = 3136).
 
---algo: force the convolution algorithm (several: each convolution is timed once per algorithm, in the same run, so
-they compare under the same machine load); the row names the path the forward / input gradient took.
+--algo: the convolution algorithm passed (algo=) to every pass ('auto': the automatic choice; several: each
+convolution is timed once per algorithm, in the same run, so they compare under the same machine load); the row names
+the path each pass took, or says the algorithm does not apply.
 
 GFLOP/s use direct-convolution arithmetic, 2·N·OH·OW·K·Cout (K = kh·kw·cin) per forward pass; a backward pass
 counts the same for dW plus the same again for dX when dX is computed. The peak is numpy's float32 2048x2048 matmul
@@ -100,17 +101,29 @@ def main():
         flops = 2 * n * y.shape[1] * y.shape[2] * kh * kw * cin * cout
         geometry = (x.shape, k.shape, 1, 1, pad, pad, pad, pad)
         for algo in ARGS.algo:
-            previous = K.set_conv2d_algo(algo)
-            try:
-                fwd_path = K.conv2d_algo(*geometry)
-                dx_path = "gemm" if first else K.conv2d_algo(*geometry, backward_input=True)
-                dw_path = K.conv2d_algo(*geometry, backward_weights=True)
-                row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad), flops, fwd_path)
-                row(name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)"),
-                    lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first),
+            forced = None if algo == "auto" else algo  # passed explicitly to every pass; None: the automatic choice
+
+            def path(**which):
+                if forced is None:
+                    return K.conv2d_algo(*geometry, **which)
+                return forced if K.conv2d_algo_applies(forced, *geometry, **which) else None
+
+            fwd_path = path()
+            dx_path = None if first else path(backward_input=True)
+            dw_path = path(backward_weights=True)
+            if fwd_path is None:
+                print(f"{name + ' fwd':<44}  {algo} does not apply")
+            else:
+                row(name + " fwd", lambda: K.conv2d_forward(x, k, bias, 1, 1, pad, pad, pad, pad, algo=fwd_path),
+                    flops, fwd_path)
+            bwd_name = name + (" bwd (dW,db)" if first else " bwd (dX,dW,db)")
+            if dw_path is None or (not first and dx_path is None):
+                print(f"{bwd_name:<44}  {algo} does not apply")
+            else:
+                row(bwd_name,
+                    lambda: K.conv2d_backward(dy, x, k, 1, 1, pad, pad, pad, pad, need_dx=not first,
+                                              algo_input=dx_path, algo_weights=dw_path),
                     flops * (1 if first else 2), ("" if first else f"dX {dx_path}, ") + f"dW {dw_path}")
-            finally:
-                K.set_conv2d_algo(previous)
 
     flat = 7 * 7 * 64 if same else 5 * 5 * 64
     for n_in, n_out in [(flat, 128), (128, 10)]:

@@ -18,8 +18,7 @@ from cnnlite import (activations, callbacks, datasets, initializers, layers, los
 from cnnlite.layers import Input
 from cnnlite.models import Sequential
 from cnnlite.profiler import Profile, profile
-
-__version__ = "0.1.0"
+from cnnlite._version import __version__
 
 __all__ = ["get_num_threads", "set_num_threads", "has_openmp", "__version__", "activations", "callbacks", "datasets",
            "initializers", "layers", "losses", "metrics", "models", "optimizers", "utils", "Input", "Sequential", "Profile", "profile"]

@@ -1,12 +1,14 @@
 """Output sizes and TensorFlow-style padding for convolution and pooling windows."""
 import math
 
+from cnnlite._validation import is_int
+
 
 def normalize_tuple(value, n, name, owner):
     """An int or a sequence of `n` positive ints -> tuple of `n` ints; raise ValueError naming `name`."""
     if isinstance(value, bool):
         raise ValueError(f"{owner}: `{name}` must be an int or a tuple of {n} positive ints, received {name}={value!r}")
-    if isinstance(value, int) or _is_np_int(value):
+    if is_int(value):
         items = (int(value),) * n
     else:
         try:
@@ -14,22 +16,13 @@ def normalize_tuple(value, n, name, owner):
         except TypeError:
             raise ValueError(f"{owner}: `{name}` must be an int or a tuple of {n} positive ints, "
                              f"received {name}={value!r}") from None
-        if len(items) != n or not all((isinstance(v, int) or _is_np_int(v)) and not isinstance(v, bool)
-                                      for v in items):
+        if len(items) != n or not all(is_int(v) for v in items):
             raise ValueError(f"{owner}: `{name}` must be an int or a tuple of {n} positive ints, "
                              f"received {name}={value!r}")
         items = tuple(int(v) for v in items)
     if any(v <= 0 for v in items):
         raise ValueError(f"{owner}: `{name}` must contain only positive ints, received {name}={value!r}")
     return items
-
-
-def _is_np_int(v):
-    try:
-        import numpy as np
-        return isinstance(v, np.integer)
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def normalize_padding(value, owner):
@@ -49,7 +42,7 @@ def output_length(size, window, stride, padding):
 
 def same_pads(size, window, stride):
     """TensorFlow 'same' padding along one axis: (before, after)."""
-    out = math.ceil(size / stride)
+    out = output_length(size, window, stride, "same")
     total = max((out - 1) * stride + window - size, 0)
     return total // 2, total - total // 2
 

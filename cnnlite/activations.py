@@ -6,6 +6,7 @@ computed from the forward *output* `y`.
 import numpy as np
 
 from cnnlite import _kernels
+from cnnlite._registry import Registry
 
 
 def _as_f32(x):
@@ -54,21 +55,21 @@ sigmoid.backward = lambda dy, y: _kernels.sigmoid_backward(dy, y)
 tanh.backward = lambda dy, y: _kernels.tanh_backward(dy, y)
 softmax.backward = lambda dy, y: _kernels.softmax_backward(_last_axis_2d(dy), _last_axis_2d(y)).reshape(y.shape)
 
-_BY_NAME = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}
+REGISTRY = Registry("activation function")
+for _fn in (linear, relu, sigmoid, tanh, softmax):
+    REGISTRY.register(_fn)
 
 
 def serialize(activation):
     """The Keras name of an activation function."""
-    for name, fn in _BY_NAME.items():
-        if activation is fn:
-            return name
-    raise ValueError(f"Unknown activation function: {activation!r}. Known: {sorted(_BY_NAME)}")
+    name = REGISTRY.name_of(activation)
+    if name is None:
+        raise REGISTRY.unknown(activation)
+    return name
 
 
 def deserialize(name):
-    if name not in _BY_NAME:
-        raise ValueError(f"Unknown activation function: {name!r}. Known: {sorted(_BY_NAME)}")
-    return _BY_NAME[name]
+    return REGISTRY.get(name)
 
 
 def get(identifier):
@@ -77,7 +78,7 @@ def get(identifier):
         return linear
     if isinstance(identifier, str):
         return deserialize(identifier.lower())
-    if callable(identifier) and any(identifier is fn for fn in _BY_NAME.values()):
+    if callable(identifier) and REGISTRY.owns(identifier):
         return identifier
     raise ValueError(f"Could not interpret activation function identifier: {identifier!r}. "
-                     f"Use one of {sorted(_BY_NAME)} or None")
+                     f"Use one of {REGISTRY.names()} or None")

@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from cnnlite._validation import check_nonneg_int, is_int
+
 __all__ = [
     "Callback",
     "CallbackList",
@@ -388,8 +390,7 @@ class EarlyStopping(Callback):
 
 
 def _check_count(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{owner}: {name} must be a non-negative integer, got {value!r}")
+    check_nonneg_int(value, name, owner, plain=True)
 
 
 class ModelCheckpoint(Callback):
@@ -408,9 +409,7 @@ class ModelCheckpoint(Callback):
             raise TypeError(f"ModelCheckpoint: filepath must be a str or os.PathLike, got {type(filepath).__name__}")
         self.filepath = os.fspath(filepath)
         self.direction = _infer_direction(monitor, mode, "ModelCheckpoint")
-        if save_freq != "epoch" and (
-            isinstance(save_freq, bool) or not isinstance(save_freq, numbers.Integral) or save_freq < 1
-        ):
+        if save_freq != "epoch" and (not is_int(save_freq) or save_freq < 1):
             raise ValueError(
                 f"ModelCheckpoint: unrecognized save_freq {save_freq!r}; expected 'epoch' or a positive integer "
                 "number of batches"
@@ -512,12 +511,10 @@ class ModelCheckpoint(Callback):
         folder = os.path.dirname(filepath)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        from cnnlite import saving
-
         if self.save_weights_only:
-            saving.save_weights(self.model, filepath)
+            self.model.save_weights(filepath)
         else:
-            saving.save_model(self.model, filepath)
+            self.model.save(filepath)
 
 
 class TerminateOnNaN(Callback):

@@ -8,6 +8,9 @@ import math
 
 import numpy as np
 
+from cnnlite._registry import Registry
+from cnnlite._validation import check_optional_seed
+
 _TRUNCATED_STD = 0.87962566103423978  # stddev of a unit normal truncated to [-2, 2]
 
 
@@ -27,12 +30,6 @@ def compute_fans(shape):
 def _check_dtype(dtype):
     if dtype is not None and np.dtype(dtype) != np.float32:
         raise ValueError(f"cnnlite initialisers produce float32 only, received dtype={dtype!r}")
-
-
-def _check_seed(seed, owner):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"{owner}: `seed` must be None or a non-negative int, received seed={seed!r}")
-    return None if seed is None else int(seed)
 
 
 def _truncated_normal(gen, shape, mean, stddev):
@@ -101,7 +98,7 @@ class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         if not stddev >= 0:
             raise ValueError(f"RandomNormal: `stddev` must be >= 0, received stddev={stddev!r}")
-        self.mean, self.stddev, self.seed = float(mean), float(stddev), _check_seed(seed, "RandomNormal")
+        self.mean, self.stddev, self.seed = float(mean), float(stddev), check_optional_seed(seed, "RandomNormal")
 
     def _sample(self, shape, gen):
         return gen.normal(self.mean, self.stddev, shape)
@@ -115,7 +112,7 @@ class RandomUniform(Initializer):
         if not maxval >= minval:
             raise ValueError(f"RandomUniform: `maxval` must be >= `minval`, received minval={minval!r}, "
                              f"maxval={maxval!r}")
-        self.minval, self.maxval, self.seed = float(minval), float(maxval), _check_seed(seed, "RandomUniform")
+        self.minval, self.maxval, self.seed = float(minval), float(maxval), check_optional_seed(seed, "RandomUniform")
 
     def _sample(self, shape, gen):
         return gen.uniform(self.minval, self.maxval, shape)
@@ -128,7 +125,7 @@ class TruncatedNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         if not stddev >= 0:
             raise ValueError(f"TruncatedNormal: `stddev` must be >= 0, received stddev={stddev!r}")
-        self.mean, self.stddev, self.seed = float(mean), float(stddev), _check_seed(seed, "TruncatedNormal")
+        self.mean, self.stddev, self.seed = float(mean), float(stddev), check_optional_seed(seed, "TruncatedNormal")
 
     def _sample(self, shape, gen):
         return _truncated_normal(gen, shape, self.mean, self.stddev)
@@ -152,7 +149,7 @@ class VarianceScaling(Initializer):
         if distribution not in self._DISTRIBUTIONS:
             raise ValueError(f"{name}: `distribution` must be one of {self._DISTRIBUTIONS}, "
                              f"received distribution={distribution!r}")
-        self.scale, self.mode, self.seed = float(scale), mode, _check_seed(seed, name)
+        self.scale, self.mode, self.seed = float(scale), mode, check_optional_seed(seed, name)
         self.distribution = "untruncated_normal" if distribution == "normal" else distribution
 
     def _sample(self, shape, gen):
@@ -207,7 +204,7 @@ class LecunUniform(_Fixed):
 
 class Orthogonal(Initializer):
     def __init__(self, gain=1.0, seed=None):
-        self.gain, self.seed = float(gain), _check_seed(seed, "Orthogonal")
+        self.gain, self.seed = float(gain), check_optional_seed(seed, "Orthogonal")
 
     def _sample(self, shape, gen):
         if len(shape) < 2:
@@ -237,15 +234,17 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
-_CLASSES = {cls.__name__: cls for cls in (Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal,
-                                          VarianceScaling, GlorotUniform, GlorotNormal, HeNormal, HeUniform,
-                                          LecunNormal, LecunUniform, Orthogonal, Identity)}
-_ALIASES = {"zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
+REGISTRY = Registry("initializer")
+for _cls in (Zeros, Ones, Constant, RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling, GlorotUniform,
+             GlorotNormal, HeNormal, HeUniform, LecunNormal, LecunUniform, Orthogonal, Identity):
+    REGISTRY.register(_cls)
+for _alias, _cls in {"zeros": Zeros, "zero": Zeros, "ones": Ones, "one": Ones, "constant": Constant,
             "random_normal": RandomNormal, "normal": RandomNormal, "random_uniform": RandomUniform,
             "uniform": RandomUniform, "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
             "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal, "he_normal": HeNormal,
             "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
-            "orthogonal": Orthogonal, "identity": Identity}
+            "orthogonal": Orthogonal, "identity": Identity}.items():
+    REGISTRY.alias(_alias, _cls)
 
 # Keras also exposes the snake-case names as callables: `cnnlite.initializers.glorot_uniform`.
 zeros, ones, constant = Zeros, Ones, Constant
@@ -256,16 +255,11 @@ lecun_normal, lecun_uniform = LecunNormal, LecunUniform
 
 
 def serialize(initializer):
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return REGISTRY.serialize(initializer)
 
 
 def deserialize(config):
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"An initializer config must be a dict with 'class_name' and 'config', received {config!r}")
-    cls = _CLASSES.get(config["class_name"]) or _ALIASES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"Unknown initializer: {config['class_name']!r}. Known: {sorted(_CLASSES)}")
-    return cls.from_config(config.get("config", {}))
+    return REGISTRY.deserialize(config, shown="classes")
 
 
 def get(identifier):
@@ -275,10 +269,7 @@ def get(identifier):
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, str):
-        cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown initializer: {identifier!r}. Known: {sorted(_ALIASES)}")
-        return cls()
+        return REGISTRY.get(identifier, shown="aliases")()
     if isinstance(identifier, dict):
         return deserialize(identifier)
     raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")

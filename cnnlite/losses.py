@@ -8,6 +8,7 @@ Keras's functions do, for use outside training.
 import numpy as np
 
 from cnnlite import _kernels
+from cnnlite._registry import Registry
 
 _EPSILON = 1e-7
 
@@ -185,25 +186,26 @@ def mean_squared_error(y_true, y_pred):
 
 mse = MSE = mean_squared_error
 
-_CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy, MeanSquaredError)}
-_BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
-            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
-            "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError, "MSE": MeanSquaredError}
+REGISTRY = Registry("loss function")
+REGISTRY.register(CategoricalCrossentropy, aliases=("categorical_crossentropy",))
+REGISTRY.register(SparseCategoricalCrossentropy, aliases=("sparse_categorical_crossentropy",))
+REGISTRY.register(MeanSquaredError, aliases=("mean_squared_error", "mse", "MSE"))
 _BY_FUNCTION = {categorical_crossentropy: CategoricalCrossentropy,
                 sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
                 mean_squared_error: MeanSquaredError}
 
 
 def serialize(loss):
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return REGISTRY.serialize(loss)
 
 
 def deserialize(config):
     if isinstance(config, str):
         return get(config)
-    if not isinstance(config, dict) or config.get("class_name") not in _CLASSES:
-        raise ValueError(f"Unknown loss config: {config!r}. Known classes: {sorted(_CLASSES)}")
-    return _CLASSES[config["class_name"]].from_config(config.get("config", {}))
+    cls = REGISTRY.find(config.get("class_name"), which="classes") if isinstance(config, dict) else None
+    if cls is None:
+        raise ValueError(f"Unknown loss config: {config!r}. Known classes: {REGISTRY.names('classes')}")
+    return cls.from_config(config.get("config", {}))
 
 
 def get(identifier):
@@ -212,16 +214,13 @@ def get(identifier):
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown loss function: {identifier!r}. Supported: {sorted(_BY_NAME)}")
-        return cls()
+        return REGISTRY.get(identifier, which="aliases", label="Supported")()
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    if isinstance(identifier, type) and identifier in _CLASSES.values():
+    if isinstance(identifier, type) and REGISTRY.owns(identifier):
         return identifier()
     for fn, cls in _BY_FUNCTION.items():
         if identifier is fn:
             return cls()
-    raise ValueError(f"Could not interpret loss identifier: {identifier!r}. Supported: {sorted(_BY_NAME)}, "
-                     f"or an instance of {sorted(_CLASSES)}")
+    raise ValueError(f"Could not interpret loss identifier: {identifier!r}. Supported: {REGISTRY.names('aliases')}, "
+                     f"or an instance of {REGISTRY.names('classes')}")

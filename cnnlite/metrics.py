@@ -6,6 +6,8 @@ per-sample functions (`categorical_accuracy`, ...) are vectorised NumPy.
 """
 import numpy as np
 
+from cnnlite._registry import Registry
+
 
 def _labels(y_true):
     y = np.asarray(y_true)
@@ -109,15 +111,21 @@ class MeanAbsoluteError(Metric):
     fn = staticmethod(mean_absolute_error)
 
 
-_CLASSES = {cls.__name__: cls for cls in (CategoricalAccuracy, SparseCategoricalAccuracy, BinaryAccuracy,
-                                          MeanSquaredError, MeanAbsoluteError)}
-_BY_NAME = {"categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-            "binary_accuracy": BinaryAccuracy, "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
-            "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError}
+REGISTRY = Registry("metric")
+REGISTRY.register(CategoricalAccuracy, aliases=("categorical_accuracy",))
+REGISTRY.register(SparseCategoricalAccuracy, aliases=("sparse_categorical_accuracy",))
+REGISTRY.register(BinaryAccuracy, aliases=("binary_accuracy",))
+REGISTRY.register(MeanSquaredError, aliases=("mean_squared_error", "mse"))
+REGISTRY.register(MeanAbsoluteError, aliases=("mean_absolute_error", "mae"))
 _BY_FUNCTION = ((categorical_accuracy, CategoricalAccuracy), (sparse_categorical_accuracy, SparseCategoricalAccuracy),
                 (binary_accuracy, BinaryAccuracy), (mean_squared_error, MeanSquaredError),
                 (mean_absolute_error, MeanAbsoluteError))
 ACCURACY_NAMES = ("accuracy", "acc")
+
+
+def _unknown(identifier):
+    return ValueError(f"Unknown metric: {identifier!r}. Supported: 'accuracy', 'acc', {REGISTRY.names('aliases')} "
+                      f"or an instance of {REGISTRY.names('classes')}")
 
 
 def resolve(identifier, loss, output_width):
@@ -131,28 +139,26 @@ def resolve(identifier, loss, output_width):
         if output_width == 1:
             return BinaryAccuracy(name=identifier)
         return CategoricalAccuracy(name=identifier)
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier](name=identifier)
-    if isinstance(identifier, type) and identifier in _CLASSES.values():
+    if REGISTRY.find(identifier, which="aliases") is not None:
+        return REGISTRY.find(identifier, which="aliases")(name=identifier)
+    if isinstance(identifier, type) and REGISTRY.owns(identifier):
         return identifier()
     for fn, cls in _BY_FUNCTION:
         if identifier is fn:
             return cls(name=fn.__name__)
-    raise ValueError(f"Unknown metric: {identifier!r}. Supported: 'accuracy', 'acc', {sorted(_BY_NAME)} "
-                     f"or an instance of {sorted(_CLASSES)}")
+    raise _unknown(identifier)
 
 
 def check_identifier(identifier):
     """Raise ValueError now (at compile time) for metric identifiers `resolve` would reject."""
     if isinstance(identifier, Metric) or (isinstance(identifier, str) and
-                                          (identifier in ACCURACY_NAMES or identifier in _BY_NAME)):
+                                          (identifier in ACCURACY_NAMES or REGISTRY.find(identifier, "aliases"))):
         return
-    if isinstance(identifier, type) and identifier in _CLASSES.values():
+    if isinstance(identifier, type) and REGISTRY.owns(identifier):
         return
     if any(identifier is fn for fn, _ in _BY_FUNCTION):
         return
-    raise ValueError(f"Unknown metric: {identifier!r}. Supported: 'accuracy', 'acc', {sorted(_BY_NAME)} "
-                     f"or an instance of {sorted(_CLASSES)}")
+    raise _unknown(identifier)
 
 
 def get(identifier):

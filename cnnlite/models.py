@@ -8,8 +8,10 @@ from cnnlite.engine.summary import print_summary
 from cnnlite.engine.training import Model as _TrainingModel
 from cnnlite.layers.base import Layer, unique_name
 from cnnlite.layers.core import InputLayer, KerasTensor
+from cnnlite import saving
 
 
+@saving.register_model_class
 class Sequential(_TrainingModel):
     """A linear stack of layers. The input shape comes from `input_shape=`/`input_dim=` on the first layer or
     from an `Input(...)`; every later layer infers its own. Weights are created as soon as shapes are known."""
@@ -222,20 +224,35 @@ class Sequential(_TrainingModel):
             model.build(tuple(config["build_input_shape"]))
         return model
 
+    def get_build_config(self):
+        """`{"input_shape": [None, ...]}`, the batch input shape the model was built for, or None when it is not
+        built (Keras's name: `build_from_config` builds a model from its config for the same shape)."""
+        if not self.built or not self._layers:
+            return None
+        return {"input_shape": [None if d is None else int(d) for d in self._build_input_shape]}
+
+    def build_from_config(self, config):
+        """Build the model for a `get_build_config()` result (nothing to do for None)."""
+        if config is None:
+            return
+        if not isinstance(config, dict) or "input_shape" not in config:
+            raise ValueError(f"build_from_config: `config` must be a dict with 'input_shape' from "
+                             f"get_build_config(), received {config!r}")
+        self.build(tuple(config["input_shape"]))
+
     def to_json(self, **kwargs):
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def save(self, filepath, overwrite=True):
         """Save architecture, weights, compile settings and optimizer state (see cnnlite.saving)."""
-        from cnnlite import saving
         return saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        from cnnlite import saving
+        """Save the layers' weights and, when built, the optimizer state (a `.weights.npz` file)."""
         return saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
-        from cnnlite import saving
+        """Load weights (and optimizer and random state when they fit) saved by `save_weights` or `save`."""
         return saving.load_weights(self, filepath)
 
     def __repr__(self):
@@ -251,7 +268,6 @@ def model_from_json(json_string, custom_objects=None):
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved with `model.save(path)` (see cnnlite.saving)."""
-    from cnnlite import saving
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 

@@ -9,6 +9,8 @@ import math
 import numpy as np
 
 from cnnlite import _kernels
+from cnnlite._registry import Registry
+from cnnlite._validation import check_bool, check_nonneg_int
 
 _ALLOWED_KWARGS = ("lr", "decay", "clipnorm", "clipvalue", "global_clipnorm")
 
@@ -83,6 +85,10 @@ class Optimizer:
         self._slots.append([np.zeros(w.shape, np.float32) for _ in range(self._slot_count)])
         self._weight_shapes.append(w.shape)
 
+    def variable_shapes(self, weights):
+        """The shapes of the state arrays `build(weights)` would create, in `variables()` order (builds nothing)."""
+        return [tuple(np.shape(w)) for w in weights for _ in range(self._slot_count)]
+
     def variables(self):
         """The optimizer's state arrays: for each weight in build order, its slots (Adam: m, v; SGD with momentum:
         velocity; RMSprop: the mean square)."""
@@ -105,9 +111,7 @@ class Optimizer:
             np.copyto(o, a)
 
     def set_iterations(self, iterations):
-        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ValueError(f"iterations must be a non-negative int, received {iterations!r}")
-        self.iterations = int(iterations)
+        self.iterations = check_nonneg_int(iterations, "iterations", f"{type(self).__name__}.set_iterations")
 
     # ----- updates ----------------------------------------------------------------------------------------------
     def apply_gradients(self, grads_and_vars):
@@ -198,9 +202,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
         super().__init__(learning_rate, name, **kwargs)
         self.momentum = _number(momentum, "momentum", "SGD", 0.0, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise ValueError(f"SGD: `nesterov` must be a bool, received nesterov={nesterov!r}")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov", "SGD")
 
     @property
     def _slot_count(self):
@@ -242,21 +244,18 @@ class RMSprop(Optimizer):
         return config
 
 
-_CLASSES = {"Adam": Adam, "SGD": SGD, "RMSprop": RMSprop}
-_BY_NAME = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+REGISTRY = Registry("optimizer")
+for _cls in (Adam, SGD, RMSprop):
+    REGISTRY.register(_cls, aliases=(_cls.__name__.lower(),))
 
 
 def serialize(optimizer):
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return REGISTRY.serialize(optimizer)
 
 
 def deserialize(config):
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"An optimizer config must be a dict with 'class_name' and 'config', received {config!r}")
-    cls = _CLASSES.get(config["class_name"]) or _BY_NAME.get(str(config["class_name"]).lower())
-    if cls is None:
-        raise ValueError(f"Unknown optimizer: {config['class_name']!r}. Known: {sorted(_CLASSES)}")
-    return cls.from_config(dict(config.get("config", {})))
+    """The optimizer `serialize` described; `class_name` is a class name or, in any case, a Keras string name."""
+    return REGISTRY.deserialize(config, shown="classes", fold_case=True)
 
 
 def get(identifier):
@@ -264,13 +263,10 @@ def get(identifier):
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"Unknown optimizer: {identifier!r}. Supported: {sorted(_BY_NAME)}")
-        return cls()
+        return REGISTRY.get(identifier, which="aliases", label="Supported", fold_case=True)()
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
-    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. Use one of {sorted(_BY_NAME)} or "
-                     f"an instance of {sorted(_CLASSES)}")
+    raise ValueError(f"Could not interpret optimizer identifier: {identifier!r}. Use one of "
+                     f"{REGISTRY.names('aliases')} or an instance of {REGISTRY.names('classes')}")

@@ -15,6 +15,8 @@ import tempfile
 
 import numpy as np
 
+from cnnlite._validation import is_int
+
 __all__ = ["plot_digits", "plot_history", "plot_predictions", "plot_dense_weights", "plot_conv_filters",
            "plot_edge_filters", "save_figure"]
 
@@ -108,7 +110,7 @@ def _maps(value, name):
 
 
 def _count(value, name, low=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+    if not is_int(value) or value < low:
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     return int(value)
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "ops_isa.h"
-#include "parallel_chunks.h"
+#include "parallel.h"
 
 // No fused multiply-adds in this file: the AVX-512 builds of sigmoid and tanh must round exactly like the portable
 // ones, so results are bitwise identical on every ISA.
@@ -144,7 +144,7 @@ void relu_mask_sums_avx512(float* dz, float* sums, const float* dy, const float*
 
 void relu_forward(float* y, const float* x, idx n) {
   require_size(n, "relu_forward: n must be non-negative");
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict yo = y;
     const float* __restrict xi = x;
     for (idx i = begin; i < end; ++i) yo[i] = xi[i] < 0.0f ? 0.0f : xi[i];
@@ -153,7 +153,7 @@ void relu_forward(float* y, const float* x, idx n) {
 
 void relu_backward(float* dx, const float* dy, const float* y, idx n) {
   require_size(n, "relu_backward: n must be non-negative");
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict dxo = dx;
     const float* __restrict dyi = dy;
     const float* __restrict yi = y;
@@ -172,12 +172,12 @@ void relu_backward_column_sums(float* dz, float* sums, const float* dy, const fl
 void sigmoid_forward(float* y, const float* x, idx n) {
   require_size(n, "sigmoid_forward: n must be non-negative");
   const auto range_fn = ops_use_avx512() ? sigmoid_range_avx512 : sigmoid_range_generic;
-  for_each_chunk(n, [=](idx begin, idx end) { range_fn(y, x, begin, end); });
+  parallel_for_elements(n, [=](idx begin, idx end) { range_fn(y, x, begin, end); });
 }
 
 void sigmoid_backward(float* dx, const float* dy, const float* y, idx n) {
   require_size(n, "sigmoid_backward: n must be non-negative");
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict dxo = dx;
     const float* __restrict dyi = dy;
     const float* __restrict yi = y;
@@ -188,12 +188,12 @@ void sigmoid_backward(float* dx, const float* dy, const float* y, idx n) {
 void tanh_forward(float* y, const float* x, idx n) {
   require_size(n, "tanh_forward: n must be non-negative");
   const auto range_fn = ops_use_avx512() ? tanh_range_avx512 : tanh_range_generic;
-  for_each_chunk(n, [=](idx begin, idx end) { range_fn(y, x, begin, end); });
+  parallel_for_elements(n, [=](idx begin, idx end) { range_fn(y, x, begin, end); });
 }
 
 void tanh_backward(float* dx, const float* dy, const float* y, idx n) {
   require_size(n, "tanh_backward: n must be non-negative");
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict dxo = dx;
     const float* __restrict dyi = dy;
     const float* __restrict yi = y;
@@ -215,14 +215,14 @@ void softmax_row(float* __restrict y, const float* __restrict x, idx k) {
 
 void softmax_forward(float* y, const float* x, idx rows, idx k) {
   if (rows < 0 || k <= 0) throw std::invalid_argument("softmax_forward: rows must be >= 0 and k > 0");
-  for_each_block(rows, rows_per_block(k), [=](idx r0, idx r1) {
+  parallel_for_blocks(rows, rows_per_block(k), [=](idx r0, idx r1) {
     for (idx r = r0; r < r1; ++r) softmax_row(y + r * k, x + r * k, k);
   });
 }
 
 void softmax_backward(float* dx, const float* dy, const float* y, idx rows, idx k) {
   if (rows < 0 || k <= 0) throw std::invalid_argument("softmax_backward: rows must be >= 0 and k > 0");
-  for_each_block(rows, rows_per_block(k), [=](idx r0, idx r1) {
+  parallel_for_blocks(rows, rows_per_block(k), [=](idx r0, idx r1) {
     for (idx r = r0; r < r1; ++r) {
       const float* __restrict dyr = dy + r * k;
       const float* __restrict yr = y + r * k;

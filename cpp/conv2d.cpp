@@ -1,20 +1,18 @@
 #include "conv2d.h"
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "activations.h"
 #include "conv2d_direct.h"
 #include "conv2d_winograd.h"
 #include "gemm.h"
-#include "parallel_chunks.h"
-#include "threads.h"
+#include "parallel.h"
 
 // The copy and scatter-add loops below are plain C++; on x86-64 with GCC and glibc they are also compiled for AVX2 and
 // AVX-512 and the best version is picked at load time (function multiversioning).
@@ -32,38 +30,6 @@
 namespace cnnlite {
 
 namespace {
-
-struct Geometry {
-  idx n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, oh, ow;
-  idx depth() const { return kh * kw * cin; }  // GEMM K: one im2col row
-  idx pixels() const { return oh * ow; }       // output rows per image
-  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt + pb + pl + pr == 0; }
-};
-
-Geometry make_geometry(const char* fn, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
-                       idx pb, idx pl, idx pr) {
-  auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(fn) + ": " + what); };
-  if (n < 0) fail("batch size must be >= 0, got " + std::to_string(n));
-  if (h <= 0 || w <= 0 || cin <= 0)
-    fail("input height, width, channels must be > 0, got " + std::to_string(h) + "x" + std::to_string(w) + "x" +
-         std::to_string(cin));
-  if (kh <= 0 || kw <= 0 || cout <= 0)
-    fail("kernel height, width, output channels must be > 0, got " + std::to_string(kh) + "x" + std::to_string(kw) +
-         "x" + std::to_string(cout));
-  if (sh <= 0 || sw <= 0) fail("strides must be > 0, got " + std::to_string(sh) + "x" + std::to_string(sw));
-  if (pt < 0 || pb < 0 || pl < 0 || pr < 0) fail("pads must be >= 0");
-  for (idx v : {h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr})
-    if (v > kMaxExtent) fail("a size, stride or pad exceeds " + std::to_string(kMaxExtent) + ": " + std::to_string(v));
-  Geometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
-  g.oh = conv2d_out_size(h, kh, sh, pt, pb);
-  g.ow = conv2d_out_size(w, kw, sw, pl, pr);
-  if (g.oh <= 0 || g.ow <= 0) fail("the kernel does not fit the padded input (output size <= 0)");
-  // Every buffer size the kernels form (x, y, w, im2col rows) must be representable, even for an empty batch.
-  checked_product(fn, {std::max<idx>(n, 1), h, w, cin});
-  checked_product(fn, {std::max<idx>(n, 1), g.oh, g.ow, std::max(cout, checked_product(fn, {kh, kw, cin}))});
-  checked_product(fn, {kh, kw, cin, cout});
-  return g;
-}
 
 // Below this many floats per kernel row (kw * cin) the weight gradient goes through an im2col panel: the indirect
 // kernel would have to gather most micro-tiles element by element.
@@ -84,7 +50,7 @@ idx chunk_rows(idx depth) {
 // col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch). Used for
 // short kernel rows only, so the copies are inlined rather than turned into memcpy calls.
 CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col, const float* __restrict x,
-                                                          const Geometry& g, idx r0, idx r1) {
+                                                          const Conv2dGeometry& g, idx r0, idx r1) {
   const idx depth = g.depth(), span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -125,7 +91,7 @@ CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col,
 }
 
 // dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
-CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Geometry& g, idx i0,
+CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Conv2dGeometry& g, idx i0,
                                   idx i1) {
   const idx depth = g.depth(), image = g.h * g.w * g.cin;
   std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
@@ -155,7 +121,7 @@ CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict 
 // input floats it multiplies. Inside the input those are contiguous in x; a window that overlaps the padding gets its
 // spans copied, zero-filled, into `patch` (room for (r1 - r0) * kh * kw * cin floats) instead, and kernel rows that
 // fall entirely into the padding point at `zero` (kw * cin zeros).
-void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Geometry& g, idx r0,
+void build_indirection(const float** ind, float* patch, const float* zero, const float* x, const Conv2dGeometry& g, idx r0,
                        idx r1) {
   const idx span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
@@ -199,19 +165,35 @@ void build_indirection(const float** ind, float* patch, const float* zero, const
   }
 }
 
+// Per-thread workspaces (parallel.h), reused across calls.
+struct IndirectionTag;
+struct ColTag;
+struct DcolTag;
+struct TotalTag;
+struct PartialsTag;
+struct DzTag;
 std::vector<const float*>& indirection_workspace() {
-  static thread_local std::vector<const float*> ws;
-  return ws;
+  return thread_workspace<IndirectionTag, std::vector<const float*>>();
 }
+Workspace& col_workspace() { return thread_workspace<ColTag>(); }
+Workspace& dcol_workspace() { return thread_workspace<DcolTag>(); }
+Workspace& total_workspace() { return thread_workspace<TotalTag>(); }
+Workspace& partial_workspace() { return thread_workspace<PartialsTag>(); }
+Workspace& dz_workspace() { return thread_workspace<DzTag>(); }
+
+// cin zeros (at least), for kernel rows that fall into the padding.
+struct Zeros {
+  Workspace ws;
+  idx zeroed = 0;
+};
 const float* zero_workspace(idx cin) {
-  static thread_local Workspace ws;
-  static thread_local idx zeroed = 0;
-  float* z = ws.get(cin);
-  if (zeroed < cin) {
-    std::fill(z, z + cin, 0.0f);
-    zeroed = cin;
+  Zeros& z = thread_workspace<Zeros, Zeros>();
+  float* p = z.ws.get(cin);
+  if (z.zeroed < cin) {
+    std::fill(p, p + cin, 0.0f);
+    z.zeroed = cin;
   }
-  return z;
+  return p;
 }
 
 // sums (cout) = column sums of rows (n, cout), added row by row (a fixed order). Overwrites sums.
@@ -221,99 +203,8 @@ CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __re
     for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
 }
 
-// total[e] += parts[c * stride + e] for c = 0, 1, ... count - 1 in that order, for e in [0, len).
-CNNLITE_VECTOR_CLONES void add_in_order(float* __restrict total, const float* __restrict parts, idx count, idx stride,
-                                        idx len) {
-  for (idx c = 0; c < count; ++c)
-    for (idx e = 0; e < len; ++e) total[e] += parts[c * stride + e];
-}
-
-Workspace& col_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& dcol_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& total_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& partial_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& dz_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& scratch_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-
-int threads_for(idx chunks) {
-  const int nthreads = in_parallel() ? 1 : get_num_threads();
-  // Too few chunks to share out: run them one after the other and let the GEMMs inside use the threads.
-  return chunks < nthreads ? 1 : nthreads;
-}
-
-// Runs body(c) for every chunk c in [0, chunks), in parallel when there are enough chunks.
-template <class Body>
-void for_chunks(idx chunks, Body body) {
-  const int nthreads = threads_for(chunks);
-  if (nthreads <= 1) {
-    for (idx c = 0; c < chunks; ++c) body(c);
-    return;
-  }
-  ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-#endif
-  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
-  error.rethrow();
-}
-
-// Sums per-chunk partials into `total` (size floats, overwritten): body(c, partial) fills chunk c's partial; the
-// partials of a fixed-size wave of chunks are then added to the total element by element in chunk order. Neither
-// the waves nor the order depend on the thread count, so the sums are bitwise reproducible.
-template <class Body>
-void sum_over_chunks(idx chunks, float* total, idx size, Body body) {
-  // Chunks per wave: as many partials as fit in about 4 MiB (fewer barriers), from the sizes alone.
-  const idx wave = std::max<idx>(16, std::min<idx>(256, (1 << 20) / size));
-  constexpr idx kSlice = 1024;  // elements per reduction task
-  std::fill(total, total + size, 0.0f);
-  float* partials = partial_workspace().get(std::min(chunks, wave) * size);
-  const int nthreads = threads_for(chunks);
-  const idx slices = (size + kSlice - 1) / kSlice;
-  for (idx w0 = 0; w0 < chunks; w0 += wave) {
-    const idx w1 = std::min(chunks, w0 + wave);
-    auto reduce_slice = [&](idx s) {
-      const idx e0 = s * kSlice, e1 = std::min(size, e0 + kSlice);
-      add_in_order(total + e0, partials + e0, w1 - w0, size, e1 - e0);
-    };
-    if (nthreads <= 1) {
-      for (idx c = w0; c < w1; ++c) body(c, partials + (c - w0) * size);
-      for (idx s = 0; s < slices; ++s) reduce_slice(s);
-      continue;
-    }
-    ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel num_threads(nthreads)
-    {
-#pragma omp for schedule(dynamic, 1)
-      for (idx c = w0; c < w1; ++c) error.run([&] { body(c, partials + (c - w0) * size); });
-#pragma omp for schedule(static)
-      for (idx s = 0; s < slices; ++s) reduce_slice(s);
-    }
-#endif
-    error.rethrow();
-  }
-}
-
 // y = conv(x, k) + bias [relu] for a checked geometry (see conv2d_forward).
-void forward_impl(float* y, const float* x, const float* k, const float* bias, bool relu, const Geometry& g) {
+void forward_impl(float* y, const float* x, const float* k, const float* bias, bool relu, const Conv2dGeometry& g) {
   const idx cin = g.cin, cout = g.cout;
   const idx rows = g.n * g.pixels(), depth = g.depth();
   if (rows == 0) return;
@@ -334,125 +225,44 @@ void forward_impl(float* y, const float* x, const float* k, const float* bias, b
     build_indirection(ind.data(), patch, zero, x, g, r0, r1);
     sgemm_indirect(r1 - r0, cout, g.kh, span, ind.data(), zero, k, y + r0 * cout, cout, bias, relu);
   };
-  for_chunks(chunks, body);
+  parallel_for(chunks, body, enough_chunks(chunks));
 }
 
-// --- algorithm dispatch ---------------------------------------------------------------------------------------
+// Images per backward chunk (whole images, so col2im of a chunk touches only its own images and threads never write
+// the same memory): fixed by the geometry.
+idx backward_chunk_images(const Conv2dGeometry& g) { return std::max<idx>(1, chunk_rows(g.depth()) / g.pixels()); }
 
-enum class Algo : int { kAuto = 0, kGemm, kWinograd, kDirect };
-constexpr const char* kAlgoNames[] = {"auto", "gemm", "winograd", "direct"};
-
-Algo parse_algo(const char* name) {
-  const std::string s = name ? name : "";
-  for (int a = 0; a < 4; ++a)
-    if (s == kAlgoNames[a]) return static_cast<Algo>(a);
-  throw std::invalid_argument("conv2d algorithm must be 'auto', 'gemm', 'winograd' or 'direct', got '" + s + "'");
-}
-
-std::atomic<int>& forced_algo() {
-  static std::atomic<int> algo{[] {
-    const char* env = std::getenv("CNNLITE_CONV_ALGO");
-    try {
-      return static_cast<int>(env && *env ? parse_algo(env) : Algo::kAuto);
-    } catch (const std::invalid_argument&) {
-      return static_cast<int>(Algo::kAuto);  // an unknown value must not make every convolution throw
+// dx = the GEMM path's input gradient for a checked geometry with n > 0 (see conv2d_backward_input).
+void backward_input_gemm(float* dx, const float* dy, const float* k, const float* relu_y, const Conv2dGeometry& g) {
+  const idx n = g.n, cin = g.cin, cout = g.cout, depth = g.depth(), pixels = g.pixels(), image = g.h * g.w * cin;
+  const idx imgs = backward_chunk_images(g);
+  const idx chunks = (n + imgs - 1) / imgs;
+  auto body = [&](idx c) {
+    const idx i0 = c * imgs, i1 = std::min(n, i0 + imgs);
+    const idx rows = (i1 - i0) * pixels;
+    const float* dyc = dy + i0 * pixels * cout;
+    if (relu_y) {  // dz = dy * (relu_y > 0) for this chunk only
+      float* dz = dz_workspace().get(imgs * pixels * cout);
+      relu_backward_column_sums(dz, nullptr, dyc, relu_y + i0 * pixels * cout, rows, cout);
+      dyc = dz;
     }
-  }()};
-  return algo;
+    if (g.pointwise()) {
+      sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);
+    } else {
+      float* dcol = dcol_workspace().get(imgs * pixels * depth);
+      sgemm(false, true, rows, depth, cout, 1.0f, dyc, cout, k, cout, 0.0f, dcol, depth);
+      col2im(dx, dcol, g, i0, i1);
+    }
+  };
+  parallel_for(chunks, body, enough_chunks(chunks));
 }
 
-// Winograd wins once its small GEMMs have some depth. Measured at batch 400, 1 thread (BENCHMARKS.md, Winograd
-// section) with the AVX-512 micro-kernel: the forward pass from 8 input channels (6 -> 16 loses 0.87x, 8 -> 8 wins
-// 1.7x), the input gradient from 4 (1 -> 16 loses 0.6x, 4 -> 16 wins 1.2x), whatever the output channels (16 -> 2
-// wins 1.5x and 1.9x); the weight gradient from 16 input channels (8 -> 16 loses 0.63x, 8 -> 8 ties, 16 -> 8 wins
-// 1.8x, 16 -> 32 1.2x). With the narrower micro-kernels the small GEMMs lose more to their short depth: AVX2's
-// forward loses up to 16 input channels (0.9x) and wins from 32 (1.15-1.24x); the portable kernel's forward and weight
-// gradient lose (0.5x, 0.8x) while every input gradient still wins (1.5-2x).
-struct WinogradMinChannels {
-  idx forward, backward_input, backward_weights;  // fewest input channels for which Winograd is chosen
-};
-const WinogradMinChannels& winograd_min_channels() {
-  static const WinogradMinChannels mins = [] {
-    const std::string isa = gemm_isa();
-    if (isa == "avx512") return WinogradMinChannels{8, 4, 16};
-    if (isa == "avx2") return WinogradMinChannels{32, 4, 16};
-    return WinogradMinChannels{kMaxExtent, 4, kMaxExtent};
-  }();
-  return mins;
-}
-
-// Up to this many input channels the direct kernel (cpp/conv2d_direct.h) computes the forward pass and the weight
-// gradient: the GEMM's depth kh * kw * cin is then too shallow to amortise its tiling (measured in BENCHMARKS.md,
-// direct section).
-constexpr idx kDirectMaxChannels = 3;
-
-// The path of one pass of a geometry. The direct kernel has no input gradient (a first layer needs none): that takes
-// the automatic choice.
-Algo choose_algo(const Geometry& g, ConvPass pass) {
-  const bool winograd_ok = pass == kConvBackwardInput
-                               ? winograd_backward_input_applies(g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr)
-                               : winograd_forward_applies(g.kh, g.kw, g.sh, g.sw);
-  const Algo forced = static_cast<Algo>(forced_algo().load(std::memory_order_relaxed));
-  if (forced == Algo::kGemm) return Algo::kGemm;
-  if (pass != kConvBackwardInput &&
-      (forced == Algo::kDirect || (forced == Algo::kAuto && g.cin <= kDirectMaxChannels)))
-    return Algo::kDirect;
-  if (forced == Algo::kWinograd) return winograd_ok ? Algo::kWinograd : Algo::kGemm;
-  if (!winograd_ok) return Algo::kGemm;
-  const WinogradMinChannels& mins = winograd_min_channels();
-  const idx min_cin = pass == kConvForward ? mins.forward
-                      : pass == kConvBackwardInput ? mins.backward_input
-                                                   : mins.backward_weights;
-  return g.cin >= min_cin ? Algo::kWinograd : Algo::kGemm;
-}
-
-}  // namespace
-
-const char* conv2d_algo(int pass, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
-                        idx pb, idx pl, idx pr) {
-  if (pass < kConvForward || pass > kConvBackwardWeights)
-    throw std::invalid_argument("conv2d_algo: pass must be 0 (forward), 1 (input gradient) or 2 (weight gradient)");
-  const Geometry g = make_geometry("conv2d_algo", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  return kAlgoNames[static_cast<int>(choose_algo(g, static_cast<ConvPass>(pass)))];
-}
-
-void conv2d_set_algo(const char* name) { forced_algo().store(static_cast<int>(parse_algo(name))); }
-
-const char* conv2d_get_algo() { return kAlgoNames[forced_algo().load()]; }
-
-idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
-  const idx span = in + pad_before + pad_after - k;
-  if (stride <= 0 || span < 0) return 0;
-  return span / stride + 1;
-}
-
-void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
-                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu) {
-  const Geometry g = make_geometry("conv2d_forward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  switch (choose_algo(g, kConvForward)) {
-    case Algo::kWinograd:
-      return winograd_conv2d_forward(y, x, k, bias, n, h, w, cin, cout, pt, pb, pl, pr, relu);
-    case Algo::kDirect:
-      return conv2d_direct_forward(y, x, k, bias, n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, g.oh, g.ow, relu);
-    default:
-      return forward_impl(y, x, k, bias, relu, g);
-  }
-}
-
-namespace {
-
-// The GEMM path of conv2d_backward for a checked geometry.
-void backward_gemm(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, const Geometry& g,
-                   const float* relu_y) {
-  const idx n = g.n, h = g.h, w = g.w, cin = g.cin, kh = g.kh, kw = g.kw, cout = g.cout;
-  const idx depth = g.depth(), pixels = g.pixels(), image = h * w * cin, span = kw * cin;
-  if (n == 0) {
-    std::fill(dk, dk + depth * cout, 0.0f);
-    if (dbias) std::fill(dbias, dbias + cout, 0.0f);
-    return;
-  }
-  // Chunks of whole images: col2im of a chunk touches only its own images, so threads never write the same memory.
-  const idx imgs = std::max<idx>(1, chunk_rows(depth) / pixels);
+// dk, dbias = the GEMM path's weight gradient for a checked geometry with n > 0 (see conv2d_backward_weights).
+void backward_weights_gemm(float* dk, float* dbias, const float* dy, const float* x, const float* relu_y,
+                           const Conv2dGeometry& g) {
+  const idx n = g.n, kh = g.kh, cout = g.cout;
+  const idx depth = g.depth(), pixels = g.pixels(), image = g.h * g.w * g.cin, span = g.kw * g.cin;
+  const idx imgs = backward_chunk_images(g);
   const idx chunks = (n + imgs - 1) / imgs;
   // Each chunk's partial holds its dk (depth x cout) followed by its dbias (cout).
   const idx dk_size = depth * cout, partial_size = dk_size + (dbias ? cout : 0);
@@ -481,54 +291,177 @@ void backward_gemm(float* dx, float* dk, float* dbias, const float* dy, const fl
       build_indirection(ind.data(), patch, zero, x, g, i0 * pixels, i1 * pixels);
       sgemm_indirect_t(kh, span, cout, rows, ind.data(), dyc, cout, part, cout);
     }
-    if (dx) {
-      if (g.pointwise()) {
-        sgemm(false, true, rows, cin, cout, 1.0f, dyc, cout, k, cout, 0.0f, dx + i0 * image, cin);
-      } else {
-        float* dcol = dcol_workspace().get(imgs * pixels * depth);
-        sgemm(false, true, rows, depth, cout, 1.0f, dyc, cout, k, cout, 0.0f, dcol, depth);
-        col2im(dx, dcol, g, i0, i1);
-      }
-    }
   };
+  // Chunks per wave: as many partials as fit in about 4 MiB (fewer barriers), from the sizes alone.
+  const idx wave = std::max<idx>(16, std::min<idx>(256, (1 << 20) / partial_size));
   float* total = total_workspace().get(partial_size);
-  sum_over_chunks(chunks, total, partial_size, body);
+  float* partials = partial_workspace().get(std::min(chunks, wave) * partial_size);
+  sum_over_chunks(total, partials, chunks, partial_size, wave, body, enough_chunks(chunks));
   std::copy(total, total + dk_size, dk);
   if (dbias) std::copy(total + dk_size, total + partial_size, dbias);
 }
 
+// --- algorithm choice -------------------------------------------------------------------------------------------
+
+// Winograd wins once its small GEMMs have some depth; the fewest input channels for which it is chosen, per pass
+// and GEMM micro-kernel (measured: see BENCHMARKS.md, Winograd section). The narrower micro-kernels lose more to the
+// short depth: the portable kernel's forward pass and weight gradient never win, its input gradient does.
+struct WinogradMinChannels {
+  idx forward, backward_input, backward_weights;
+};
+WinogradMinChannels winograd_min_channels(const char* isa) {
+  const std::string name = isa ? isa : "";
+  if (name == "avx512") return {8, 4, 16};
+  if (name == "avx2") return {32, 4, 16};
+  return {kMaxExtent, 4, kMaxExtent};
+}
+
+// Up to this many input channels the direct kernel computes the forward pass and the weight gradient: the GEMM's
+// depth kh * kw * cin is then too shallow to amortise its tiling (measured: see BENCHMARKS.md, direct section).
+constexpr idx kDirectMaxChannels = 3;
+
+// Rebuilds g through conv2d_geometry: a hand-made geometry gets the same checks as one from conv2d_geometry.
+void check_geometry(const Conv2dGeometry& g) {
+  const Conv2dGeometry c = conv2d_geometry(g.n, g.h, g.w, g.cin, g.kh, g.kw, g.cout, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr);
+  if (c.oh != g.oh || c.ow != g.ow)
+    throw std::invalid_argument("conv2d: geometry's output size " + std::to_string(g.oh) + "x" + std::to_string(g.ow) +
+                                " does not match its input, kernel, strides and pads (" + std::to_string(c.oh) + "x" +
+                                std::to_string(c.ow) + ")");
+}
+
+void require_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry& g) {
+  check_geometry(g);
+  if (!conv2d_algo_applies(algo, pass, g))
+    throw std::invalid_argument(std::string("conv2d: algorithm '") + conv2d_algo_name(algo) + "' does not apply to the " +
+                                conv2d_pass_name(pass) + " of a " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
+                                " kernel with strides " + std::to_string(g.sh) + "x" + std::to_string(g.sw) +
+                                " and pads (" + std::to_string(g.pt) + ", " + std::to_string(g.pb) + ", " +
+                                std::to_string(g.pl) + ", " + std::to_string(g.pr) + ")");
+}
+
 }  // namespace
 
-void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
-                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
-                     const float* relu_y) {
-  const Geometry g = make_geometry("conv2d_backward", n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr);
-  const bool winograd_dx = dx && n > 0 && choose_algo(g, kConvBackwardInput) == Algo::kWinograd;
-  const Algo weights = choose_algo(g, kConvBackwardWeights);
-  if (n > 0 && weights == Algo::kWinograd) {
-    winograd_conv2d_backward_weights(dk, dbias, dy, relu_y, x, n, h, w, cin, cout, pt, pb, pl, pr);
-    if (winograd_dx)
-      winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
-    else if (dx)  // pads > 2: the GEMM path's dx (its dk goes to a scratch buffer)
-      backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
+idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after) {
+  const idx span = in + pad_before + pad_after - k;
+  if (stride <= 0 || span < 0) return 0;
+  return span / stride + 1;
+}
+
+Conv2dGeometry conv2d_geometry(idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb,
+                               idx pl, idx pr) {
+  auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
+  auto str = [](idx v) { return std::to_string(v); };
+  if (n < 0) fail("batch size n must be >= 0, got " + str(n));
+  if (h <= 0 || w <= 0 || cin <= 0)
+    fail("x must have non-zero height, width and channels, got h=" + str(h) + ", w=" + str(w) + ", cin=" + str(cin));
+  if (kh <= 0 || kw <= 0 || cout <= 0)
+    fail("w must have non-zero (kh, kw, cin, cout), got kh=" + str(kh) + ", kw=" + str(kw) + ", cout=" + str(cout));
+  const std::pair<const char*, idx> strides[] = {{"sh", sh}, {"sw", sw}};
+  for (const auto& [name, v] : strides)
+    if (v <= 0) fail(std::string(name) + " must be a positive integer, got " + str(v));
+  const std::pair<const char*, idx> pads[] = {{"pad_top", pt}, {"pad_bottom", pb}, {"pad_left", pl}, {"pad_right", pr}};
+  for (const auto& [name, v] : pads)
+    if (v < 0) fail(std::string(name) + " must be a non-negative integer, got " + str(v));
+  const std::pair<const char*, idx> extents[] = {{"h", h},   {"w", w},   {"cin", cin},     {"kh", kh},
+                                                 {"kw", kw}, {"cout", cout}, {"sh", sh},   {"sw", sw},
+                                                 {"pad_top", pt}, {"pad_bottom", pb}, {"pad_left", pl},
+                                                 {"pad_right", pr}};
+  for (const auto& [name, v] : extents)
+    if (v > kMaxExtent)
+      fail(std::string(name) + "=" + str(v) + " exceeds " + str(kMaxExtent) + " (the largest size, stride or pad)");
+  Conv2dGeometry g{n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, 0, 0};
+  g.oh = conv2d_out_size(h, kh, sh, pt, pb);
+  g.ow = conv2d_out_size(w, kw, sw, pl, pr);
+  if (g.oh <= 0)
+    fail("kernel height kh=" + str(kh) + " exceeds the padded input height h + pad_top + pad_bottom = " + str(h) +
+         " + " + str(pt) + " + " + str(pb) + " (output size <= 0)");
+  if (g.ow <= 0)
+    fail("kernel width kw=" + str(kw) + " exceeds the padded input width w + pad_left + pad_right = " + str(w) +
+         " + " + str(pl) + " + " + str(pr) + " (output size <= 0)");
+  // Every buffer size the kernels form (x, y, w, im2col rows) must be representable, even for an empty batch.
+  const char* what = "conv2d";
+  checked_product(what, {std::max<idx>(n, 1), h, w, cin});
+  checked_product(what, {std::max<idx>(n, 1), g.oh, g.ow, std::max(cout, checked_product(what, {kh, kw, cin}))});
+  checked_product(what, {kh, kw, cin, cout});
+  return g;
+}
+
+const char* conv2d_algo_name(Conv2dAlgo algo) {
+  switch (algo) {
+    case Conv2dAlgo::kGemm: return "gemm";
+    case Conv2dAlgo::kWinograd: return "winograd";
+    case Conv2dAlgo::kDirect: return "direct";
+  }
+  throw std::invalid_argument("conv2d: unknown algorithm " + std::to_string(static_cast<int>(algo)));
+}
+
+Conv2dAlgo conv2d_algo_from_name(const char* name) {
+  const std::string s = name ? name : "";
+  for (Conv2dAlgo a : {Conv2dAlgo::kGemm, Conv2dAlgo::kWinograd, Conv2dAlgo::kDirect})
+    if (s == conv2d_algo_name(a)) return a;
+  throw std::invalid_argument("conv2d algorithm must be 'gemm', 'winograd' or 'direct', got '" + s + "'");
+}
+
+const char* conv2d_pass_name(Conv2dPass pass) {
+  switch (pass) {
+    case Conv2dPass::kForward: return "forward pass";
+    case Conv2dPass::kBackwardInput: return "input gradient";
+    case Conv2dPass::kBackwardWeights: return "weight gradient";
+  }
+  throw std::invalid_argument("conv2d: unknown pass " + std::to_string(static_cast<int>(pass)));
+}
+
+bool conv2d_algo_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry& g) {
+  switch (algo) {
+    case Conv2dAlgo::kGemm: return true;
+    case Conv2dAlgo::kWinograd:
+      return pass == Conv2dPass::kBackwardInput ? winograd_backward_input_applies(g) : winograd_forward_applies(g);
+    case Conv2dAlgo::kDirect: return pass != Conv2dPass::kBackwardInput;
+  }
+  return false;
+}
+
+Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, const char* isa) {
+  if (pass != Conv2dPass::kBackwardInput && g.cin <= kDirectMaxChannels) return Conv2dAlgo::kDirect;
+  if (!conv2d_algo_applies(Conv2dAlgo::kWinograd, pass, g)) return Conv2dAlgo::kGemm;
+  const WinogradMinChannels mins = winograd_min_channels(isa);
+  const idx min_cin = pass == Conv2dPass::kForward         ? mins.forward
+                      : pass == Conv2dPass::kBackwardInput ? mins.backward_input
+                                                           : mins.backward_weights;
+  return g.cin >= min_cin ? Conv2dAlgo::kWinograd : Conv2dAlgo::kGemm;
+}
+
+void conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
+                    Conv2dAlgo algo, bool relu) {
+  require_applies(algo, Conv2dPass::kForward, g);
+  switch (algo) {
+    case Conv2dAlgo::kWinograd: return winograd_conv2d_forward(y, x, k, bias, g, relu);
+    case Conv2dAlgo::kDirect: return conv2d_direct_forward(y, x, k, bias, g, relu);
+    case Conv2dAlgo::kGemm: return forward_impl(y, x, k, bias, relu, g);
+  }
+}
+
+void conv2d_backward_input(float* dx, const float* dy, const float* k, const float* relu_y_gate,
+                           const Conv2dGeometry& g, Conv2dAlgo algo) {
+  require_applies(algo, Conv2dPass::kBackwardInput, g);
+  if (g.n == 0) return;
+  if (algo == Conv2dAlgo::kWinograd) return winograd_conv2d_backward_input(dx, dy, relu_y_gate, k, g);
+  backward_input_gemm(dx, dy, k, relu_y_gate, g);
+}
+
+void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate,
+                             const Conv2dGeometry& g, Conv2dAlgo algo) {
+  require_applies(algo, Conv2dPass::kBackwardWeights, g);
+  if (g.n == 0) {
+    std::fill(dk, dk + g.depth() * g.cout, 0.0f);
+    if (dbias) std::fill(dbias, dbias + g.cout, 0.0f);
     return;
   }
-  if (weights == Algo::kDirect) {
-    // dx, rarely asked for (a first layer has none), comes from Winograd or the GEMM path (whose dk goes to a scratch
-    // buffer), so dk and dbias are always the direct kernel's, whether dx is asked for or not.
-    if (winograd_dx)
-      winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
-    else if (dx)
-      backward_gemm(dx, scratch_workspace().get(g.depth() * cout), nullptr, dy, x, k, g, relu_y);
-    conv2d_direct_backward_weights(dk, dbias, dy, relu_y, x, n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, g.oh, g.ow);
-    return;
+  switch (algo) {
+    case Conv2dAlgo::kWinograd: return winograd_conv2d_backward_weights(dk, dbias, dy, relu_y_gate, x, g);
+    case Conv2dAlgo::kDirect: return conv2d_direct_backward_weights(dk, dbias, dy, relu_y_gate, x, g);
+    case Conv2dAlgo::kGemm: return backward_weights_gemm(dk, dbias, dy, x, relu_y_gate, g);
   }
-  if (winograd_dx) {
-    backward_gemm(nullptr, dk, dbias, dy, x, k, g, relu_y);
-    winograd_conv2d_backward_input(dx, dy, relu_y, k, n, h, w, cin, cout, pt, pb, pl, pr);
-    return;
-  }
-  backward_gemm(dx, dk, dbias, dy, x, k, g, relu_y);
 }
 
 }  // namespace cnnlite

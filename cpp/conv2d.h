@@ -1,7 +1,15 @@
 // 2-D convolution (cross-correlation, as Keras): NHWC activations, HWIO kernels, explicit pads, strides, bias.
-// Forward and weight gradient are indirect GEMMs (cpp/gemm.h): per output pixel, one pointer per kernel row into x,
-// no im2col copy except zero-filled patches at the borders; the input gradient is dy @ k^T scattered back (col2im)
-// per chunk of whole images. Work is split into fixed-size chunks with per-thread workspaces reused across calls.
+// Three algorithms share one geometry (Conv2dGeometry) and three entry points, one per pass; the caller names the
+// algorithm (conv2d_choose gives the automatic choice), and an algorithm that does not apply to a pass and geometry
+// is an error, never silently replaced.
+//   gemm:     forward and weight gradient are indirect GEMMs (cpp/gemm.h): per output pixel, one pointer per kernel
+//             row into x, no im2col copy except zero-filled patches at the borders; the input gradient is dy @ k^T
+//             scattered back (col2im) per chunk of whole images. Applies to every geometry and pass.
+//   winograd: F(2x2, 3x3) (cpp/conv2d_winograd.h): 3x3 kernels, stride 1; the input gradient also needs pads <= 2.
+//   direct:   loops straight over NHWC for few input channels (cpp/conv2d_direct.h): any geometry, forward and
+//             weight gradient only (a first layer needs no input gradient).
+// Work is split into fixed-size chunks with per-thread workspaces reused across calls; every result is bitwise
+// identical for any thread count.
 #pragma once
 #include "common.h"
 
@@ -10,32 +18,53 @@ namespace cnnlite {
 // Output length along one axis: (in + pad_before + pad_after - k) / stride + 1, or 0 when the window does not fit.
 idx conv2d_out_size(idx in, idx k, idx stride, idx pad_before, idx pad_after);
 
+// The sizes of one convolution: input (n, h, w, cin), kernel (kh, kw, cin, cout), strides, pads (top, bottom, left,
+// right) and the output size (oh, ow). Build it with conv2d_geometry, which validates it.
+struct Conv2dGeometry {
+  idx n, h, w, cin, kh, kw, cout, sh, sw, pt, pb, pl, pr, oh, ow;
+  idx depth() const { return kh * kw * cin; }  // GEMM K: one im2col row
+  idx pixels() const { return oh * ow; }       // output pixels per image
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt + pb + pl + pr == 0; }
+};
+
+// The checked geometry (oh = conv2d_out_size(h, kh, sh, pt, pb), ow likewise), or std::invalid_argument whose message
+// names the offending argument (n, h, w, cin, kh, kw, cout, sh, sw, pad_top, ...): negative or zero sizes, sizes
+// above kMaxExtent, a kernel that does not fit the padded input, or buffer sizes that overflow.
+Conv2dGeometry conv2d_geometry(idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb,
+                               idx pl, idx pr);
+
+enum class Conv2dAlgo : int { kGemm = 0, kWinograd = 1, kDirect = 2 };
+enum class Conv2dPass : int { kForward = 0, kBackwardInput = 1, kBackwardWeights = 2 };
+
+// "gemm", "winograd", "direct"; and back (std::invalid_argument for any other name).
+const char* conv2d_algo_name(Conv2dAlgo algo);
+Conv2dAlgo conv2d_algo_from_name(const char* name);
+// "forward", "input gradient", "weight gradient".
+const char* conv2d_pass_name(Conv2dPass pass);
+
+// True when `algo` can compute `pass` of geometry g (see the list above).
+bool conv2d_algo_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry& g);
+
+// The automatic choice for `pass` of g when the GEMM micro-kernel is `isa` ("avx512", "avx2", "generic"): direct up to
+// 3 input channels (forward and weight gradient), else Winograd where it applies and the input channels reach a
+// per-ISA, per-pass threshold, else GEMM. Always an algorithm that applies.
+Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, const char* isa);
+
 // y (n, oh, ow, cout) = conv(x (n, h, w, cin), k (kh, kw, cin, cout)) + bias (cout) [then max(y, 0) when relu,
-// fused into the store]; bias may be null; oh = conv2d_out_size(h, kh, sh, pt, pb), ow = conv2d_out_size(w, kw, sw,
-// pl, pr).
-void conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin, idx kh,
-                    idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr, bool relu = false);
+// fused into the store]; bias may be null.
+void conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
+                    Conv2dAlgo algo, bool relu);
 
-// dx (n, h, w, cin), dk (kh, kw, cin, cout), dbias (cout) from dy (n, oh, ow, cout), x and k; dx and dbias may be
-// null (not computed). Overwrites every gradient it writes. dk and dbias are summed over fixed chunks of whole
-// images in chunk order, so results do not depend on the thread count.
-// relu_y (n, oh, ow, cout), optional: the output of conv2d_forward(..., relu = true). When given, the gradients are
-// those of the ReLU'd convolution: dy is masked by relu_y > 0 chunk by chunk (in a per-thread workspace, fused with
-// the bias-gradient sum), never as a full-size array.
-void conv2d_backward(float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, idx n, idx h,
-                     idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr,
-                     const float* relu_y = nullptr);
+// dx (n, h, w, cin) from dy (n, oh, ow, cout) and k (kh, kw, cin, cout); overwrites dx. relu_y_gate (n, oh, ow,
+// cout), optional: the output of conv2d_forward(..., relu = true); dy is then masked by relu_y_gate > 0 chunk by
+// chunk, never as a full-size array (the gradient of the ReLU'd convolution). Not for the direct algorithm.
+void conv2d_backward_input(float* dx, const float* dy, const float* k, const float* relu_y_gate,
+                           const Conv2dGeometry& g, Conv2dAlgo algo);
 
-// Algorithm selection. Paths: "gemm" (always applies), "winograd" (3x3 stride 1; its input gradient also needs
-// pads <= 2), "direct" (any geometry, forward pass and weight gradient only: cpp/conv2d_direct.h). conv2d_algo names
-// the path the given pass of a geometry takes: the forced algorithm when it applies, else the automatic choice.
-// The forced algorithm starts as the environment variable CNNLITE_CONV_ALGO (read once; "auto" when unset) and can
-// be changed with conv2d_set_algo ("auto", "gemm", "winograd", "direct"; std::invalid_argument otherwise), e.g. by
-// tests.
-enum ConvPass : int { kConvForward = 0, kConvBackwardInput = 1, kConvBackwardWeights = 2 };
-const char* conv2d_algo(int pass, idx n, idx h, idx w, idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt,
-                        idx pb, idx pl, idx pr);
-void conv2d_set_algo(const char* name);
-const char* conv2d_get_algo();
+// dk (kh, kw, cin, cout) and dbias (cout; may be null: not computed) from dy (n, oh, ow, cout) and x (n, h, w, cin);
+// overwrites both. relu_y_gate as for conv2d_backward_input (masked per chunk, fused with the bias-gradient sum).
+// Summed over fixed chunks in chunk order, so results do not depend on the thread count.
+void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate,
+                             const Conv2dGeometry& g, Conv2dAlgo algo);
 
 }  // namespace cnnlite

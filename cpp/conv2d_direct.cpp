@@ -4,8 +4,7 @@
 #include <cstring>
 #include <exception>
 
-#include "parallel_chunks.h"
-#include "threads.h"
+#include "parallel.h"
 
 // The loops below use GCC/Clang vector extensions (one vector = a block of output channels); on x86-64 with GCC and
 // glibc they are also compiled for AVX2 and AVX-512 and the best version is picked at load time.
@@ -23,12 +22,6 @@
 namespace cnnlite {
 
 namespace {
-
-struct Shape {
-  idx n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, oh, ow;
-  idx depth() const { return kh * kw * cin; }
-  idx pixels() const { return oh * ow; }
-};
 
 // A block of CB output channels.
 template <int CB>
@@ -51,11 +44,6 @@ struct Lanes {
 // Output pixels per forward register block: P accumulators of CB lanes each.
 constexpr idx kPixelBlock = 8;
 
-// Below this many multiply-adds a call runs on one thread: waking the team would cost more than it saves.
-constexpr double kMinParallelWork = 2.0 * 1024 * 1024;
-
-bool run_parallel(double work) { return !in_parallel() && get_num_threads() > 1 && work >= kMinParallelWork; }
-
 // Valid kernel taps along one axis for output coordinate o: [k0, k1) with 0 <= o*stride - pad + k < extent.
 CNNLITE_INLINE void tap_range(idx o, idx stride, idx pad, idx kernel, idx extent, idx& k0, idx& k1) {
   const idx i0 = o * stride - pad;
@@ -66,7 +54,7 @@ CNNLITE_INLINE void tap_range(idx o, idx stride, idx pad, idx kernel, idx extent
 // acc[p] (p < P) += sum over valid taps of x * k for the output pixels ox0 + p of one output row, whose input rows
 // start at xi (the image) and whose kernel rows are [ky0, ky1). kx0, kx1: the kx range (the same for every p).
 template <int CB, int P>
-CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* xi, const float* k, const Shape& s,
+CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* xi, const float* k, const Conv2dGeometry& s,
                                       idx iy0, idx ky0, idx ky1, idx ox0, idx kx0, idx kx1, idx co0) {
   using L = Lanes<CB>;
   const idx cin = s.cin, row = s.w * cin, xstep = s.sw * cin;
@@ -86,7 +74,7 @@ CNNLITE_INLINE void accumulate_pixels(typename Lanes<CB>::V* acc, const float* x
 
 // One output row (image img, row oy), output channels [co0, co0 + CB).
 template <int CB>
-CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float* k, const float* bias, const Shape& s,
+CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float* k, const float* bias, const Conv2dGeometry& s,
                                       idx oy, idx co0, bool relu) {
   using L = Lanes<CB>;
   using V = typename L::V;
@@ -130,7 +118,7 @@ CNNLITE_INLINE void for_channel_blocks(idx cout, Fn fn) {
   for (; co < cout; ++co) fn(co, 1);
 }
 
-CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k, const float* bias, const Shape& s,
+CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s,
                                         idx r0, idx r1, bool relu) {
   for (idx r = r0; r < r1; ++r) {
     const idx img = r / s.oh, oy = r % s.oh;
@@ -151,7 +139,7 @@ CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k
 // part (depth * cout [+ cout]) = the weight (and bias) gradient of images [i0, i1), pixels in order.
 template <int CB>
 CNNLITE_INLINE void weights_block(float* part, float* dbias_part, typename Lanes<CB>::V* acc, const float* dy,
-                                  const float* gate, const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+                                  const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
   using L = Lanes<CB>;
   using V = typename L::V;
   const idx depth = s.depth(), cin = s.cin;
@@ -188,7 +176,7 @@ CNNLITE_INLINE void weights_block(float* part, float* dbias_part, typename Lanes
 // input add x = 0 (exactly the sum without them).
 template <int CB, int D>
 CNNLITE_INLINE void weights_block_fixed(float* part, float* dbias_part, const float* dy, const float* gate,
-                                        const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+                                        const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
   using L = Lanes<CB>;
   using V = typename L::V;
   const idx cin = s.cin;
@@ -238,7 +226,7 @@ CNNLITE_INLINE void weights_block_fixed(float* part, float* dbias_part, const fl
 // Depths with register accumulators: 3x3 kernels over 1-3 channels, 5x5 over 1.
 template <int CB>
 CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc_space, const float* dy,
-                                      const float* gate, const float* x, const Shape& s, idx i0, idx i1, idx co0) {
+                                      const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1, idx co0) {
   switch (s.depth()) {
     case 9: return weights_block_fixed<CB, 9>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
     case 18: return weights_block_fixed<CB, 18>(part, dbias_part, dy, gate, x, s, i0, i1, co0);
@@ -251,7 +239,7 @@ CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc
 }
 
 CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* acc_space, const float* dy,
-                                         const float* gate, const float* x, const Shape& s, idx i0, idx i1) {
+                                         const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1) {
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
     switch (width) {
       case 16: return weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
@@ -262,14 +250,13 @@ CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* 
   });
 }
 
-Workspace& acc_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& partial_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
+// Per-thread workspaces (parallel.h), reused across calls.
+struct AccTag;
+struct PartialsTag;
+struct TotalTag;
+Workspace& acc_workspace() { return thread_workspace<AccTag>(); }
+Workspace& partial_workspace() { return thread_workspace<PartialsTag>(); }
+Workspace& total_workspace() { return thread_workspace<TotalTag>(); }
 
 // Output pixels per weight-gradient chunk (whole images, fixed by the shape): enough work per chunk, few partials.
 constexpr idx kChunkPixels = 2048;
@@ -278,9 +265,9 @@ constexpr idx kWaveChunks = 256;
 
 }  // namespace
 
-void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
-                           idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pl, idx oh, idx ow, bool relu) {
-  const Shape s{n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, oh, ow};
+void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s,
+                           bool relu) {
+  const idx n = s.n, cout = s.cout, oh = s.oh, ow = s.ow;
   const idx rows = n * oh;
   if (rows == 0) return;
   // Output rows per task: about kChunkPixels pixels. Every output is computed the same way in any task.
@@ -291,53 +278,31 @@ void conv2d_direct_forward(float* y, const float* x, const float* k, const float
     const idx r0 = t * rows_per_task;
     forward_rows(y, x, k, bias, s, r0, std::min(rows, r0 + rows_per_task), relu);
   };
-  if (!run_parallel(work) || tasks == 1) {
-    for (idx t = 0; t < tasks; ++t) task(t);
-    return;
-  }
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static)
-  for (idx t = 0; t < tasks; ++t) task(t);
-#endif
+  parallel_for(tasks, task, enough_work(work));
 }
 
 void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                    idx n, idx h, idx w,
-                                    idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pl, idx oh,
-                                    idx ow) {
-  const Shape s{n, h, w, cin, kh, kw, cout, sh, sw, pt, pl, oh, ow};
+                                    const Conv2dGeometry& s) {
+  const idx n = s.n, cout = s.cout;
   const idx depth = s.depth(), dk_size = depth * cout, size = dk_size + cout;
-  std::fill(dk, dk + dk_size, 0.0f);
-  if (dbias) std::fill(dbias, dbias + cout, 0.0f);
-  if (n == 0) return;
+  if (n == 0) {
+    std::fill(dk, dk + dk_size, 0.0f);
+    if (dbias) std::fill(dbias, dbias + cout, 0.0f);
+    return;
+  }
   const idx imgs = std::max<idx>(1, kChunkPixels / s.pixels());
   const idx chunks = (n + imgs - 1) / imgs;
   const double work = static_cast<double>(n) * s.pixels() * cout * depth;
-  const bool parallel = run_parallel(work) && chunks > 1;
+  // Each chunk's partial: its dk (depth x cout) followed by its dbias (cout).
+  float* total = total_workspace().get(size);
   float* partials = partial_workspace().get(std::min(chunks, kWaveChunks) * size);
   auto chunk = [&](idx c, float* part) {
     float* acc = acc_workspace().get(depth * 16);
     weights_chunk(part, part + dk_size, acc, dy, gate, x, s, c * imgs, std::min(n, (c + 1) * imgs));
   };
-  for (idx w0 = 0; w0 < chunks; w0 += kWaveChunks) {
-    const idx w1 = std::min(chunks, w0 + kWaveChunks);
-    if (parallel) {
-      ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(static)
-#endif
-      for (idx c = w0; c < w1; ++c) error.run([&] { chunk(c, partials + (c - w0) * size); });
-      error.rethrow();
-    } else {
-      for (idx c = w0; c < w1; ++c) chunk(c, partials + (c - w0) * size);
-    }
-    for (idx c = w0; c < w1; ++c) {  // in chunk order: the sums do not depend on the thread count
-      const float* part = partials + (c - w0) * size;
-      for (idx e = 0; e < dk_size; ++e) dk[e] += part[e];
-      if (dbias)
-        for (idx e = 0; e < cout; ++e) dbias[e] += part[dk_size + e];
-    }
-  }
+  sum_over_chunks(total, partials, chunks, size, kWaveChunks, chunk, enough_work(work));
+  std::copy(total, total + dk_size, dk);
+  if (dbias) std::copy(total + dk_size, total + size, dbias);
 }
 
 }  // namespace cnnlite

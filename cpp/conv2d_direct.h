@@ -1,24 +1,22 @@
 // Direct 2-D convolution for few input channels (the first layer of an image network): the GEMM's depth
 // K = kh * kw * cin is then too small to amortise its packing and tiling, so these loops run straight over NHWC,
 // vectorised across the output channels (contiguous in NHWC/HWIO). Any kernel size, strides and pads.
-// Sizes must already be validated (conv2d.cpp's make_geometry); oh, ow as conv2d_out_size gives them.
+// The geometry must come from conv2d_geometry (conv2d.h).
 #pragma once
-#include "common.h"
+#include "conv2d.h"
 
 namespace cnnlite {
 
 // y (n, oh, ow, cout) = conv(x (n, h, w, cin), k (kh, kw, cin, cout)) + bias (cout) [then max(y, 0) when relu];
 // bias may be null. Each output is summed over (ky, kx, ci) in that order, whatever the thread count.
-void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
-                           idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pl, idx oh, idx ow, bool relu);
+void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
+                           bool relu);
 
 // dk (kh, kw, cin, cout) and dbias (cout; may be null) from dy (n, oh, ow, cout) and x (n, h, w, cin); when gate
 // (n, oh, ow, cout) is not null, dy is first masked by gate > 0 (a fused ReLU's backward, gate being its output).
 // Overwrites both. Summed per fixed chunk of images, then the chunk partials in chunk order: independent of the
 // thread count.
 void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                    idx n, idx h, idx w,
-                                    idx cin, idx kh, idx kw, idx cout, idx sh, idx sw, idx pt, idx pl, idx oh,
-                                    idx ow);
+                                    const Conv2dGeometry& g);
 
 }  // namespace cnnlite

@@ -5,8 +5,7 @@
 #include <type_traits>
 
 #include "gemm.h"
-#include "parallel_chunks.h"
-#include "threads.h"
+#include "parallel.h"
 
 // The transforms are plain C++ loops over channels; on x86-64 with GCC and glibc they are also compiled for AVX2 and
 // AVX-512 and the best version is picked at load time (function multiversioning). They only add and subtract, so
@@ -23,10 +22,8 @@ namespace {
 
 constexpr int kTaps = 16;  // 4x4 transformed points per tile
 
-// A 3x3 stride-1 correlation of an (n, h, w, cin) input padded by (pt, pb, pl, pr), cut into 2x2 output tiles.
-struct Plan {
-  idx n, h, w, cin, cout, pt, pl, oh, ow, tiles_y, tiles_x, tiles, block;
-};
+// F(2x2, 3x3)'s weight transform: U = G g G^T; the weight gradient maps back with G^T dU G.
+constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 
 // Tiles per block: the block's transformed input (16 x tiles x cin) and products (16 x tiles x cout) take about
 // 512 KiB, so they stay in L2 next to U. Depends on the channel counts only, never on the thread count.
@@ -36,14 +33,16 @@ idx tiles_per_block(idx cin, idx cout) {
   return std::max<idx>(24, std::min<idx>(t, 480)) / 24 * 24;
 }
 
-Plan make_plan(idx n, idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
-  Plan p{n, h, w, cin, cout, pt, pl, h + pt + pb - 2, w + pl + pr - 2, 0, 0, 0, 0};
-  p.tiles_y = (p.oh + 1) / 2;
-  p.tiles_x = (p.ow + 1) / 2;
-  p.tiles = n * p.tiles_y * p.tiles_x;
-  p.block = tiles_per_block(cin, cout);
-  return p;
-}
+// A 3x3 stride-1 correlation (geometry g) cut into 2x2 output tiles, in blocks of `block` tiles.
+struct Plan : Conv2dGeometry {
+  idx tiles_y, tiles_x, tiles, block;
+  explicit Plan(const Conv2dGeometry& g)
+      : Conv2dGeometry(g),
+        tiles_y((g.oh + 1) / 2),
+        tiles_x((g.ow + 1) / 2),
+        tiles(g.n * tiles_y * tiles_x),
+        block(tiles_per_block(g.cin, g.cout)) {}
+};
 
 // Walks tiles in order (image, tile row, tile column) from a flat tile index.
 struct TileCursor {
@@ -248,7 +247,7 @@ CNNLITE_WINO_CLONES void transform_outputs(float* y, const float* m, const float
 // u (16, cin', cout') = G g G^T per channel pair, from k (3, 3, cin, cout). Forward: g = k, cin' = cin. Input
 // gradient (rotated): g'[a][b][co][ci] = k[2 - a][2 - b][ci][co], cin' = cout, cout' = cin. Computed in double.
 void transform_weights(float* u, const float* k, idx cin, idx cout, bool rotated) {
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const auto& G = kG;
   const idx in2 = rotated ? cout : cin, out2 = rotated ? cin : cout;
   for (idx ci = 0; ci < cin; ++ci) {
     for (idx co = 0; co < cout; ++co) {
@@ -271,42 +270,21 @@ void transform_weights(float* u, const float* k, idx cin, idx cout, bool rotated
   }
 }
 
-Workspace& weights_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& packed_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& block_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& patch_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& bias_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-
-// The tile blocks [0, chunks) in parallel (fixed blocks, any thread runs any block); rethrows the first error.
-template <class Body>
-void for_blocks(idx chunks, Body body) {
-  const int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (nthreads <= 1 || chunks < 2) {
-    for (idx c = 0; c < chunks; ++c) body(c);
-    return;
-  }
-  ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-#endif
-  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
-  error.rethrow();
-}
+// Per-thread workspaces (parallel.h), reused across calls.
+struct WeightsTag;
+struct PackedTag;
+struct BlockTag;
+struct PatchTag;
+struct BiasTag;
+struct GradPartialsTag;
+struct GradTotalTag;
+Workspace& weights_workspace() { return thread_workspace<WeightsTag>(); }
+Workspace& packed_workspace() { return thread_workspace<PackedTag>(); }
+Workspace& block_workspace() { return thread_workspace<BlockTag>(); }
+Workspace& patch_workspace() { return thread_workspace<PatchTag>(); }
+Workspace& bias_workspace() { return thread_workspace<BiasTag>(); }
+Workspace& grad_partials_workspace() { return thread_workspace<GradPartialsTag>(); }
+Workspace& grad_total_workspace() { return thread_workspace<GradTotalTag>(); }
 
 // y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.
 void winograd_run(float* y, const float* x, const float* gate, const float* up, const float* bias, bool relu,
@@ -324,7 +302,7 @@ void winograd_run(float* y, const float* x, const float* gate, const float* up, 
                    p.cout);
     transform_outputs(y, m, bias, patch, relu, p, t0, t1);
   };
-  for_blocks(chunks, body);
+  parallel_for(chunks, body);
 }
 
 // The packed transformed weights (16 blocks of sgemm_packed_size(cin', cout') floats) in the calling thread's workspace.
@@ -428,7 +406,7 @@ CNNLITE_WINO_CLONES void transform_output_grads(float* mg, float* db, const floa
 // dk[a][b][ci][co] = (G^T du G)[a][b], du (16, cout, cin) the gradient with respect to U = G g G^T, transposed.
 // In double.
 void untransform_weight_grads(float* dk, const float* du, idx cin, idx cout) {
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  const auto& G = kG;
   const idx plane = cin * cout;
   for (idx e = 0; e < plane; ++e) {
     const idx ci = e / cout, co = e % cout;
@@ -444,15 +422,6 @@ void untransform_weight_grads(float* dk, const float* du, idx cin, idx cout) {
   }
 }
 
-Workspace& grad_partials_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& grad_total_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-
 // Tile blocks per weight-gradient chunk: fixed, so the sums' order never depends on the threads. Chunks per wave: up
 // to 32, fewer when their partials would take more than 16 MiB (large channel counts).
 constexpr idx kBlocksPerGradChunk = 8;
@@ -461,71 +430,62 @@ constexpr idx kGradPartialsBudget = 4 * 1024 * 1024;  // floats
 
 }  // namespace
 
-bool winograd_forward_applies(idx kh, idx kw, idx sh, idx sw) { return kh == 3 && kw == 3 && sh == 1 && sw == 1; }
+bool winograd_forward_applies(const Conv2dGeometry& g) { return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1; }
 
-bool winograd_backward_input_applies(idx kh, idx kw, idx sh, idx sw, idx pt, idx pb, idx pl, idx pr) {
-  return winograd_forward_applies(kh, kw, sh, sw) && pt <= 2 && pb <= 2 && pl <= 2 && pr <= 2;
+bool winograd_backward_input_applies(const Conv2dGeometry& g) {
+  return winograd_forward_applies(g) && g.pt <= 2 && g.pb <= 2 && g.pl <= 2 && g.pr <= 2;
 }
 
-void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, idx n, idx h, idx w, idx cin,
-                             idx cout, idx pt, idx pb, idx pl, idx pr, bool relu) {
-  const Plan p = make_plan(n, h, w, cin, cout, pt, pb, pl, pr);
+void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
+                             bool relu) {
+  const Plan p(g);
   if (p.tiles == 0) return;
-  const float* up = packed_weights(k, cin, cout, false);
-  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, cout), relu, p);
+  const float* up = packed_weights(k, g.cin, g.cout, false);
+  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, g.cout), relu, p);
 }
 
-void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k, idx n, idx h, idx w,
-                                    idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
-  const idx oh = h + pt + pb - 2, ow = w + pl + pr - 2;
+void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k,
+                                    const Conv2dGeometry& g) {
   // dx = corr(dy padded by 2 - pad, k rotated by 180 degrees with cin and cout swapped): an (oh, ow) input, (h, w) out.
-  const Plan p = make_plan(n, oh, ow, cout, cin, 2 - pt, 2 - pb, 2 - pl, 2 - pr);
+  const Conv2dGeometry t{g.n, g.oh, g.ow, g.cout, 3, 3, g.cin, 1, 1, 2 - g.pt, 2 - g.pb, 2 - g.pl, 2 - g.pr, g.h, g.w};
+  const Plan p(t);
   if (p.tiles == 0) return;
-  const float* up = packed_weights(k, cin, cout, true);
-  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, cin), false, p);
+  const float* up = packed_weights(k, g.cin, g.cout, true);
+  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, g.cin), false, p);
 }
 
-void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x, idx n,
-                                      idx h, idx w, idx cin, idx cout, idx pt, idx pb, idx pl, idx pr) {
-  const Plan p = make_plan(n, h, w, cin, cout, pt, pb, pl, pr);
+void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
+                                      const Conv2dGeometry& g) {
+  const Plan p(g);
+  const idx cin = g.cin, cout = g.cout;
   // Per chunk of tiles a partial (du^T (16, cout, cin), db (cout)): each block's 16 products Mg^T V are added to it
   // in block order; the partials are then added to the total in chunk order, wave by wave.
   const idx du_size = kTaps * cin * cout, partial = du_size + cout;
   const idx blocks = (p.tiles + p.block - 1) / p.block;
   const idx chunks = (blocks + kBlocksPerGradChunk - 1) / kBlocksPerGradChunk;
-  float* total = grad_total_workspace().get(partial);
-  std::fill(total, total + partial, 0.0f);
   const idx wave = std::max<idx>(1, std::min(kGradChunksPerWave, kGradPartialsBudget / partial));
+  float* total = grad_total_workspace().get(partial);
   float* parts = grad_partials_workspace().get(std::min(chunks, wave) * partial);
-  for (idx w0 = 0; w0 < chunks; w0 += wave) {
-    const idx w1 = std::min(chunks, w0 + wave);
-    auto body = [&](idx c) {
-      c += w0;
-      float* part = parts + (c - w0) * partial;
-      float* db = part + du_size;
-      std::fill(db, db + cout, 0.0f);
-      float* v = block_workspace().get(kTaps * p.block * (cin + cout));
-      float* mg = v + kTaps * p.block * cin;
-      float* patch = patch_workspace().get(kTaps * std::max(cin, cout));
-      const idx b1 = std::min(blocks, (c + 1) * kBlocksPerGradChunk);
-      for (idx b = c * kBlocksPerGradChunk; b < b1; ++b) {
-        const idx t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
-        transform_inputs(v, x, nullptr, patch, p, t0, t1);
-        transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
-        const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
-        // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
-        // (measured: conv2's weight gradient 19.6 -> 17.2 ms, conv3's 11.1 -> 9.5 ms at batch 400, 1 thread).
-        for (int q = 0; q < kTaps; ++q)
-          sgemm(true, false, cout, cin, t1 - t0, 1.0f, mg + q * p.block * cout, cout, v + q * p.block * cin, cin, beta,
-                part + q * cin * cout, cin);
-      }
-    };
-    for_blocks(w1 - w0, body);
-    for (idx c = w0; c < w1; ++c) {
-      const float* part = parts + (c - w0) * partial;
-      for (idx e = 0; e < partial; ++e) total[e] += part[e];
+  auto body = [&](idx c, float* part) {
+    float* db = part + du_size;
+    std::fill(db, db + cout, 0.0f);
+    float* v = block_workspace().get(kTaps * p.block * (cin + cout));
+    float* mg = v + kTaps * p.block * cin;
+    float* patch = patch_workspace().get(kTaps * std::max(cin, cout));
+    const idx b1 = std::min(blocks, (c + 1) * kBlocksPerGradChunk);
+    for (idx b = c * kBlocksPerGradChunk; b < b1; ++b) {
+      const idx t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
+      transform_inputs(v, x, nullptr, patch, p, t0, t1);
+      transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
+      const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
+      // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
+      // (measured: see BENCHMARKS.md, Winograd section).
+      for (int q = 0; q < kTaps; ++q)
+        sgemm(true, false, cout, cin, t1 - t0, 1.0f, mg + q * p.block * cout, cout, v + q * p.block * cin, cin, beta,
+              part + q * cin * cout, cin);
     }
-  }
+  };
+  sum_over_chunks(total, parts, chunks, partial, wave, body);
   untransform_weight_grads(dk, total, cin, cout);
   if (dbias) std::copy(total + du_size, total + partial, dbias);
 }

@@ -5,10 +5,13 @@
 
 #include "activations.h"
 #include "gemm.h"
+#include "parallel.h"
 
 namespace cnnlite {
 
 namespace {
+
+struct DzTag;  // the masked dy of a fused ReLU
 
 void check_sizes(const char* fn, idx n, idx in, idx out) {
   if (n < 0 || in <= 0 || out <= 0)
@@ -29,8 +32,7 @@ void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const f
   // The bias gradient is serial, row by row: a fixed order, vectorised across the columns; n * out is small next to
   // the GEMMs.
   if (relu_y) {
-    static thread_local Workspace dz_workspace;
-    float* dz = dz_workspace.get(checked_product("dense_backward", {n, out}));
+    float* dz = thread_workspace<DzTag>().get(checked_product("dense_backward", {n, out}));
     relu_backward_column_sums(dz, dbias, dy, relu_y, n, out);
     dy = dz;
   } else if (dbias) {

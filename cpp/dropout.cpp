@@ -6,7 +6,7 @@
 #include <string>
 
 #include "ops_isa.h"
-#include "parallel_chunks.h"
+#include "parallel.h"
 
 namespace cnnlite {
 
@@ -60,7 +60,7 @@ void apply_mask(float* out, const float* in, idx n, double rate, uint64_t seed, 
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(std::ldexp(rate, 53)));
   const float scale = static_cast<float>(1.0 / (1.0 - rate));
   const auto range_fn = ops_use_avx512() ? mask_range_avx512 : mask_range_generic;
-  for_each_chunk(n, [=](idx begin, idx end) { range_fn(out, in, begin, end, key, threshold, scale); });
+  parallel_for_elements(n, [=](idx begin, idx end) { range_fn(out, in, begin, end, key, threshold, scale); });
 }
 
 }  // namespace

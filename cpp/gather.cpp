@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "parallel_chunks.h"
+#include "parallel.h"
 
 namespace cnnlite {
 
@@ -39,7 +39,7 @@ void take_rows(void* out, const void* src, const int64_t* rows, idx n_rows, idx 
   char* dst = static_cast<char*>(out);
   const char* base = static_cast<const char*>(src);
   const idx rows_per_block = std::max<idx>(1, kBlockBytes / row_bytes);
-  for_each_block(n_rows, rows_per_block, [=](idx r0, idx r1) {
+  parallel_for_blocks(n_rows, rows_per_block, [=](idx r0, idx r1) {
     for (idx r = r0; r < std::min(r1, r0 + kPrefetchRows); ++r) prefetch_row(base + rows[r] * row_bytes, row_bytes);
     for (idx r = r0; r < r1; ++r) {
       if (r + kPrefetchRows < r1) prefetch_row(base + rows[r + kPrefetchRows] * row_bytes, row_bytes);

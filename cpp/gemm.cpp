@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "gemm_kernel.h"
-#include "parallel_chunks.h"
+#include "parallel.h"
 #include "threads.h"
 
 namespace cnnlite {
@@ -43,22 +43,14 @@ constexpr idx kInPlaceMaxN = 320;
 // Upper bound on the packed op(b) panel (all of k times the panel width), in floats: 8 MiB, inside L3.
 constexpr idx kPanelFloats = 2 * 1024 * 1024;
 
-// Below this many multiply-adds (some tens of microseconds on one core) a GEMM runs on one thread: waking the team
-// would cost more than it saves.
-constexpr double kMinParallelWork = 2.0 * 1024 * 1024;
-
 inline idx ceil_div(idx a, idx b) { return (a + b - 1) / b; }
 inline idx round_up(idx a, idx b) { return ceil_div(a, b) * b; }
 
 // Per-thread packing buffers, grown on demand and reused across calls.
-Workspace& a_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
-Workspace& b_workspace() {
-  static thread_local Workspace ws;
-  return ws;
-}
+struct PackedATag;
+struct PackedBTag;
+Workspace& a_workspace() { return thread_workspace<PackedATag>(); }
+Workspace& b_workspace() { return thread_workspace<PackedBTag>(); }
 
 // c = beta * c [+ bias] [relu] (used when k == 0 or alpha == 0).
 void scale_c(idx m, idx n, float beta, float* c, idx ldc, const float* bias, bool relu) {
@@ -86,10 +78,8 @@ void check_args(bool ta, bool tb, idx m, idx n, idx k, const float* a, idx lda, 
   if (m > 0 && n > 0 && (!c || (k > 0 && (!a || !b)))) throw std::invalid_argument("sgemm: null pointer");
 }
 
-std::vector<const float*>& pointer_workspace() {
-  static thread_local std::vector<const float*> ws;
-  return ws;
-}
+struct PointersTag;
+std::vector<const float*>& pointer_workspace() { return thread_workspace<PointersTag, std::vector<const float*>>(); }
 
 }  // namespace
 
@@ -124,8 +114,8 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
   const idx k_blocks = ceil_div(k, K.kc);
   const idx kc_max = ceil_div(k, k_blocks);
 
-  int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (static_cast<double>(m) * n * k < kMinParallelWork) nthreads = 1;
+  int nthreads = available_threads();
+  if (!enough_work(static_cast<double>(m) * n * k)) nthreads = 1;
   // Columns per panel: op(b) is packed for the whole depth at once (so a task can run every depth block without a
   // barrier), which bounds the panel width.
   idx nc_max = std::min<idx>(K.nc, round_up(n, NR));
@@ -238,8 +228,8 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
   const idx MR = K.mr;
   const idx NR = K.nr_narrow > 0 && n <= K.nr_narrow ? K.nr_narrow : K.nr_wide;
   const idx depth = taps * cin, n_slivers = ceil_div(n, NR);
-  int nthreads = in_parallel() ? 1 : get_num_threads();
-  if (static_cast<double>(m) * n * depth < kMinParallelWork) nthreads = 1;
+  int nthreads = available_threads();
+  if (!enough_work(static_cast<double>(m) * n * depth)) nthreads = 1;
   idx m_blocks = ceil_div(m, K.mc);
   if (nthreads > 1) m_blocks = std::min<idx>(round_up(m_blocks, nthreads), ceil_div(m, MR));
   const idx mc = round_up(ceil_div(m, m_blocks), MR);
@@ -256,16 +246,7 @@ void sgemm_indirect(idx m, idx n, idx taps, idx cin, const float* const* ind, co
     const idx i0 = ib * mc, rows = std::min<idx>(mc, m - i0);
     K.macro_indirect(rows, n, taps, cin, ind + i0 * taps, zero, bp, NR, c + i0 * ldc, ldc, bias, relu, scratch.data());
   };
-  if (nthreads == 1) {
-    for (idx ib = 0; ib < m_blocks; ++ib) run_task(ib);
-    return;
-  }
-  ErrorSlot error;
-#ifdef CNNLITE_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-#endif
-  for (idx ib = 0; ib < m_blocks; ++ib) error.run([&] { run_task(ib); });
-  error.rethrow();
+  parallel_for(m_blocks, run_task, nthreads > 1);
 }
 
 namespace {

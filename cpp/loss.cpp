@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "activations.h"
-#include "parallel_chunks.h"
+#include "parallel.h"
 
 namespace cnnlite {
 
@@ -20,14 +20,16 @@ void require_sizes(idx n, idx k, const char* fn) {
   }
 }
 
+struct PartialsTag;
+
 // Sums row_loss(r) (a double) over rows [0, n): per-block partial sums in parallel, then added in block order.
 template <class RowLoss>
 double sum_rows(idx n, idx k, RowLoss row_loss) {
   const idx block = rows_per_block(k);
-  thread_local std::vector<double> partial;
+  std::vector<double>& partial = thread_workspace<PartialsTag, std::vector<double>>();
   partial.assign((n + block - 1) / block, 0.0);
   double* out = partial.data();
-  for_each_block(n, block, [=](idx r0, idx r1) {
+  parallel_for_blocks(n, block, [=](idx r0, idx r1) {
     double s = 0.0;
     for (idx r = r0; r < r1; ++r) s += row_loss(r);
     out[r0 / block] = s;
@@ -108,7 +110,7 @@ double xent_forward(const float* probs, const float* targets, idx n, idx k) {
 void xent_backward(float* dprobs, const float* probs, const float* targets, idx n, idx k) {
   require_sizes(n, k, "xent_backward");
   const double inv_n = 1.0 / static_cast<double>(n);
-  for_each_block(n, rows_per_block(k), [=](idx r0, idx r1) {
+  parallel_for_blocks(n, rows_per_block(k), [=](idx r0, idx r1) {
     for (idx r = r0; r < r1; ++r) {
       const float* p = probs + r * k;
       const float* t = targets + r * k;
@@ -149,7 +151,7 @@ double mse_forward(const float* pred, const float* targets, idx n, idx k) {
 void mse_backward(float* dpred, const float* pred, const float* targets, idx n, idx k) {
   require_sizes(n, k, "mse_backward");
   const float scale = static_cast<float>(2.0 / (static_cast<double>(n) * static_cast<double>(k)));
-  for_each_chunk(n * k, [=](idx begin, idx end) {
+  parallel_for_elements(n * k, [=](idx begin, idx end) {
     float* __restrict d = dpred;
     const float* __restrict p = pred;
     const float* __restrict t = targets;

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "parallel_chunks.h"
+#include "parallel.h"
 
 namespace cnnlite {
 
@@ -16,7 +16,7 @@ void adam_update(float* w, float* m, float* v, const float* g, idx n, double lr_
   const float alpha = static_cast<float>(lr_t);
   const float one_minus_b1 = static_cast<float>(1.0 - beta1), one_minus_b2 = static_cast<float>(1.0 - beta2);
   const float epsilon = static_cast<float>(eps);
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict wp = w;
     float* __restrict mp = m;
     float* __restrict vp = v;
@@ -39,14 +39,14 @@ void sgd_update(float* w, float* velocity, const float* g, idx n, double lr, dou
   }
   const float rate = static_cast<float>(lr), mom = static_cast<float>(momentum);
   if (momentum == 0.0) {
-    for_each_chunk(n, [=](idx begin, idx end) {
+    parallel_for_elements(n, [=](idx begin, idx end) {
       float* __restrict wp = w;
       const float* __restrict gp = g;
       for (idx i = begin; i < end; ++i) wp[i] -= gp[i] * rate;
     });
     return;
   }
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict wp = w;
     float* __restrict vp = velocity;
     const float* __restrict gp = g;
@@ -64,7 +64,7 @@ namespace {
 template <bool kMomentum, bool kCentered>
 void rmsprop_loop(float* w, float* acc, float* mom, float* mean_grad, const float* g, idx n, float rate, float rho,
                   float one_minus_rho, float momentum, float epsilon) {
-  for_each_chunk(n, [=](idx begin, idx end) {
+  parallel_for_elements(n, [=](idx begin, idx end) {
     float* __restrict wp = w;
     float* __restrict ap = acc;
     float* __restrict mp = mom;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops_isa.h"
+#include "parallel.h"
 
 namespace cnnlite {
 
@@ -313,7 +314,8 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
 #pragma omp parallel for schedule(static) reduction(| : bad, no_memory) if (g.n > 1)
 #endif
   for (idx img = 0; img < g.n; ++img) {
-    static thread_local std::vector<int32_t> hits;  // per output row: ow * c counters, reused across calls
+    // per output row: ow * c counters, reused across calls
+    std::vector<int32_t>& hits = thread_workspace<struct HitsTag, std::vector<int32_t>>();
     try {
       if (static_cast<idx>(hits.size()) < out_plane / oh) hits.resize(out_plane / oh);
     } catch (const std::bad_alloc&) {

@@ -1,84 +1,138 @@
-# Bindings for cpp/conv2d.h (see src/README.md for the contract).
+# Bindings for cpp/conv2d.h (see src/README.md for the contract). The geometry and algorithm helpers are in
+# conv2d_algo.pxi.
 cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_forward "cnnlite::conv2d_forward"(
-        float* y, const float* x, const float* k, const float* bias, int64_t n, int64_t h, int64_t w, int64_t cin,
-        int64_t kh, int64_t kw, int64_t cout, int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl,
-        int64_t pr, bint relu) except + nogil
-    void c_conv2d_backward "cnnlite::conv2d_backward"(
-        float* dx, float* dk, float* dbias, const float* dy, const float* x, const float* k, int64_t n, int64_t h,
-        int64_t w, int64_t cin, int64_t kh, int64_t kw, int64_t cout, int64_t sh, int64_t sw, int64_t pt,
-        int64_t pb, int64_t pl, int64_t pr, const float* relu_y) except + nogil
+        float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g, Conv2dAlgo algo,
+        bint relu) except + nogil
+    void c_conv2d_backward_input "cnnlite::conv2d_backward_input"(
+        float* dx, const float* dy, const float* k, const float* relu_y_gate, const Conv2dGeometry& g,
+        Conv2dAlgo algo) except + nogil
+    void c_conv2d_backward_weights "cnnlite::conv2d_backward_weights"(
+        float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate, const Conv2dGeometry& g,
+        Conv2dAlgo algo) except + nogil
 
 
-cdef tuple _conv2d_check(object x, object w, object b, object sh, object sw, object pad_top, object pad_bottom,
-                         object pad_left, object pad_right):
-    """Check x (n, h, w, cin), w (kh, kw, cin, cout), b (cout) or None, strides and pads; return the sizes."""
+cdef void _conv2d_check_x(object x) except *:
     _f32(x, "x", 4)
-    _f32(w, "w", 4)
-    if b is not None:
-        _f32(b, "b", 1)
-        _expect_shape(b, "b", (w.shape[3],))
     if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"x must have non-zero height, width and channels, got shape {x.shape}")
-    if w.shape[0] == 0 or w.shape[1] == 0 or w.shape[3] == 0:
+
+
+cdef void _conv2d_check_w(object w) except *:
+    _f32(w, "w", 4)
+    if w.shape[0] == 0 or w.shape[1] == 0 or w.shape[2] == 0 or w.shape[3] == 0:
         raise ValueError(f"w must have non-zero (kh, kw, cin, cout), got shape {w.shape}")
+
+
+cdef Conv2dGeometry _conv2d_check(object x, object w, object sh, object sw, object pad_top, object pad_bottom,
+                                  object pad_left, object pad_right):
+    """Check x (n, h, w, cin), w (kh, kw, cin, cout), strides and pads; return the geometry."""
+    _conv2d_check_x(x)
+    _conv2d_check_w(w)
     if x.shape[3] != w.shape[2]:
         raise ValueError(f"x has {x.shape[3]} channels (shape {x.shape}) but w expects {w.shape[2]} "
                          f"(shape {w.shape}, layout (kh, kw, cin, cout))")
-    cdef int64_t s_h = _positive(sh, "sh"), s_w = _positive(sw, "sw")
-    cdef int64_t pt = _nonneg(pad_top, "pad_top"), pb = _nonneg(pad_bottom, "pad_bottom")
-    cdef int64_t pl = _nonneg(pad_left, "pad_left"), pr = _nonneg(pad_right, "pad_right")
-    cdef int64_t h = x.shape[1], wd = x.shape[2], kh = w.shape[0], kw = w.shape[1]
-    # Python ints: no overflow whatever the (already bounded) arguments; the kernel rejects oversized geometries.
-    oh = (<object> h + pt + pb - kh) // s_h + 1
-    ow = (<object> wd + pl + pr - kw) // s_w + 1
-    if oh <= 0:
-        raise ValueError(f"kernel height kh={kh} exceeds the padded input height h + pad_top + pad_bottom = "
-                         f"{h} + {pt} + {pb}: output height would be {oh}")
-    if ow <= 0:
-        raise ValueError(f"kernel width kw={kw} exceeds the padded input width w + pad_left + pad_right = "
-                         f"{wd} + {pl} + {pr}: output width would be {ow}")
-    return (x.shape[0], h, wd, x.shape[3], kh, kw, w.shape[3], s_h, s_w, pt, pb, pl, pr, oh, ow)
+    return _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[3], sh,
+                            sw, pad_top, pad_bottom, pad_left, pad_right)
 
 
-def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, relu=False):
+cdef object _conv2d_dy(object dy, object y, const Conv2dGeometry& g):
+    """Check dy and the optional ReLU gate y against the geometry's output shape (n, oh, ow, cout)."""
+    _f32(dy, "dy", 4)
+    _expect_shape(dy, "dy", (g.n, g.oh, g.ow, g.cout))
+    if y is not None:
+        _f32(y, "y", 4)
+        _expect_shape(y, "y", (g.n, g.oh, g.ow, g.cout))
+
+
+def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, relu=False, algo=None):
     """y (n, oh, ow, cout) = conv(x (n, h, w, cin), w (kh, kw, cin, cout)) + b, then max(y, 0) if relu;
-    oh = (h + pt + pb - kh)//sh + 1."""
-    cdef int64_t n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow
-    n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow = _conv2d_check(
-        x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
-    y = np.empty((n, oh, ow, cout), dtype=np.float32)
+    oh = (h + pt + pb - kh)//sh + 1. algo: None (the automatic choice, conv2d_algo) or 'gemm', 'winograd', 'direct'
+    (ValueError when it does not apply)."""
+    cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
+    if b is not None:
+        _f32(b, "b", 1)
+        _expect_shape(b, "b", (w.shape[3],))
+    cdef bint c_relu = _flag(relu, "relu")
+    cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kForward, g)
+    y = np.empty((g.n, g.oh, g.ow, g.cout), dtype=np.float32)
     cdef float* py = _fptr(y)
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
     cdef const float* pbias = _fptr_or_null(b)
-    cdef bint c_relu = _flag(relu, "relu")
     with nogil:
-        c_conv2d_forward(py, px, pk, pbias, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, c_relu)
+        c_conv2d_forward(py, px, pk, pbias, g, a, c_relu)
     return y
 
 
-def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_dx=True, need_db=True, y=None):
-    """Return (dx or None, dw, db or None) for conv2d_forward given dy (n, oh, ow, cout); with y (the output of
-    conv2d_forward(..., relu=True)) the gradients of the ReLU'd convolution, dy being masked by y > 0 in the kernel."""
-    cdef int64_t n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow
-    n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, oh, ow = _conv2d_check(
-        x, w, None, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
+def conv2d_backward_input(dy, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, pad_right, y=None, algo=None):
+    """dx (n, h, wd, cin) of conv2d_forward for an input of height h and width wd, from dy (n, oh, ow, cout) and
+    w (kh, kw, cin, cout); with y (the output of conv2d_forward(..., relu=True)) that of the ReLU'd convolution, dy
+    being masked by y > 0 in the kernel. algo: None (automatic) or 'gemm', 'winograd' (not 'direct')."""
     _f32(dy, "dy", 4)
-    _expect_shape(dy, "dy", (n, oh, ow, cout))
-    if y is not None:
-        _f32(y, "y", 4)
-        _expect_shape(y, "y", (n, oh, ow, cout))
-    dx = np.empty((n, h, wd, cin), dtype=np.float32) if need_dx else None
-    dw = np.empty((kh, kw, cin, cout), dtype=np.float32)
-    db = np.empty((cout,), dtype=np.float32) if need_db else None
+    _conv2d_check_w(w)
+    cdef Conv2dGeometry g = _conv2d_geometry(dy.shape[0], _positive(h, "h"), _positive(wd, "wd"), w.shape[2],
+                                             w.shape[0], w.shape[1], w.shape[3], sh, sw, pad_top, pad_bottom,
+                                             pad_left, pad_right)
+    _conv2d_dy(dy, y, g)
+    cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kBackwardInput, g)
+    dx = np.empty((g.n, g.h, g.w, g.cin), dtype=np.float32)
+    cdef float* pdx = _fptr(dx)
+    cdef const float* pdy = _fptr(dy)
+    cdef const float* pk = _fptr(w)
+    cdef const float* pgate = _fptr_or_null(y)
+    with nogil:
+        c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a)
+    return dx
+
+
+def conv2d_backward_weights(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_db=True, y=None,
+                            algo=None):
+    """(dw (kh, kw, cin, cout), db (cout) or None) of conv2d_forward from dy (n, oh, ow, cout) and x (n, h, w, cin);
+    with y as for conv2d_backward_input. algo: None (automatic) or 'gemm', 'winograd', 'direct'."""
+    _conv2d_check_x(x)
+    _f32(dy, "dy", 4)
+    cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
+                                             _positive(kw, "kw"), dy.shape[3], sh, sw, pad_top, pad_bottom, pad_left,
+                                             pad_right)
+    _conv2d_dy(dy, y, g)
+    cdef bint c_need_db = _flag(need_db, "need_db")
+    cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kBackwardWeights, g)
+    dw = np.empty((g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
+    db = np.empty((g.cout,), dtype=np.float32) if c_need_db else None
+    cdef float* pdw = _fptr(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdy = _fptr(dy)
+    cdef const float* px = _fptr(x)
+    cdef const float* pgate = _fptr_or_null(y)
+    with nogil:
+        c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a)
+    return dw, db
+
+
+def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_dx=True, need_db=True, y=None,
+                    algo_input=None, algo_weights=None):
+    """(dx or None, dw, db or None) for conv2d_forward given dy (n, oh, ow, cout): conv2d_backward_input (when
+    need_dx, with algo_input) and conv2d_backward_weights (with algo_weights); y as for those."""
+    cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
+    _conv2d_dy(dy, y, g)
+    cdef bint c_need_dx = bool(need_dx), c_need_db = bool(need_db)
+    cdef Conv2dAlgo a_input = Conv2dAlgo.kGemm
+    if c_need_dx:
+        a_input = _conv2d_algo_for(algo_input, "algo_input", Conv2dPass.kBackwardInput, g)
+    cdef Conv2dAlgo a_weights = _conv2d_algo_for(algo_weights, "algo_weights", Conv2dPass.kBackwardWeights, g)
+    dx = np.empty((g.n, g.h, g.w, g.cin), dtype=np.float32) if c_need_dx else None
+    dw = np.empty((g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
+    db = np.empty((g.cout,), dtype=np.float32) if c_need_db else None
     cdef float* pdx = _fptr_or_null(dx)
     cdef float* pdw = _fptr(dw)
     cdef float* pdb = _fptr_or_null(db)
     cdef const float* pdy = _fptr(dy)
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
-    cdef const float* prelu_y = _fptr_or_null(y)
+    cdef const float* pgate = _fptr_or_null(y)
     with nogil:
-        c_conv2d_backward(pdx, pdw, pdb, pdy, px, pk, n, h, wd, cin, kh, kw, cout, s_h, s_w, pt, pb, pl, pr, prelu_y)
+        if c_need_dx:
+            c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a_input)
+        c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a_weights)
     return dx, dw, db

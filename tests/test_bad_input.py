@@ -69,6 +69,12 @@ BINDINGS = {
                          {"y": "y"}),
     "conv2d_backward-y": (K.conv2d_backward, lambda: ([f32(2, 3, 3, 4), f32(2, 5, 5, 3), f32(3, 3, 3, 4), 1, 1, 0, 0,
                                                        0, 0], {"y": np.abs(f32(2, 3, 3, 4))}), {"y": "y"}),
+    "conv2d_backward_input": (K.conv2d_backward_input,
+                              lambda: ([f32(2, 3, 3, 4), f32(3, 3, 3, 4), 5, 5, 1, 1, 0, 0, 0, 0],
+                                       {"y": np.abs(f32(2, 3, 3, 4))}), {0: "dy", 1: "w", "y": "y"}),
+    "conv2d_backward_weights": (K.conv2d_backward_weights,
+                                lambda: ([f32(2, 3, 3, 4), f32(2, 5, 5, 3), 3, 3, 1, 1, 0, 0, 0, 0],
+                                         {"y": np.abs(f32(2, 3, 3, 4))}), {0: "dy", 1: "x", "y": "y"}),
     "rmsprop_update-centered": (K.rmsprop_update, lambda: ([f32(3, 4), f32(3, 4), np.abs(f32(3, 4)), 1e-3, 0.9, 1e-7],
                                                            {"momentum": 0.9, "mom": f32(3, 4),
                                                             "mean_grad": f32(3, 4)}),
@@ -78,9 +84,8 @@ BINDINGS = {
 # Public functions of the extension that take no array argument, each with what tests it instead.
 NO_ARRAY_ARGUMENTS = {
     "conv2d_algo": "shapes as tuples; test_conv2d*.py test its choices",
+    "conv2d_algo_applies": "a name and shapes; GEOMETRY below and test_conv2d*.py",
     "cpu_isa": "no argument",
-    "get_conv2d_algo": "no argument",
-    "set_conv2d_algo": "a name; test_conv2d.py",
     "get_num_threads": "no argument",
     "set_num_threads": "an int; GEOMETRY below and test_faults.py::test_absurd_thread_counts_are_refused",
     "has_openmp": "no argument",
@@ -164,7 +169,8 @@ def test_a_strided_view_is_rejected_not_misread(binding, index, name):
 
 # The axis to grow so that the shape conflicts with the other arguments (default: the last one).
 CONFLICTING_AXIS = {("gemm", "b"): 0, ("dense_forward", "w"): 0, ("dense_backward", "w"): 0,
-                    ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1}
+                    ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
+                    ("conv2d_backward_weights", "dy"): 1}
 
 
 def _grow(a, axis):
@@ -179,7 +185,9 @@ def test_a_wrong_shape_is_rejected_with_the_argument_name(binding, index, name):
     if binding in ("relu_forward", "dropout_forward", "dropout_backward", "sigmoid_forward", "tanh_forward") or (
             binding, name) in (("softmax_forward", "x"), ("maxpool2d_forward", "x"), ("avgpool2d_forward", "x"),
                                ("take_rows", "src"), ("take_rows", "rows"),
-                               ("sparse_softmax_xent", "logits")):  # a mismatch is reported on labels (its case)
+                               ("sparse_softmax_xent", "logits"),   # a mismatch is reported on labels (its case)
+                               # w / x define the geometry here: a mismatch is reported on dy (its case)
+                               ("conv2d_backward_input", "w"), ("conv2d_backward_weights", "x")):
         pytest.skip("any shape is valid for this argument")
     with pytest.raises(ValueError, match=name):
         call()
@@ -225,6 +233,15 @@ GEOMETRY = [
     ("conv2d_forward", [f32(1, 5, 5, 2), f32(3, 3, 1, 2), None, 1, 1, 0, 0, 0, 0], ValueError, r"x has 2 channels .* but w expects 1"),
     ("conv2d_forward", [f32(1, 5, 5, 1), f32(3, 3, 1, 2), f32(3), 1, 1, 0, 0, 0, 0], ValueError, r"b must have shape \(2,\), got \(3,\)"),
     ("conv2d_forward", [f32(1, 5, 5, 0), f32(3, 3, 0, 2), None, 1, 1, 0, 0, 0, 0], ValueError, r"x must have non-zero height, width and channels"),
+    # a named algorithm that does not apply is refused, never replaced by another one
+    ("conv2d_forward", [f32(1, 5, 5, 1), f32(2, 2, 1, 2), None, 1, 1, 0, 0, 0, 0, False, "winograd"], ValueError,
+     r"winograd"),
+    ("conv2d_backward_input", [f32(1, 3, 3, 2), f32(3, 3, 1, 2), 5, 5, 1, 1, 0, 0, 0, 0, None, "direct"],
+     ValueError, r"direct"),
+    ("conv2d_backward_input", [f32(1, 9, 9, 2), f32(3, 3, 1, 2), 5, 5, 1, 1, 3, 3, 3, 3, None, "winograd"],
+     ValueError, r"winograd"),
+    ("conv2d_forward", [f32(1, 5, 5, 1), f32(3, 3, 1, 2), None, 1, 1, 0, 0, 0, 0, False, "fft"], ValueError, r"fft"),
+    ("conv2d_algo_applies", ["fft", (1, 5, 5, 1), (3, 3, 1, 2), 1, 1, 0, 0, 0, 0], ValueError, r"fft"),
     ("dense_forward", [f32(3, 4), f32(5, 2), None], ValueError, r"x has 4 features .* but w expects 5"),
     ("dense_forward", [f32(3, 0), f32(0, 2), None], ValueError, r"w must have non-zero \(in, out\)"),
     ("gemm", [f32(3, 4), f32(5, 2)], ValueError, r"inner dimensions differ"),

@@ -14,10 +14,11 @@ import conv_algos  # noqa: E402
 
 
 @pytest.fixture(autouse=True, params=conv_algos.ALGOS)
-def conv_algo(request):
-    """Every test here runs once per forced algorithm ('auto', 'gemm', 'winograd', ...), each where it applies."""
-    with conv_algos.forced(request.param):
-        yield request.param
+def conv(request):
+    """Every test here runs once per algorithm ('auto', 'gemm', 'winograd', ...), passed explicitly to the kernels
+    (tests/conv_algos.py); a test whose geometry the algorithm does not apply to is skipped with the reason."""
+    with conv_algos.forced(request.param) as forced:
+        yield forced
 
 
 
@@ -44,12 +45,12 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("relu", [False, True])
-def test_conv2d_forward_matches_reference(rng, case, with_bias, relu):
+def test_conv2d_forward_matches_reference(conv, rng, case, with_bias, relu):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
     x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
     pads = conv_pads(mode, h, w, kh, kw, sh, sw)
-    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
+    y = conv.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
     if relu:
         ref = np.maximum(ref, 0.0)
@@ -58,13 +59,13 @@ def test_conv2d_forward_matches_reference(rng, case, with_bias, relu):
     np.testing.assert_allclose(y, ref, rtol=2e-4, atol=2e-4)
 
 
-def test_conv2d_fused_relu_equals_relu_of_output(rng):
+def test_conv2d_fused_relu_equals_relu_of_output(conv, rng):
     # The fused store applies exactly relu_forward's rule to the same sums: bitwise equal, NaN propagating.
     x, k, b = conv_data(rng, 2, 9, 8, 5, 3, 3, 20)
     x[0, 4, 4, 2] = np.nan
     for pads in [(0, 0, 0, 0), (1, 1, 1, 1)]:
-        y = K.conv2d_forward(x, k, b, 1, 1, *pads)
-        fused = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+        y = conv.conv2d_forward(x, k, b, 1, 1, *pads)
+        fused = conv.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
         assert np.isnan(fused).any()
         np.testing.assert_array_equal(fused, K.relu_forward(y))
 
@@ -83,13 +84,13 @@ def test_same_pads_keep_the_size():
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_conv2d_backward_matches_reference(rng, case):
+def test_conv2d_backward_matches_reference(conv, rng, case):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
     x, k, _ = conv_data(rng, n, h, w, cin, kh, kw, cout)
     pads = conv_pads(mode, h, w, kh, kw, sh, sw)
-    oh, ow = K.conv2d_forward(x, k, None, sh, sw, *pads).shape[1:3]
+    oh, ow = conv.conv2d_forward(x, k, None, sh, sw, *pads).shape[1:3]
     dy = rng.standard_normal((n, oh, ow, cout)).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads)
+    dx, dk, db = conv.conv2d_backward(dy, x, k, sh, sw, *pads)
     rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, sh, sw, *pads)
     scale = np.sqrt(n * oh * ow)
     np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)
@@ -99,14 +100,14 @@ def test_conv2d_backward_matches_reference(rng, case):
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("need_dx,need_db", [(True, True), (False, False), (True, False)])
-def test_conv2d_backward_through_fused_relu_matches_reference(rng, case, need_dx, need_db):
+def test_conv2d_backward_through_fused_relu_matches_reference(conv, rng, case, need_dx, need_db):
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
     x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     pads = conv_pads(mode, h, w, kh, kw, sh, sw)
-    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=True)
+    y = conv.conv2d_forward(x, k, b, sh, sw, *pads, relu=True)
     assert (y == 0).any() and (y > 0).any()
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db, y=y)
+    dx, dk, db = conv.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db, y=y)
     dz = dy * (y > 0)
     rdx, rdk, rdb = conv2d_backward_ref(dz, x, k, sh, sw, *pads)
     scale = np.sqrt(y.size / cout)
@@ -117,13 +118,13 @@ def test_conv2d_backward_through_fused_relu_matches_reference(rng, case, need_dx
     if need_db:
         np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
     # The same sums in the same order as masking first with relu_backward: bitwise equal.
-    unfused = K.conv2d_backward(K.relu_backward(dy, y), x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db)
+    unfused = conv.conv2d_backward(K.relu_backward(dy, y), x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db)
     for fused_grad, unfused_grad in zip((dx, dk, db), unfused):
         assert (fused_grad is None and unfused_grad is None) or np.array_equal(fused_grad, unfused_grad)
 
 
 @pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (1, 1, (0, 0, 0, 0))])
-def test_conv2d_relu_gradients_match_finite_differences(rng, sh, sw, pads):
+def test_conv2d_relu_gradients_match_finite_differences(conv, rng, sh, sw, pads):
     x, k, b = (t.astype(np.float64) for t in conv_data(rng, 2, 6, 5, 3, 3, 2, 4))
     z = conv2d_forward_ref(x, k, b, sh, sw, *pads)
     assert np.abs(z).min() > 1e-3 and (z < 0).any() and (z > 0).any()  # no pre-activation near the kink
@@ -133,8 +134,8 @@ def test_conv2d_relu_gradients_match_finite_differences(rng, sh, sw, pads):
         return float((np.maximum(conv2d_forward_ref(x, k, b, sh, sw, *pads), 0) * r).sum())
 
     x32, k32, b32 = x.astype(np.float32), k.astype(np.float32), b.astype(np.float32)
-    y = K.conv2d_forward(x32, k32, b32, sh, sw, *pads, relu=True)
-    dx, dk, db = K.conv2d_backward(r.astype(np.float32), x32, k32, sh, sw, *pads, y=y)
+    y = conv.conv2d_forward(x32, k32, b32, sh, sw, *pads, relu=True)
+    dx, dk, db = conv.conv2d_backward(r.astype(np.float32), x32, k32, sh, sw, *pads, y=y)
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dk, numeric_grad(loss, k), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
@@ -151,27 +152,27 @@ def test_conv2d_backward_rejects_bad_relu_output(rng):
         K.conv2d_backward(dy, x, w, 1, 1, 0, 0, 0, 0, y=np.ones((2, 3, 3, 8), np.float32)[..., ::2])
 
 
-def test_conv2d_backward_optional_outputs(rng):
+def test_conv2d_backward_optional_outputs(conv, rng):
     x, k, _ = conv_data(rng, 2, 6, 6, 3, 3, 3, 4)
     dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False, need_db=False)
+    dx, dk, db = conv.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False, need_db=False)
     assert dx is None and db is None
     np.testing.assert_allclose(dk, conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)[1], rtol=2e-4, atol=2e-4)
 
 
-def test_conv2d_empty_batch(rng):
+def test_conv2d_empty_batch(conv, rng):
     _, k, b = conv_data(rng, 1, 5, 5, 2, 3, 3, 4)
     x = np.empty((0, 5, 5, 2), np.float32)
-    assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
-    dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert conv.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
+    dx, dk, db = conv.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
     assert dx.shape == x.shape and not dk.any() and not db.any()
-    dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1,
+    dx, dk, db = conv.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1,
                                    y=np.empty((0, 5, 5, 4), np.float32))
     assert dx.shape == x.shape and not dk.any() and not db.any()
 
 
 @pytest.mark.parametrize("sh,sw,pads", [(1, 1, (1, 1, 1, 1)), (2, 1, (0, 1, 1, 0)), (2, 2, (0, 0, 0, 0))])
-def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
+def test_conv2d_gradients_match_finite_differences(conv, rng, sh, sw, pads):
     x, k, b = (t.astype(np.float64) for t in conv_data(rng, 2, 5, 4, 2, 3, 2, 3))
     oh, ow = conv2d_forward_ref(x, k, b, sh, sw, *pads).shape[1:3]
     r = rng.standard_normal((2, oh, ow, 3))  # loss = sum(y * r), so dy = r
@@ -179,7 +180,7 @@ def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
     def loss():
         return float((conv2d_forward_ref(x, k, b, sh, sw, *pads) * r).sum())
 
-    dx, dk, db = K.conv2d_backward(r.astype(np.float32), x.astype(np.float32), k.astype(np.float32), sh, sw, *pads)
+    dx, dk, db = conv.conv2d_backward(r.astype(np.float32), x.astype(np.float32), k.astype(np.float32), sh, sw, *pads)
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dk, numeric_grad(loss, k), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
@@ -190,7 +191,7 @@ def test_conv2d_gradients_match_finite_differences(rng, sh, sw, pads):
     (1, 40, 16, 3, 32, (1, 1, 1, 1)),    # a single chunk: the GEMMs are parallel inside
     (40, 6, 8, 1, 16, (0, 0, 0, 0)),     # pointwise path
 ])
-def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, pads):
+def test_conv2d_bitwise_identical_for_1_and_2_threads(conv, rng, n, h, cin, kh, cout, pads):
     x, k, b = conv_data(rng, n, h, h, cin, kh, kh, cout)
     oh = h + pads[0] + pads[1] - kh + 1
     dy = rng.standard_normal((n, oh, oh, cout)).astype(np.float32)
@@ -199,10 +200,10 @@ def test_conv2d_bitwise_identical_for_1_and_2_threads(rng, n, h, cin, kh, cout, 
     try:
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
-            y = K.conv2d_forward(x, k, b, 1, 1, *pads)
-            y_relu = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
-            results.append((y, y_relu) + K.conv2d_backward(dy, x, k, 1, 1, *pads) +
-                           K.conv2d_backward(dy, x, k, 1, 1, *pads, y=y_relu))
+            y = conv.conv2d_forward(x, k, b, 1, 1, *pads)
+            y_relu = conv.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+            results.append((y, y_relu) + conv.conv2d_backward(dy, x, k, 1, 1, *pads) +
+                           conv.conv2d_backward(dy, x, k, 1, 1, *pads, y=y_relu))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -253,30 +254,34 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 
 @st.composite
-def _geometries(draw):
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    pads = tuple(draw(st.integers(0, 3)) for _ in range(4))
+def _geometries(draw, algo="auto"):
+    """Random geometries; for 'winograd' only those it computes in every pass (3x3, stride 1, pads <= 2)."""
+    winograd = algo == "winograd"
+    kh, kw = (3, 3) if winograd else (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    pads = tuple(draw(st.integers(0, 2 if winograd else 3)) for _ in range(4))
     h = draw(st.integers(max(1, kh - pads[0] - pads[1]), 10))
     w = draw(st.integers(max(1, kw - pads[2] - pads[3]), 10))
+    sh, sw = (1, 1) if winograd else (None, None)
     return (draw(st.integers(1, 3)), h, w, draw(st.integers(1, 20)), kh, kw, draw(st.integers(1, 40)),
-            draw(st.integers(1, 3)), draw(st.integers(1, 3)), pads)
+            sh or draw(st.integers(1, 3)), sw or draw(st.integers(1, 3)), pads)
 
 
-# The autouse conv_algo fixture holds for all examples of a run (it only selects the algorithm).
+# The autouse conv fixture holds for all examples of a run (it only selects the algorithm).
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_geometries(), st.booleans(), st.booleans())
-def test_conv2d_random_geometries_match_reference(geometry, with_bias, relu):
+@given(st.data(), st.booleans(), st.booleans())
+def test_conv2d_random_geometries_match_reference(conv, data, with_bias, relu):
+    geometry = data.draw(_geometries(conv.name))
     n, h, w, cin, kh, kw, cout, sh, sw, pads = geometry
     rng = np.random.default_rng(abs(hash(geometry)) % 2**32)
     x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
-    np.testing.assert_allclose(K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu),
+    np.testing.assert_allclose(conv.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu),
                                np.maximum(ref, 0.0) if relu else ref, rtol=2e-4, atol=2e-4)
-    y = K.conv2d_forward(x, k, b, sh, sw, *pads)
+    y = conv.conv2d_forward(x, k, b, sh, sw, *pads)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    y_relu = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=True) if relu else None
-    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, y=y_relu)
+    y_relu = conv.conv2d_forward(x, k, b, sh, sw, *pads, relu=True) if relu else None
+    dx, dk, db = conv.conv2d_backward(dy, x, k, sh, sw, *pads, y=y_relu)
     rdx, rdk, rdb = conv2d_backward_ref(dy * (y_relu > 0) if relu else dy, x, k, sh, sw, *pads)
     scale = np.sqrt(y.size / cout)
     np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)

@@ -1,4 +1,4 @@
-"""The direct convolution for few input channels (cpp/conv2d_direct.cpp), forced with set_conv2d_algo('direct'):
+"""The direct convolution for few input channels (cpp/conv2d_direct.cpp), asked for with algo='direct':
 NumPy float64 references, finite differences, the fused ReLU, 1-vs-2-thread bitwise identity, and the automatic
 choice of the path."""
 import os
@@ -18,8 +18,9 @@ from reference_conv import conv2d_backward_ref, conv2d_forward_ref, conv_data, c
 
 @pytest.fixture
 def direct():
-    with conv_algos.forced("direct"):
-        yield
+    """The conv2d bindings with algo='direct' for the forward pass and weight gradient (tests/conv_algos.py)."""
+    with conv_algos.forced("direct") as forced:
+        yield forced
 
 
 
@@ -50,8 +51,8 @@ def test_direct_forward_matches_reference(direct, rng, case, with_bias, relu):
     x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     b = b if with_bias else None
     pads = conv_pads(mode, h, w, kh, kw, sh, sw)
-    assert K.conv2d_algo(x.shape, k.shape, sh, sw, *pads) == "direct"
-    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
+    assert direct.algo(x.shape, k.shape, sh, sw, *pads) == "direct"
+    y = direct.conv2d_forward(x, k, b, sh, sw, *pads, relu=relu)
     ref = conv2d_forward_ref(x, k, b, sh, sw, *pads)
     if relu:
         ref = np.maximum(ref, 0.0)
@@ -67,9 +68,9 @@ def test_direct_backward_matches_reference(direct, rng, case, need_dx, need_db, 
     n, h, w, cin, kh, kw, cout, sh, sw, mode = case
     x, k, b = conv_data(rng, n, h, w, cin, kh, kw, cout)
     pads = conv_pads(mode, h, w, kh, kw, sh, sw)
-    y = K.conv2d_forward(x, k, b, sh, sw, *pads, relu=fused_relu)
+    y = direct.conv2d_forward(x, k, b, sh, sw, *pads, relu=fused_relu)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db,
+    dx, dk, db = direct.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db,
                                    y=y if fused_relu else None)
     rdx, rdk, rdb = conv2d_backward_ref(dy * (y > 0) if fused_relu else dy, x, k, sh, sw, *pads)
     scale = np.sqrt(y.size / cout)  # dk and db sum that many products
@@ -80,7 +81,7 @@ def test_direct_backward_matches_reference(direct, rng, case, need_dx, need_db, 
     if need_db:
         np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
     if fused_relu:  # masking inside the kernel sums the same products as masking first: bitwise equal
-        unfused = K.conv2d_backward(K.relu_backward(dy, y), x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db)
+        unfused = direct.conv2d_backward(K.relu_backward(dy, y), x, k, sh, sw, *pads, need_dx=need_dx, need_db=need_db)
         for fused_grad, unfused_grad in zip((dx, dk, db), unfused):
             assert (fused_grad is None and unfused_grad is None) or np.array_equal(fused_grad, unfused_grad)
 
@@ -88,8 +89,8 @@ def test_direct_backward_matches_reference(direct, rng, case, need_dx, need_db, 
 def test_direct_weight_gradient_does_not_depend_on_need_dx(direct, rng):
     x, k, _ = conv_data(rng, 3, 10, 10, 1, 3, 3, 16)
     dy = rng.standard_normal((3, 8, 8, 16)).astype(np.float32)
-    with_dx = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=True)
-    without = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
+    with_dx = direct.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=True)
+    without = direct.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
     assert np.array_equal(with_dx[1], without[1]) and np.array_equal(with_dx[2], without[2])
 
 
@@ -97,7 +98,7 @@ def test_direct_many_chunks_in_several_waves(direct, rng):
     # 3 images per weight-gradient chunk at 28x28, 256 chunks per wave: 800 images make 4 waves.
     x, k, b = conv_data(rng, 800, 28, 28, 1, 3, 3, 16)
     dy = rng.standard_normal((800, 26, 26, 16)).astype(np.float32)
-    _, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
+    _, dk, db = direct.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
     _, rdk, rdb = conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)
     scale = np.sqrt(800 * 26 * 26)
     np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
@@ -120,8 +121,8 @@ def test_direct_gradients_match_finite_differences(direct, rng, sh, sw, pads, fu
         return float(((np.maximum(out, 0) if fused_relu else out) * r).sum())
 
     x32, k32, b32 = x.astype(np.float32), k.astype(np.float32), b.astype(np.float32)
-    y = K.conv2d_forward(x32, k32, b32, sh, sw, *pads, relu=fused_relu)
-    dx, dk, db = K.conv2d_backward(r.astype(np.float32), x32, k32, sh, sw, *pads, y=y if fused_relu else None)
+    y = direct.conv2d_forward(x32, k32, b32, sh, sw, *pads, relu=fused_relu)
+    dx, dk, db = direct.conv2d_backward(r.astype(np.float32), x32, k32, sh, sw, *pads, y=y if fused_relu else None)
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dk, numeric_grad(loss, k), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(db, numeric_grad(loss, b), rtol=1e-4, atol=1e-4)
@@ -141,10 +142,10 @@ def test_direct_bitwise_identical_for_1_and_2_threads(direct, rng, n, h, cin, co
     try:
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
-            y = K.conv2d_forward(x, k, b, 1, 1, *pads)
-            y_relu = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
-            results.append((y, y_relu) + K.conv2d_backward(dy, x, k, 1, 1, *pads) +
-                           K.conv2d_backward(dy, x, k, 1, 1, *pads, need_dx=False, y=y_relu))
+            y = direct.conv2d_forward(x, k, b, 1, 1, *pads)
+            y_relu = direct.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+            results.append((y, y_relu) + direct.conv2d_backward(dy, x, k, 1, 1, *pads) +
+                           direct.conv2d_backward(dy, x, k, 1, 1, *pads, need_dx=False, y=y_relu))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -154,33 +155,31 @@ def test_direct_bitwise_identical_for_1_and_2_threads(direct, rng, n, h, cin, co
 def test_direct_empty_batch(direct, rng):
     _, k, b = conv_data(rng, 1, 5, 5, 1, 3, 3, 4)
     x = np.empty((0, 5, 5, 1), np.float32)
-    assert K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
-    dx, dk, db = K.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert direct.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1).shape == (0, 5, 5, 4)
+    dx, dk, db = direct.conv2d_backward(np.empty((0, 5, 5, 4), np.float32), x, k, 1, 1, 1, 1, 1, 1)
     assert dx.shape == x.shape and not dk.any() and not db.any()
 
 
 def test_automatic_choice_sends_few_input_channels_to_the_direct_path():
-    previous = K.set_conv2d_algo("auto")
-    try:
-        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "direct"   # conv1
-        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 8), 1, 1, 1, 1, 1, 1) == "direct"    # CNN-8
-        assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) != "direct"  # conv2
-        # the input gradient never takes the direct path (it has none)
-        assert K.conv2d_algo((8, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0, backward_input=True) != "direct"
-        K.set_conv2d_algo("gemm")
-        assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "gemm"
-    finally:
-        K.set_conv2d_algo(previous)
+    assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0) == "direct"   # conv1
+    assert K.conv2d_algo((1000, 28, 28, 1), (3, 3, 1, 8), 1, 1, 1, 1, 1, 1) == "direct"    # CNN-8
+    assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) != "direct"  # conv2
+    # the input gradient never takes the direct path (it has none)
+    assert K.conv2d_algo((8, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0, backward_input=True) != "direct"
+    assert not K.conv2d_algo_applies("direct", (8, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0, backward_input=True)
+    assert K.conv2d_algo_applies("gemm", (1000, 28, 28, 1), (3, 3, 1, 16), 1, 1, 0, 0, 0, 0)
 
 
-def test_environment_variable_forces_the_direct_path(tmp_path):
+def test_environment_variable_no_longer_forces_an_algorithm(tmp_path):
+    # CNNLITE_CONV_ALGO is not read: the algorithm is an argument of each call.
     code = ("from cnnlite import _kernels as K; "
-            "print(K.get_conv2d_algo(), K.conv2d_algo((2, 9, 9, 32), (3, 3, 32, 8), 1, 1, 0, 0, 0, 0))")
+            "print(hasattr(K, 'set_conv2d_algo'), K.conv2d_algo((2, 9, 9, 32), (3, 3, 32, 8), 1, 1, 0, 0, 0, 0))")
     env = dict(os.environ, CNNLITE_CONV_ALGO="direct")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["direct", "direct"]
+    assert out.stdout.split() == ["False", K.conv2d_algo((2, 9, 9, 32), (3, 3, 32, 8), 1, 1, 0, 0, 0, 0)]
+    assert out.stdout.split()[1] != "direct"
 
 
 def test_benchmark_script_runs(tmp_path):

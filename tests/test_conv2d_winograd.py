@@ -1,5 +1,5 @@
 """Winograd F(2x2, 3x3) path of conv2d (forward and input gradient): where it is chosen, its accuracy against float64
-references on awkward geometries, and the algorithm switch itself. The generic conv2d tests (test_conv2d.py,
+references on awkward geometries, and the explicit algorithm argument itself. The generic conv2d tests (test_conv2d.py,
 test_properties.py) also run over every algorithm."""
 import os
 import subprocess
@@ -14,10 +14,8 @@ from reference_conv import conv2d_backward_ref, conv2d_forward_ref, numeric_grad
 import conv_algos
 
 
-@pytest.fixture(autouse=True)
-def winograd():
-    with conv_algos.forced("winograd"):
-        yield
+# The conv2d bindings with algo='winograd' passed to every pass (tests/conv_algos.py).
+W = conv_algos.Forced("winograd")
 
 
 def _data(rng, n, h, w, cin, cout):
@@ -28,19 +26,26 @@ def _data(rng, n, h, w, cin, cout):
 
 
 def _check(rng, n, h, w, cin, cout, pads, relu=False, tol=2e-4):
+    """Winograd forward and weight gradient; the input gradient from Winograd where it applies, else (asserting
+    that asking Winograd for it is a ValueError) from the GEMM path, named explicitly. Returns the latter's name."""
     x, k, b = _data(rng, n, h, w, cin, cout)
-    assert K.conv2d_algo(x.shape, k.shape, 1, 1, *pads) == "winograd"
-    y = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=relu)
+    assert K.conv2d_algo_applies("winograd", x.shape, k.shape, 1, 1, *pads)
+    y = W.conv2d_forward(x, k, b, 1, 1, *pads, relu=relu)
     ref = conv2d_forward_ref(x, k, b, 1, 1, *pads)
     np.testing.assert_allclose(y, np.maximum(ref, 0) if relu else ref, rtol=tol, atol=tol)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, *pads)
+    dx_algo = "winograd" if K.conv2d_algo_applies("winograd", x.shape, k.shape, 1, 1, *pads,
+                                                  backward_input=True) else "gemm"
+    if dx_algo == "gemm":
+        with pytest.raises(ValueError, match="algo_input='winograd' does not apply to the input gradient"):
+            K.conv2d_backward(dy, x, k, 1, 1, *pads, algo_input="winograd", algo_weights="winograd")
+    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, *pads, algo_input=dx_algo, algo_weights="winograd")
     rdx, rdk, rdb = conv2d_backward_ref(dy, x, k, 1, 1, *pads)
     np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
     scale = np.sqrt(y.size / cout)
     np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
     np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
-    return K.conv2d_algo(x.shape, k.shape, 1, 1, *pads, backward_input=True)
+    return dx_algo
 
 
 @pytest.mark.parametrize("n,h,w,cin,cout,pads", [
@@ -71,8 +76,9 @@ def test_same_padding(rng, h, w):
     _check(rng, 2, h, w, 8, 8, pads, relu=True)
 
 
-def test_forward_pad_above_two_falls_back_to_gemm_for_the_input_gradient(rng):
-    # The gradient would need a negative pad (2 - 3): the GEMM path computes it, the forward stays Winograd.
+def test_forward_pad_above_two_leaves_the_input_gradient_to_gemm(rng):
+    # The gradient would need a negative pad (2 - 3): Winograd does not apply to it (asking is a ValueError), the GEMM
+    # path computes it; the forward pass and weight gradient stay Winograd.
     assert _check(rng, 2, 5, 6, 3, 4, (3, 0, 1, 1)) == "gemm"
 
 
@@ -84,9 +90,9 @@ def test_finite_differences(rng):
         def loss():
             return float((conv2d_forward_ref(x, k, b, 1, 1, *pads) * r).sum())
 
-        y = K.conv2d_forward(x.astype(np.float32), k.astype(np.float32), b.astype(np.float32), 1, 1, *pads)
+        y = W.conv2d_forward(x.astype(np.float32), k.astype(np.float32), b.astype(np.float32), 1, 1, *pads)
         np.testing.assert_allclose(y, conv2d_forward_ref(x, k, b, 1, 1, *pads), rtol=1e-5, atol=1e-5)
-        dx, _, _ = K.conv2d_backward(r.astype(np.float32), x.astype(np.float32), k.astype(np.float32), 1, 1, *pads)
+        dx, _, _ = W.conv2d_backward(r.astype(np.float32), x.astype(np.float32), k.astype(np.float32), 1, 1, *pads)
         np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-4, atol=1e-4)
 
 
@@ -95,11 +101,11 @@ def test_chapter_shapes_error_against_float64(rng):
     # path: ~2-6e-7). The bound leaves room for other ISAs' summation orders.
     for n, h, cin, cout in [(4, 26, 16, 32), (4, 12, 32, 64)]:
         x, k, b = _data(rng, n, h, h, cin, cout)
-        y = K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0)
+        y = W.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0)
         ref = conv2d_forward_ref(x, k, b, 1, 1, 0, 0, 0, 0)
         assert np.abs(y - ref).max() / np.abs(ref).max() < 2e-6
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        dx = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_db=False)[0]
+        dx = W.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_db=False)[0]
         rdx = conv2d_backward_ref(dy, x, k, 1, 1, 0, 0, 0, 0)[0]
         assert np.abs(dx - rdx).max() / np.abs(rdx).max() < 2e-6
 
@@ -107,8 +113,8 @@ def test_chapter_shapes_error_against_float64(rng):
 def test_fused_relu_keeps_nan_and_equals_relu_of_output(rng):
     x, k, b = _data(rng, 2, 9, 8, 16, 20)
     x[1, 3, 3, 5] = np.nan
-    y = K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1)
-    fused = K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1, relu=True)
+    y = W.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1)
+    fused = W.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1, relu=True)
     assert np.isnan(fused).any() and (fused == 0).any()
     np.testing.assert_array_equal(fused, K.relu_forward(y))
 
@@ -121,8 +127,8 @@ def test_bitwise_identical_for_1_and_2_threads_over_many_blocks(rng):
     try:
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
-            results.append((K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True),
-                            K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0)[0]))
+            results.append((W.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True),
+                            W.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0)[0]))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -147,8 +153,8 @@ def test_binding_still_rejects_bad_input():
 def test_empty_batch():
     x = np.empty((0, 6, 6, 4), np.float32)
     k = np.ones((3, 3, 4, 8), np.float32)
-    assert K.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1).shape == (0, 6, 6, 8)
-    dx, dk, db = K.conv2d_backward(np.empty((0, 6, 6, 8), np.float32), x, k, 1, 1, 1, 1, 1, 1)
+    assert W.conv2d_forward(x, k, None, 1, 1, 1, 1, 1, 1).shape == (0, 6, 6, 8)
+    dx, dk, db = W.conv2d_backward(np.empty((0, 6, 6, 8), np.float32), x, k, 1, 1, 1, 1, 1, 1)
     assert dx.shape == x.shape and not dk.any() and not db.any()
 
 
@@ -160,46 +166,65 @@ def test_empty_batch():
     (5, 5, 1, 1, (2, 2, 2, 2), "gemm", "gemm"),
     (3, 2, 1, 1, (0, 0, 0, 0), "gemm", "gemm"),
 ])
-def test_forced_winograd_applies_only_where_it_can(kh, kw, sh, sw, pads, forward, backward_input):
+def test_forced_winograd_applies_only_where_it_can(rng, kh, kw, sh, sw, pads, forward, backward_input):
+    # forward / backward_input: 'winograd' where it applies, 'gemm' (the only other path there) where it does not.
     x_shape, w_shape = (1, 8, 8, 16), (kh, kw, 16, 32)
-    assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads) == forward
-    assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads, backward_input=True) == backward_input
-    assert K.conv2d_algo(x_shape, w_shape, sh, sw, *pads, backward_weights=True) == forward
+    applies = {which: K.conv2d_algo_applies("winograd", x_shape, w_shape, sh, sw, *pads, **{which: True})
+               for which in ("backward_input", "backward_weights")}
+    assert ("winograd" if K.conv2d_algo_applies("winograd", x_shape, w_shape, sh, sw, *pads) else "gemm") == forward
+    assert ("winograd" if applies["backward_input"] else "gemm") == backward_input
+    assert ("winograd" if applies["backward_weights"] else "gemm") == forward
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    k = (rng.standard_normal(w_shape) / 12).astype(np.float32)
+    if forward == "gemm":  # never silently replaced
+        with pytest.raises(ValueError, match="algo='winograd' does not apply to the forward pass"):
+            K.conv2d_forward(x, k, None, sh, sw, *pads, algo="winograd")
+    y = K.conv2d_forward(x, k, None, sh, sw, *pads, algo=forward)
+    if backward_input == "gemm":
+        with pytest.raises(ValueError, match="algo='winograd' does not apply to the input gradient"):
+            K.conv2d_backward_input(y, k, 8, 8, sh, sw, *pads, algo="winograd")
 
 
 @pytest.mark.skipif(K.cpu_isa() != "avx512", reason="thresholds for the AVX-512 micro-kernel; the others: "
                     "test_automatic_choice_depends_on_the_gemm_micro_kernel")
 def test_automatic_choice_on_the_chapter_shapes():
-    with conv_algos.forced("auto"):
-        for x_shape, w_shape, pad in [((1000, 26, 26, 16), (3, 3, 16, 32), 0), ((1000, 12, 12, 32), (3, 3, 32, 64), 0),
-                                      ((1000, 28, 28, 16), (3, 3, 16, 32), 1), ((1000, 14, 14, 32), (3, 3, 32, 64), 1)]:
-            for which in ({}, {"backward_input": True}, {"backward_weights": True}):
-                assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad, **which) == "winograd"
-        # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save; the direct
-        # kernel takes the forward pass (tests/test_conv2d_direct.py), GEMM the input gradient.
-        for w_shape, pad in [((3, 3, 1, 16), 0), ((3, 3, 1, 8), 1)]:
-            assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad) == "direct"
-            assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad, backward_input=True) == "gemm"
-        # Few input channels: the forward pass stays off Winograd below 8, the input gradient below 4.
-        assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1) == "gemm"
-        assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
-        assert K.conv2d_algo((10, 28, 28, 8), (3, 3, 8, 2), 1, 1, 1, 1, 1, 1) == "winograd"
-        # The weight gradient from 16 input channels.
-        for w_shape, expected in [((3, 3, 16, 32), "winograd"), ((3, 3, 32, 64), "winograd"), ((3, 3, 8, 16), "gemm"),
-                                  ((3, 3, 16, 8), "winograd"), ((3, 3, 1, 16), "direct")]:
-            x_shape = (10, 28, 28, w_shape[2])
-            assert K.conv2d_algo(x_shape, w_shape, 1, 1, 0, 0, 0, 0, backward_weights=True) == expected
-    with conv_algos.forced("gemm"):
-        assert K.conv2d_algo((1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0) == "gemm"
+    for x_shape, w_shape, pad in [((1000, 26, 26, 16), (3, 3, 16, 32), 0), ((1000, 12, 12, 32), (3, 3, 32, 64), 0),
+                                  ((1000, 28, 28, 16), (3, 3, 16, 32), 1), ((1000, 14, 14, 32), (3, 3, 32, 64), 1)]:
+        for which in ({}, {"backward_input": True}, {"backward_weights": True}):
+            assert K.conv2d_algo(x_shape, w_shape, 1, 1, pad, pad, pad, pad, **which) == "winograd"
+    # One input channel (conv1, the CNN-8's convolution): the transforms cost more than they save; the direct
+    # kernel takes the forward pass (tests/test_conv2d_direct.py), GEMM the input gradient.
+    for w_shape, pad in [((3, 3, 1, 16), 0), ((3, 3, 1, 8), 1)]:
+        assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad) == "direct"
+        assert K.conv2d_algo((1000, 28, 28, 1), w_shape, 1, 1, pad, pad, pad, pad, backward_input=True) == "gemm"
+    # Few input channels: the forward pass stays off Winograd below 8, the input gradient below 4.
+    assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1) == "gemm"
+    assert K.conv2d_algo((10, 28, 28, 6), (3, 3, 6, 16), 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
+    assert K.conv2d_algo((10, 28, 28, 8), (3, 3, 8, 2), 1, 1, 1, 1, 1, 1) == "winograd"
+    # The weight gradient from 16 input channels.
+    for w_shape, expected in [((3, 3, 16, 32), "winograd"), ((3, 3, 32, 64), "winograd"), ((3, 3, 8, 16), "gemm"),
+                              ((3, 3, 16, 8), "winograd"), ((3, 3, 1, 16), "direct")]:
+        x_shape = (10, 28, 28, w_shape[2])
+        assert K.conv2d_algo(x_shape, w_shape, 1, 1, 0, 0, 0, 0, backward_weights=True) == expected
+    assert K.conv2d_algo_applies("gemm", (1000, 26, 26, 16), (3, 3, 16, 32), 1, 1, 0, 0, 0, 0)
 
 
-def test_algorithm_setting_is_checked():
-    assert K.get_conv2d_algo() == "winograd"
-    with pytest.raises(ValueError, match="'auto', 'gemm', 'winograd' or 'direct', got 'fast'"):
-        K.set_conv2d_algo("fast")
-    with pytest.raises(TypeError, match="name must be a str"):
-        K.set_conv2d_algo(None)
-    assert K.get_conv2d_algo() == "winograd"
+def test_algorithm_argument_is_checked(rng):
+    # No process-wide forced algorithm: each call names its own.
+    assert not hasattr(K, "set_conv2d_algo") and not hasattr(K, "get_conv2d_algo")
+    x, k, b = _data(rng, 1, 5, 5, 3, 8)
+    with pytest.raises(ValueError, match="algo must be None, 'gemm', 'winograd' or 'direct', got 'fast'"):
+        K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, algo="fast")
+    with pytest.raises(ValueError, match="'gemm', 'winograd' or 'direct', got 'auto'"):
+        K.conv2d_algo_applies("auto", x.shape, k.shape, 1, 1, 0, 0, 0, 0)
+    with pytest.raises(TypeError, match="algo must be None or a str"):
+        K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, algo=1)
+    with pytest.raises(ValueError, match="algo='direct' does not apply to the input gradient"):
+        K.conv2d_backward_input(np.ones((1, 3, 3, 8), np.float32), k, 5, 5, 1, 1, 0, 0, 0, 0, algo="direct")
+    with pytest.raises(ValueError, match="algo_weights='winograd' does not apply to the weight gradient"):
+        K.conv2d_backward(np.ones((1, 2, 2, 8), np.float32), x, k, 2, 2, 0, 0, 0, 0, algo_weights="winograd")
+    assert not K.conv2d_algo_applies("direct", x.shape, k.shape, 1, 1, 0, 0, 0, 0, backward_input=True)
+    assert K.conv2d_algo_applies("direct", x.shape, k.shape, 1, 1, 0, 0, 0, 0, backward_weights=True)
     with pytest.raises(ValueError, match="x_shape has 3 channels but w_shape expects 4"):
         K.conv2d_algo((1, 5, 5, 3), (3, 3, 4, 8), 1, 1, 0, 0, 0, 0)
     with pytest.raises(ValueError, match="output size <= 0"):
@@ -216,25 +241,29 @@ import numpy as np
 sys.path.insert(0, sys.argv[1])
 from cnnlite import _kernels as K
 from reference_conv import conv2d_backward_ref, conv2d_forward_ref
-print(K.get_conv2d_algo(), K.cpu_isa())
+print(K.conv2d_algo((2, 9, 7, 20), (3, 3, 20, 33), 1, 1, 1, 0, 0, 1), K.cpu_isa())
 rng = np.random.default_rng(0)
 x = rng.standard_normal((2, 9, 7, 20)).astype(np.float32)
 k = (rng.standard_normal((3, 3, 20, 33)) / 13).astype(np.float32)
-y = K.conv2d_forward(x, k, None, 1, 1, 1, 0, 0, 1)
+y = K.conv2d_forward(x, k, None, 1, 1, 1, 0, 0, 1, algo="winograd")
 np.testing.assert_allclose(y, conv2d_forward_ref(x, k, None, 1, 1, 1, 0, 0, 1), rtol=2e-4, atol=2e-4)
 dy = rng.standard_normal(y.shape).astype(np.float32)
-dx = K.conv2d_backward(dy, x, k, 1, 1, 1, 0, 0, 1)[0]
+dx = K.conv2d_backward_input(dy, k, 9, 7, 1, 1, 1, 0, 0, 1, algo="winograd")
 np.testing.assert_allclose(dx, conv2d_backward_ref(dy, x, k, 1, 1, 1, 0, 0, 1)[0], rtol=2e-4, atol=2e-4)
 """
 
 
+# The first word: the automatic choice, which CNNLITE_CONV_ALGO no longer changes (it is not read at all).
+_AUTO = K.conv2d_algo((2, 9, 7, 20), (3, 3, 20, 33), 1, 1, 1, 0, 0, 1)
+
+
 @pytest.mark.parametrize("env,expected", [
-    ({"CNNLITE_CONV_ALGO": "winograd", "CNNLITE_GEMM_ISA": "generic"}, "winograd generic"),
-    ({"CNNLITE_CONV_ALGO": "winograd", "CNNLITE_GEMM_ISA": "avx2"}, "winograd "),
-    ({"CNNLITE_CONV_ALGO": "gemm"}, "gemm "),
-    ({"CNNLITE_CONV_ALGO": "no-such-algo"}, "auto "),  # unknown values are ignored, never fatal
+    ({"CNNLITE_GEMM_ISA": "generic"}, "gemm generic"),
+    ({"CNNLITE_GEMM_ISA": "avx2"}, "gemm "),  # AVX2: Winograd's forward pass from 32 input channels
+    ({"CNNLITE_CONV_ALGO": "gemm"}, _AUTO + " "),
+    ({"CNNLITE_CONV_ALGO": "no-such-algo"}, _AUTO + " "),
 ])
-def test_environment_variable_and_every_gemm_isa(tmp_path, env, expected):
+def test_winograd_on_every_gemm_isa_and_no_environment_forcing(tmp_path, env, expected):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     full_env = dict(os.environ, PYTHONPATH=package_root, **env)
@@ -249,12 +278,12 @@ def test_input_gradient_through_fused_relu(rng, pads):
     # Given the forward's ReLU output, the input transform masks dy by y > 0 as it reads it: the same bits as masking
     # dy first, and the reference's gradient of the ReLU'd convolution.
     x, k, b = _data(rng, 3, 7, 8, 12, 10)
-    y = K.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+    y = W.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
     assert (y == 0).any() and (y > 0).any()
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, *pads, y=y)
+    dx, dk, db = W.conv2d_backward(dy, x, k, 1, 1, *pads, y=y)
     masked = np.where(y > 0, dy, np.float32(0))
-    dx_masked, dk_masked, db_masked = K.conv2d_backward(masked, x, k, 1, 1, *pads)
+    dx_masked, dk_masked, db_masked = W.conv2d_backward(masked, x, k, 1, 1, *pads)
     assert dx.tobytes() == dx_masked.tobytes()
     assert dk.tobytes() == dk_masked.tobytes() and db.tobytes() == db_masked.tobytes()
     rdx, rdk, rdb = conv2d_backward_ref(masked, x, k, 1, 1, *pads)
@@ -268,18 +297,17 @@ def test_weight_gradient_over_many_chunks_matches_gemm_and_is_thread_independent
     # 5 waves of at most 8 chunks (the 16 x 176 x 176-float partials fill the 16 MiB budget).
     x, k, _ = _data(rng, 2, 114, 114, 176, 176)
     dy = rng.standard_normal((2, 112, 112, 176)).astype(np.float32)
-    assert K.conv2d_algo(x.shape, k.shape, 1, 1, 0, 0, 0, 0, backward_weights=True) == "winograd"
+    assert K.conv2d_algo_applies("winograd", x.shape, k.shape, 1, 1, 0, 0, 0, 0, backward_weights=True)
     old = cnnlite.get_num_threads()
     results = []
     try:
         for threads in (1, 2):
             cnnlite.set_num_threads(threads)
-            results.append(K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)[1:])
+            results.append(K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False, algo_weights="winograd")[1:])
     finally:
         cnnlite.set_num_threads(old)
     assert all(one.tobytes() == two.tobytes() for one, two in zip(*results))
-    with conv_algos.forced("gemm"):
-        _, gemm_dk, gemm_db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False)
+    _, gemm_dk, gemm_db = K.conv2d_backward(dy, x, k, 1, 1, 0, 0, 0, 0, need_dx=False, algo_weights="gemm")
     dk, db = results[0]
     assert np.abs(dk - gemm_dk).max() < 5e-6 * np.abs(gemm_dk).max()  # measured 4e-7
     np.testing.assert_allclose(db, gemm_db, rtol=1e-4, atol=1e-3)
@@ -306,7 +334,7 @@ _EXPECTED_AUTO = {
 @pytest.mark.parametrize("isa", ["", "avx2", "generic"])
 def test_automatic_choice_depends_on_the_gemm_micro_kernel(tmp_path, isa):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
-    env = dict(os.environ, PYTHONPATH=package_root, CNNLITE_CONV_ALGO="auto", CNNLITE_GEMM_ISA=isa)
+    env = dict(os.environ, PYTHONPATH=package_root, CNNLITE_GEMM_ISA=isa)
     out = subprocess.run([sys.executable, "-c", _AUTO_CHOICE], env=env, cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
@@ -319,11 +347,11 @@ def test_forced_direct_weight_gradient_with_a_winograd_input_gradient(rng):
     # (Winograd here). Asking for dx must not move the weight gradient off the direct kernel.
     x, k, b = _data(rng, 2, 7, 6, 16, 8)
     dy = rng.standard_normal((2, 7, 6, 8)).astype(np.float32)
-    with conv_algos.forced("direct"):
-        assert K.conv2d_algo(x.shape, k.shape, 1, 1, 1, 1, 1, 1, backward_weights=True) == "direct"
-        assert K.conv2d_algo(x.shape, k.shape, 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
-        dx, dk, db = K.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1)
-        _, dk_alone, db_alone = K.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1, need_dx=False)
+    with conv_algos.forced("direct") as direct:
+        assert direct.algo(x.shape, k.shape, 1, 1, 1, 1, 1, 1, backward_weights=True) == "direct"
+        assert direct.algo(x.shape, k.shape, 1, 1, 1, 1, 1, 1, backward_input=True) == "winograd"
+        dx, dk, db = direct.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1)
+        _, dk_alone, db_alone = direct.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1, need_dx=False)
     assert dk.tobytes() == dk_alone.tobytes() and db.tobytes() == db_alone.tobytes()
     rdx, rdk, _ = conv2d_backward_ref(dy, x, k, 1, 1, 1, 1, 1, 1)
     np.testing.assert_allclose(dx, rdx, rtol=2e-4, atol=2e-4)

@@ -97,11 +97,13 @@ def test_dense_matches_reference(n, n_in, n_out, bias, seed):
 @given(data=st.data(), bias=st.booleans(), seed=seeds)
 def test_conv2d_forward_and_backward_match_reference(algo, data, bias, seed):
     n, h, w, cin, cout, kh, kw, sh, sw, pads = data.draw(conv_cases(algo))
-    with conv_algos.forced(algo):
-        _check_conv2d_against_reference(n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed)
+    with conv_algos.forced(algo) as conv:
+        assume(conv.applies((n, h, w, cin), (kh, kw, cin, cout), sh, sw, *pads))  # e.g. Winograd's dx: pads <= 2
+        _check_conv2d_against_reference(conv, n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed)
 
 
-def _check_conv2d_against_reference(n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed):
+def _check_conv2d_against_reference(K, n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed):
+    """K: the kernels module, or a conv_algos.Forced passing its algorithm explicitly."""
     x = _normal(seed, (n, h, w, cin))
     k = _normal(seed + 1, (kh, kw, cin, cout), 1 / np.sqrt(kh * kw * cin))
     b = _normal(seed + 2, (cout,)) if bias else None
@@ -123,16 +125,17 @@ def _check_conv2d_against_reference(n, h, w, cin, cout, kh, kw, sh, sw, pads, bi
 @given(data=st.data(), seed=seeds)
 def test_conv2d_is_bitwise_identical_for_1_and_2_threads(algo, data, seed):
     n, h, w, cin, cout, kh, kw, sh, sw, pads = data.draw(conv_cases(algo))
+    conv = conv_algos.Forced(algo)
+    assume(conv.applies((n * 8, h, w, cin), (kh, kw, cin, cout), sh, sw, *pads))
     x, k = _normal(seed, (n * 8, h, w, cin)), _normal(seed + 1, (kh, kw, cin, cout))
     dy = _normal(seed + 2, K.conv2d_forward(x, k, None, sh, sw, *pads).shape)
     old = cnnlite.get_num_threads()
     results = []
     try:
-        with conv_algos.forced(algo):
-            for threads in (1, 2):
-                cnnlite.set_num_threads(threads)
-                results.append((K.conv2d_forward(x, k, None, sh, sw, *pads),) +
-                               K.conv2d_backward(dy, x, k, sh, sw, *pads))
+        for threads in (1, 2):
+            cnnlite.set_num_threads(threads)
+            results.append((conv.conv2d_forward(x, k, None, sh, sw, *pads),) +
+                           conv.conv2d_backward(dy, x, k, sh, sw, *pads))
     finally:
         cnnlite.set_num_threads(old)
     for one, two in zip(*results):
@@ -333,13 +336,14 @@ def large_conv_cases(draw, algo):
 def test_large_conv2d_matches_reference(algo, data, bias, seed):
     n, h, w, cin, cout, kh, kw, sh, sw, pads = data.draw(large_conv_cases(algo))
     geometry = ((n, h, w, cin), (kh, kw, cin, cout), sh, sw, *pads)
-    with conv_algos.forced(algo):
-        # the forced algorithm really runs the forward pass (and, except for direct, which has none, the input
-        # gradient; Winograd's needs pads <= 2, which the strategy keeps)
-        assert K.conv2d_algo(*geometry) == algo
+    with conv_algos.forced(algo) as conv:
+        # the algorithm is passed explicitly to every pass (the direct kernel has no input gradient: automatic
+        # there) and applies to each (the strategy keeps Winograd's pads <= 2), so it is the one that runs
+        assert conv.applies(*geometry)
+        assert conv.algo(*geometry) == algo and conv.algo(*geometry, backward_weights=True) == algo
         if algo != "direct":
-            assert K.conv2d_algo(*geometry, backward_input=True) == algo
-        _check_conv2d_against_reference(n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed)
+            assert conv.algo(*geometry, backward_input=True) == algo
+        _check_conv2d_against_reference(conv, n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed)
 
 
 @LARGE

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cnnlite import models, optimizers, saving
+from cnnlite.saving import archive
 from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnnlite.models import Sequential
 
@@ -180,8 +181,8 @@ def temps(folder):
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     path = tmp_path / "m.keras"
-    saving._atomic_write(str(path), lambda f: f.write(b"one"))
-    saving._atomic_write(str(path), lambda f: f.write(b"two"))
+    archive.atomic_write(str(path), lambda f: f.write(b"one"))
+    archive.atomic_write(str(path), lambda f: f.write(b"two"))
     assert path.read_bytes() == b"two"
     assert temps(tmp_path) == []
 
@@ -197,14 +198,14 @@ def test_failed_write_keeps_previous_file_and_removes_temp(tmp_path, error):
         raise error("disk full")
 
     with pytest.raises(error):
-        saving._atomic_write(str(path), failing)
+        archive.atomic_write(str(path), failing)
     assert path.read_bytes() == b"previous"
     assert temps(tmp_path) == []
 
 
 def test_atomic_write_file_gets_normal_permissions(tmp_path):
     path = tmp_path / "m.keras"
-    saving._atomic_write(str(path), lambda f: f.write(b"x"))
+    archive.atomic_write(str(path), lambda f: f.write(b"x"))
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
@@ -229,15 +230,15 @@ def test_next_save_removes_temps_of_dead_writers_only(tmp_path):
     other = tmp_path / f".other.keras.cnnlite-{dead_pid}-abc.tmp"
     for p in (stale, busy, other):
         p.write_bytes(b"partial")
-    saving._atomic_write(str(path), lambda f: f.write(b"new"))
+    archive.atomic_write(str(path), lambda f: f.write(b"new"))
     assert temps(tmp_path) == sorted([busy.name, other.name])
 
 
 def test_atomic_write_refuses_directory_and_missing_folder(tmp_path):
     with pytest.raises(IsADirectoryError, match="is an existing directory"):
-        saving._atomic_write(str(tmp_path), lambda f: None)
+        archive.atomic_write(str(tmp_path), lambda f: None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        saving._atomic_write(str(tmp_path / "no" / "m.keras"), lambda f: None)
+        archive.atomic_write(str(tmp_path / "no" / "m.keras"), lambda f: None)
 
 
 @pytest.mark.parametrize("name, match", [
@@ -379,7 +380,7 @@ def test_without_the_saved_state_training_would_diverge(tmp_path):
     twin = models.load_model(tmp_path / "start.keras")
     straight.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
     twin.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
-    twin.layers[1]._step = 0
+    twin.layers[1].set_rng_state(dict(twin.layers[1].get_rng_state(), step=0))
     twin.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
     assert not np.array_equal(twin.get_weights()[0], straight.get_weights()[0])
 

@@ -1,32 +1,27 @@
 """Converts user data once per call (any numeric dtype, lists, Fortran order, strided views -> C-contiguous
 float32) and slices it into batches without per-sample Python."""
-import numbers
-
 import numpy as np
 
 from cnnlite import _kernels
+from cnnlite._validation import check_nonneg_int, check_positive_int, is_bool, is_int
+
+__all__ = ["check_batch_size", "check_nonneg_int", "check_verbose", "to_float32", "check_input", "same_length",
+           "prepare_targets", "Batcher"]
 
 
 def check_batch_size(batch_size, owner):
+    """None -> 32 (Keras's default), else a positive integer."""
     if batch_size is None:
         return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (numbers.Integral, np.integer)) or batch_size <= 0:
-        raise ValueError(f"{owner}: `batch_size` must be a positive integer, received batch_size={batch_size!r}")
-    return int(batch_size)
-
-
-def check_nonneg_int(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or value < 0:
-        raise ValueError(f"{owner}: `{name}` must be a non-negative integer, received {name}={value!r}")
-    return int(value)
+    return check_positive_int(batch_size, "batch_size", owner)
 
 
 def check_verbose(verbose, owner):
     if verbose == "auto":
         return 1
-    if isinstance(verbose, (bool, np.bool_)):
+    if is_bool(verbose):
         return int(verbose)
-    if isinstance(verbose, (numbers.Integral, np.integer)) and verbose in (0, 1, 2):
+    if is_int(verbose) and verbose in (0, 1, 2):
         return int(verbose)
     raise ValueError(f"{owner}: `verbose` must be 'auto', 0, 1 or 2, received verbose={verbose!r}")
 

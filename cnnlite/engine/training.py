@@ -17,6 +17,7 @@ from cnnlite.engine import data_adapter as da
 from cnnlite.engine.plan import build_plan
 from cnnlite.callbacks import CallbackList
 from cnnlite.engine.progbar import Progbar
+from cnnlite._validation import check_nonneg_int, generator_from_state
 
 _ACC_ALIAS = {"acc": "accuracy", "accuracy": "acc"}
 
@@ -58,6 +59,36 @@ class Model:
             self._init_rng = np.random.default_rng(init_seq)
             self._shuffle_rng = np.random.default_rng(shuffle_seq)
 
+    def get_rng_state(self):
+        """The random state that decides how this model builds and trains from here on, as a JSON-able dict:
+        `{"seed": int, "init_rng": dict, "shuffle_rng": dict}` (the seed drawn once from NumPy's global generator,
+        and the NumPy bit-generator states of the weight-initialiser and the shuffling generators), or None while
+        the model has drawn no seed yet. Layers keep their own state (`Layer.get_rng_state`)."""
+        if self._seed is None:
+            return None
+        return {"seed": int(self._seed), "init_rng": self._init_rng.bit_generator.state,
+                "shuffle_rng": self._shuffle_rng.bit_generator.state}
+
+    def set_rng_state(self, state):
+        """Put back a `get_rng_state()` result: afterwards the model initialises and shuffles exactly as the one
+        it came from would have. None forgets the seed (a new one is drawn when the model next needs one).
+        Everything is checked before anything changes: ValueError for a seed that is not a non-negative integer
+        or a generator state NumPy's default bit generator does not accept, TypeError for a non-dict."""
+        if state is None:
+            self._seed, self._init_rng, self._shuffle_rng = None, None, None
+            return
+        if not isinstance(state, dict):
+            raise TypeError(f"set_rng_state: `state` must be a dict from get_rng_state() or None, "
+                            f"received {type(state).__name__}")
+        missing = [key for key in ("seed", "init_rng", "shuffle_rng") if key not in state]
+        if missing:
+            raise ValueError(f"set_rng_state: `state` lacks {missing} (expected the keys 'seed', 'init_rng' and "
+                             f"'shuffle_rng'), received {state!r}")
+        seed = check_nonneg_int(state["seed"], "seed", "set_rng_state")
+        init_rng = generator_from_state(state["init_rng"], "init_rng", "set_rng_state")
+        shuffle_rng = generator_from_state(state["shuffle_rng"], "shuffle_rng", "set_rng_state")
+        self._seed, self._init_rng, self._shuffle_rng = seed, init_rng, shuffle_rng
+
     # ----- compile ----------------------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
                 run_eagerly=None, steps_per_execution=None, jit_compile=None, **kwargs):
@@ -95,6 +126,36 @@ class Model:
         self._metric_objs = None
         self._batch_tracker = None
         self._is_compiled = True
+
+    def get_compile_config(self):
+        """What `compile` was given, as JSON: `{"optimizer": {"class_name", "config"}, "loss": name or loss config,
+        "metrics": [names]}`; None when the model is not compiled. ValueError (saying which) when the loss or a
+        metric cannot be re-created from such a config."""
+        if self.optimizer is None:
+            return None
+        loss = self.loss
+        if loss is not None and not isinstance(loss, str):
+            loss = self.compiled_loss_config
+        metrics = list(self.compiled_metrics or [])
+        problem = None
+        if loss is not None and not isinstance(loss, (str, dict)):
+            problem = f"its loss {self.loss!r} cannot be written to a file"
+        for name in metrics:
+            try:
+                metrics_mod.check_identifier(name)
+            except ValueError:
+                problem = f"its metric {name!r} cannot be re-created from its name"
+        if problem is not None:
+            raise ValueError(problem)
+        return {"optimizer": optimizers.serialize(self.optimizer), "loss": loss, "metrics": metrics}
+
+    def compile_from_config(self, config):
+        """Compile from a `get_compile_config()` result (a new optimizer from its config, without state)."""
+        if not isinstance(config, dict):
+            raise TypeError(f"compile_from_config: `config` must be a dict from get_compile_config(), "
+                            f"received {type(config).__name__}")
+        self.compile(optimizer=optimizers.deserialize(config["optimizer"]), loss=config["loss"],
+                     metrics=config.get("metrics") or None)
 
     @property
     def metrics_names(self):
@@ -205,9 +266,12 @@ class Model:
             self._metric_objs = [metrics_mod.resolve(m, self._loss_obj, width) for m in self._metric_specs]
         return self._metric_objs
 
-    def _prepare_optimizer(self):
+    def build_optimizer(self):
+        """Create the optimizer's state for the trainable weights (`optimizer.build(model.trainable_weights)`), as
+        fit does before the first step; nothing changes when it is built already."""
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
+
 
     @staticmethod
     def _logs(loss_sum, count, metric_objs, prefix=""):
@@ -294,7 +358,7 @@ class Model:
             raise ValueError("fit: received 0 training samples")
 
         self._ensure_rngs()
-        self._prepare_optimizer()
+        self.build_optimizer()
         metric_objs = self._resolved_metrics()
         plan = self._current_plan()
         batcher = da.Batcher([x, y], batch_size)
@@ -458,7 +522,7 @@ class Model:
             x, y = self._prepare_xy(x, y)
             if training:
                 self._ensure_rngs()
-                self._prepare_optimizer()
+                self.build_optimizer()
             plan = self._current_plan()
             tracker = self._tracker(reset_metrics)
             loss, pred = (self._train_step if training else self._test_step)(plan, x, y, timer)

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from cnnlite import initializers
+from cnnlite._validation import check_bool, check_positive_int, is_int
 from cnnlite.engine.plan import Step
 
 _NAME_UIDS = collections.defaultdict(int)
@@ -31,18 +32,6 @@ def unique_name(base):
     return base if count == 0 else f"{base}_{count}"
 
 
-def check_positive_int(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{owner}: `{name}` must be a positive integer, received {name}={value!r}")
-    return int(value)
-
-
-def check_bool(value, name, owner):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{owner}: `{name}` must be a bool, received {name}={value!r}")
-    return bool(value)
-
-
 def check_unsupported(owner, **kwargs):
     """Keras arguments cnnlite accepts only at their defaults (regularizers, constraints, ...)."""
     for key, value in kwargs.items():
@@ -57,7 +46,7 @@ def _shape_tuple(shape, name, owner):
     except TypeError:
         raise ValueError(f"{owner}: `{name}` must be a tuple of positive ints, received {name}={shape!r}") from None
     for v in items:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0):
+        if v is not None and (not is_int(v) or v <= 0):
             raise ValueError(f"{owner}: `{name}` must be a tuple of positive ints (or None), "
                              f"received {name}={shape!r}")
     return tuple(None if v is None else int(v) for v in items)
@@ -216,6 +205,19 @@ class Layer:
             raise ValueError(f"You tried to call `count_params` on layer {self.name!r}, but the layer isn't built. "
                              f"You can build it manually via: `layer.build(batch_input_shape)`")
         return int(sum(w.size for w in self._weights))
+
+    # ----- random state -----------------------------------------------------------------------------------------
+    def get_rng_state(self):
+        """The layer's own random state that decides how it trains from here on, as a JSON-able dict, or None for a
+        layer without randomness (the default; Dropout returns `{"seed": ..., "step": ...}`). Weights are not part
+        of it (`get_weights`)."""
+        return None
+
+    def set_rng_state(self, state):
+        """Put back a `get_rng_state()` result. A layer without randomness accepts only None (ValueError else)."""
+        if state is not None:
+            raise ValueError(f"Layer {self.name!r} ({type(self).__name__}) has no random state, so set_rng_state "
+                             f"takes only None, received {state!r}")
 
     # ----- running ----------------------------------------------------------------------------------------------
     def plan_step(self, input_shape, settings=None):

@@ -1,7 +1,8 @@
 """Conv2D (NHWC input, kernel (kh, kw, in, out)), Keras semantics for strides and 'valid'/'same' padding."""
 from cnnlite import _kernels, activations, initializers
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
-from cnnlite.layers.base import Layer, check_positive_int
+from cnnlite._validation import check_positive_int
+from cnnlite.layers.base import Layer
 from cnnlite.layers.core import _Activated
 
 
@@ -78,27 +79,37 @@ class Conv2D(_Activated, Layer):
         output_shape = self.compute_output_shape(input_shape)
         pads = pads_2d(input_shape[1], input_shape[2], *self.kernel_size, *self.strides, self.padding)
         forced = (settings or {}).get("conv_algo", "auto")
-        x_shape = (1,) + tuple(input_shape[1:])
-        geometry = (x_shape, self.kernel.shape, *self.strides, *pads)
+        geometry = ((1,) + tuple(input_shape[1:]), self.kernel.shape, *self.strides, *pads)
         algorithms, notes = {}, []
         for key, flags in (("forward", {}), ("input_grad", {"backward_input": True}),
                            ("weight_grad", {"backward_weights": True})):
             algo = _kernels.conv2d_algo(*geometry, **flags)
+            if forced != "auto" and forced != algo:
+                if _kernels.conv2d_algo_applies(forced, *geometry, **flags):
+                    algo = forced
+                else:
+                    notes.append(f"forced {forced} does not apply to the {key.replace('_', ' ')}: {algo}")
             algorithms[key] = algo
         return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes)
 
     def forward(self, x, step, training=False):
         pads = step.params["pads"]
-        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel)
+        z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel,
+                                    algo=step.algorithms["forward"])
         y, applied = self._activate(z, step)
         return y, ((x, y, applied) if training else None)
 
     def backward(self, dy, cache, step):
         x, y, applied = cache
         dz = self._deactivate(dy, y, applied, step)
-        dx, dw, db = _kernels.conv2d_backward(dz, x, self.kernel, *self.strides, *step.params["pads"],
-                                              need_dx=step.need_dx, need_db=self.use_bias,
-                                              y=self._relu_gate(y, step))
+        pads, gate = step.params["pads"], self._relu_gate(y, step)
+        dw, db = _kernels.conv2d_backward_weights(dz, x, *self.kernel_size, *self.strides, *pads,
+                                                  need_db=self.use_bias, y=gate,
+                                                  algo=step.algorithms["weight_grad"])
+        dx = None
+        if step.need_dx:
+            dx = _kernels.conv2d_backward_input(dz, self.kernel, x.shape[1], x.shape[2], *self.strides, *pads,
+                                                y=gate, algo=step.algorithms["input_grad"])
         return dx, ([dw, db] if self.use_bias else [dw])
 
     def get_config(self):

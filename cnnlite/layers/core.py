@@ -4,8 +4,9 @@ import math
 import numpy as np
 
 from cnnlite import _kernels, activations, initializers
+from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
 from cnnlite.engine.plan import Step
-from cnnlite.layers.base import Layer, check_bool, check_positive_int, check_unsupported, _shape_tuple
+from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
 
 
 def _flat2d(a, width):
@@ -189,11 +190,10 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not 0 <= rate < 1:
             raise ValueError(f"Invalid value received for argument `rate` of Dropout: expected a float value "
                              f"in [0, 1), received rate={rate!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"Dropout: `seed` must be None or a non-negative int, received seed={seed!r}")
+        seed = check_optional_seed(seed, "Dropout")
         self.rate = float(rate)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
-        self.seed = None if seed is None else int(seed)
+        self.seed = seed
         self._seed_value = self.seed
         self._step = 0
 
@@ -232,6 +232,27 @@ class Dropout(Layer):
         if kind == "elementwise":
             return _kernels.dropout_backward(dy, self.rate, self._seed_value, value), []
         return np.multiply(dy, value, dtype=np.float32), []
+
+    def get_rng_state(self):
+        """`{"seed": int or None, "step": int}`: the mask seed (the layer's `seed`, or the one drawn from the model's
+        generator when built; None until drawn) and the number of training calls so far. The next training call
+        uses the mask keyed by (seed, step + 1)."""
+        return {"seed": self._seed_value, "step": int(self._step)}
+
+    def set_rng_state(self, state):
+        """Put back a `get_rng_state()` result, so the following masks are those the original layer would draw.
+        TypeError unless a dict; ValueError unless it holds exactly `seed` (None or a non-negative integer) and
+        `step` (a non-negative integer). Nothing changes when it raises."""
+        if not isinstance(state, dict):
+            raise TypeError(f"Dropout {self.name!r}: set_rng_state expects a dict from get_rng_state(), "
+                            f"received {type(state).__name__}")
+        if set(state) != {"seed", "step"}:
+            raise ValueError(f"Dropout {self.name!r}: set_rng_state expects the keys 'seed' and 'step', "
+                             f"received {sorted(state)}")
+        owner = f"Dropout {self.name!r}: set_rng_state"
+        seed = check_optional_seed(state["seed"], owner)
+        step = check_nonneg_int(state["step"], "step", owner)
+        self._seed_value, self._step = seed, step
 
     def get_config(self):
         config = super().get_config()

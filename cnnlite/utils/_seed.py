@@ -1,8 +1,9 @@
 """Seeding for reproducible runs."""
-import numbers
 import random as _python_random
 
 import numpy as np
+
+from cnnlite._validation import is_int
 
 
 def set_random_seed(seed):
@@ -10,7 +11,7 @@ def set_random_seed(seed):
 
     seed: an integer in [0, 2**32 - 1]. Calling it again with the same seed makes a run repeat exactly.
     """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+    if not is_int(seed):
         raise TypeError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r} of type {type(seed).__name__}")
     seed = int(seed)
     if not 0 <= seed < 2**32:

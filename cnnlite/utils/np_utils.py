@@ -1,11 +1,11 @@
 """NumPy helpers with Keras semantics: `to_categorical` (one-hot labels) and `normalize`."""
-import numbers
-
 import numpy as np
+
+from cnnlite._validation import is_int
 
 
 def _check_num_classes(num_classes):
-    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral):
+    if not is_int(num_classes):
         raise TypeError(f"num_classes must be a positive integer or None, got {num_classes!r}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer or None, got {num_classes}")
