@@ -3,6 +3,7 @@ cdef extern from "threads.h" namespace "cnnlite":
     void c_set_num_threads "cnnlite::set_num_threads"(int n) nogil
     int c_num_procs "cnnlite::num_procs"() nogil
     bint c_has_openmp "cnnlite::has_openmp"() nogil
+    void c_take_parallel_record "cnnlite::take_parallel_record"(int* team, int* workers) nogil
 
 
 MAX_THREADS = 256
@@ -31,3 +32,12 @@ def num_procs():
 def has_openmp():
     """True when the extension was built with OpenMP."""
     return c_has_openmp()
+
+
+def take_parallel_record():
+    """(team, workers) of the parallel regions the kernels ran since the previous call, which starts a new record:
+    the largest OpenMP team and the number of distinct threads that ran a piece of work. (0, 0) when no kernel ran
+    in parallel (one thread, too little work, or no OpenMP). For tests that must see a kernel split its work."""
+    cdef int team = 0, workers = 0
+    c_take_parallel_record(&team, &workers)
+    return team, workers

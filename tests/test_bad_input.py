@@ -89,6 +89,7 @@ NO_ARRAY_ARGUMENTS = {
     "get_num_threads": "no argument",
     "set_num_threads": "an int; GEOMETRY below and test_faults.py::test_absurd_thread_counts_are_refused",
     "has_openmp": "no argument",
+    "take_parallel_record": "no argument; test_thread_determinism.py",
     "num_procs": "no argument",
 }
 
