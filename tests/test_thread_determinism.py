@@ -82,12 +82,12 @@ def _cases():
     cases["dropout_backward"] = lambda: K.dropout_backward(big, 0.25, 7, 3)
     cases["relu_forward"] = lambda: K.relu_forward(big)
     cases["sigmoid_forward"] = lambda: K.sigmoid_forward(big)
-    src, rows = f32(rng, 60000, 784), rng.permutation(60000)[:20000].astype(np.int64)
+    src, rows = f32(rng, 30000, 784), rng.permutation(30000)[:10000].astype(np.int64)
     cases["take_rows"] = lambda: K.take_rows(src, rows)
     logits, labels = f32(rng, 20000, 10), rng.integers(0, 10, 20000)
     cases["sparse_softmax_xent"] = lambda: K.sparse_softmax_xent(logits, labels)
-    g, m, v = f32(rng, 8_000_000), f32(rng, 8_000_000), np.abs(f32(rng, 8_000_000))
-    w0 = f32(rng, 8_000_000)
+    g, m, v = f32(rng, 4_000_000), f32(rng, 4_000_000), np.abs(f32(rng, 4_000_000))
+    w0 = f32(rng, 4_000_000)
 
     def adam():
         wa, ma, va = w0.copy(), m.copy(), v.copy()
