@@ -4,14 +4,7 @@ The chapter's Keras code runs with `keras` replaced by `cnnlite`: cnnlite.models
 cnnlite.optimizers, cnnlite.losses, cnnlite.metrics, cnnlite.callbacks, cnnlite.utils, cnnlite.datasets,
 cnnlite.Input.
 """
-from cnnlite import config  # first: it sets the OpenMP and allocator defaults the extension must load with
-
-try:
-    import cnnlite._kernels  # noqa: F401  (the compiled extension)
-except ModuleNotFoundError as _error:
-    if _error.name != "cnnlite._kernels":
-        raise
-    raise ImportError(config.missing_extension_message(__file__)) from None
+from cnnlite import config  # first: the OpenMP and allocator defaults, then the extension (see cnnlite.config)
 from cnnlite._kernels import get_num_threads, set_num_threads, has_openmp
 from cnnlite import (activations, callbacks, datasets, initializers, layers, losses, metrics, models, optimizers,
                      utils)

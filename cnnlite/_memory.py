@@ -32,3 +32,91 @@ def tune_malloc():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+# ----- memory bounds (issue 13) ---------------------------------------------------------------------------------------
+# Before fit/evaluate/predict, a batch whose estimated need (ExecutionPlan.bytes_per_batch) exceeds the memory
+# available is refused with MemoryError, before anything is allocated: under Linux overcommit the alternative is the
+# OOM killer taking the whole process. CNNLITE_MEMORY_CHECK=0 turns the check off.
+
+def _meminfo_available():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _vm_size():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _address_space_headroom():
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    used = _vm_size()
+    return None if used is None else max(0, soft - used)
+
+
+def _cgroup_headroom():
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            current = int(f.read().strip())
+        return max(0, int(limit) - current)
+    except (OSError, ValueError):
+        return None
+
+
+def available_bytes():
+    """(bytes, {source: bytes}) the process may still allocate: the least of MemAvailable (/proc/meminfo), the
+    RLIMIT_AS headroom (soft limit minus VmSize) and the cgroup's memory.max headroom, where known; (None, {}) when
+    none is."""
+    sources = {"MemAvailable": _meminfo_available(), "RLIMIT_AS headroom": _address_space_headroom(),
+               "cgroup memory.max headroom": _cgroup_headroom()}
+    sources = {k: v for k, v in sources.items() if v is not None}
+    return (min(sources.values()) if sources else None), sources
+
+
+def _human(n):
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
+def check_batch_fits(plan, batch_size, training, what):
+    """Raise MemoryError (naming the batch size, the bytes needed and the bytes available) when one batch of
+    `batch_size` cannot fit in the memory available; returns the estimate in bytes."""
+    needed = plan.bytes_per_batch(batch_size, training)
+    if os.environ.get("CNNLITE_MEMORY_CHECK", "1").strip() == "0":
+        return needed
+    available, sources = available_bytes()
+    if available is not None and needed > available:
+        per_sample = max(1, plan.bytes_per_batch(2, training) - plan.bytes_per_batch(1, training))
+        fits = max(0, (available - plan.bytes_per_batch(0, training)) // per_sample)
+        known = ", ".join(f"{k} {v} bytes" for k, v in sources.items())
+        raise MemoryError(
+            f"{what}: a batch of batch_size={batch_size} needs about {needed} bytes ({_human(needed)}) "
+            f"{'to train' if training else 'for inference'}, but only {available} bytes ({_human(available)}) are "
+            f"available ({known}); nothing was allocated. Use a smaller batch_size (about {fits} would fit), or set "
+            f"CNNLITE_MEMORY_CHECK=0 to skip this check")
+    return needed

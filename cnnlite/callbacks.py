@@ -10,8 +10,8 @@ Deviations from Keras, chosen for clearer errors:
 - an unknown `mode` raises ValueError (Keras warns and falls back to 'auto'); with mode='auto' a monitor whose
   direction cannot be told from its name raises at construction (Keras 3 raises at the first epoch end);
 - LambdaCallback rejects keywords that are not hook names (Keras stores them silently);
-- ModelCheckpoint paths must end in `.keras` (whole model) or `.weights.npz` (weights only): cnnlite writes its own
-  zip format (see `cnnlite.saving`), never HDF5.
+- ModelCheckpoint paths must end in `.keras` or `.h5` (whole model, Keras 3 / legacy Keras HDF5) or `.weights.h5`
+  / `.weights.npz` (weights only, Keras 3 / cnnlite; see `cnnlite.saving`).
 """
 import math
 import numbers
@@ -394,7 +394,8 @@ def _check_count(value, name, owner):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (`.keras`) or its weights (`.weights.npz`) every epoch or every `save_freq` batches.
+    """Save the model (`.keras`, `.h5`) or its weights (`.weights.h5`, `.weights.npz`) every epoch or every
+    `save_freq` batches.
 
     `filepath` may hold `str.format` fields filled from `epoch` (1-based, as Keras) and the logs, e.g.
     `'ckpt/{epoch:02d}-{val_loss:.2f}.keras'`; missing parent folders are created. With `save_best_only` a file is
@@ -415,15 +416,15 @@ class ModelCheckpoint(Callback):
                 "number of batches"
             )
         if save_weights_only:
-            if not self.filepath.endswith(".weights.npz"):
+            if not self.filepath.endswith((".weights.h5", ".weights.npz")):
                 raise ValueError(
-                    "ModelCheckpoint: with save_weights_only=True the filepath must end in '.weights.npz' "
-                    f"(cnnlite weights format). Received: filepath={self.filepath}"
+                    "ModelCheckpoint: with save_weights_only=True the filepath must end in '.weights.h5' (Keras 3 "
+                    f"weights) or '.weights.npz' (cnnlite weights). Received: filepath={self.filepath}"
                 )
-        elif not self.filepath.endswith(".keras"):
+        elif self.filepath.endswith(".weights.h5") or not self.filepath.endswith((".keras", ".h5")):
             raise ValueError(
-                "ModelCheckpoint: the filepath must end in '.keras' (cnnlite model format; HDF5 '.h5' is not "
-                f"supported). Received: filepath={self.filepath}"
+                "ModelCheckpoint: the filepath must end in '.keras' (Keras 3) or '.h5' (legacy Keras HDF5); "
+                f"'.weights.h5' needs save_weights_only=True. Received: filepath={self.filepath}"
             )
         if initial_value_threshold is not None and not isinstance(initial_value_threshold, numbers.Real):
             raise TypeError(

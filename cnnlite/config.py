@@ -3,20 +3,25 @@
 | setting | environment variable (default) | what it does |
 |---|---|---|
 | `conv_algo` | `CNNLITE_CONV_ALGO` (`auto`) | forces the convolution algorithm of every pass that it applies to: `auto`, `gemm`, `winograd` or `direct`. Read when a model's execution plan is built (`model.plan` names the choice and says where a forced algorithm does not apply). |
-| `isa` | `CNNLITE_ISA` (the best the CPU has) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. |
-| threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`. |
+| `isa` | `CNNLITE_ISA` (the best the CPU has; the older `CNNLITE_GEMM_ISA` / `CNNLITE_OPS_ISA` are read too, the lowest level named wins) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. `set_isa(name)` / `get_isa()`; plans built afterwards choose their algorithms for it. |
+| threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`: process-wide, every thread; 1 in a forked child. |
 | OpenMP spin | `GOMP_SPINCOUNT` (`2000` unless `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is set) | how long idle OpenMP threads spin before sleeping; a short spin keeps one core's latency and degrades gracefully when other programs load the machine. Must be set before the extension loads, so it is read only at import. |
 | allocator | `CNNLITE_MALLOC_TUNING` (`1`) | `0` leaves glibc's mmap/trim thresholds alone (cnnlite/_memory.py says why it raises them). Import time only. |
 | data folder | `CNNLITE_DATA_DIR` (unset) | where `mnist.load_data()` / `fashion_mnist.load_data()` look for local files first; read at each call. |
 | cache home | `CNNLITE_HOME` (`~/.cnnlite`) | where downloaded data sets are cached; read at each call. |
 | mirrors | `CNNLITE_MNIST_MIRRORS`, `CNNLITE_FASHION_MNIST_MIRRORS` | URLs (spaces or commas) replacing the built-in download mirrors; read at each call. |
+| Keras's cache | `KERAS_HOME` (`~/.keras`) | where the loaders also look for checksum-verified data sets Keras downloaded; read at each call. |
+| memory check | `CNNLITE_MEMORY_CHECK` (`1`) | `0` skips the check that refuses, before allocating, a batch whose activations cannot fit in the memory available (cnnlite/_memory.py); read at each call. |
 
 The settings a plan depends on are read through `plan_settings()`; change them with `set_conv_algo(...)` or, for
 a block of code, `with cnnlite.config.override(conv_algo="gemm"): ...` (thread-local to that block's context).
+This module is imported first by `cnnlite`: it puts the OpenMP and allocator defaults in place, then loads the
+compiled extension (saying how to build it when it is missing) and applies the ISA default.
 """
 import contextlib
 import contextvars
 import os
+import warnings
 
 from cnnlite import _memory
 
@@ -27,6 +32,72 @@ from cnnlite import _memory
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "2000"
 MALLOC_TUNED = _memory.tune_malloc()  # CNNLITE_MALLOC_TUNING=0 leaves the allocator alone
+
+
+def missing_extension_message(package_init):
+    """What to say when cnnlite/_kernels (the compiled extension) cannot be imported."""
+    package = os.path.dirname(os.path.abspath(package_init))
+    root = os.path.dirname(package)
+    if os.path.exists(os.path.join(root, "CMakeLists.txt")) and os.path.isdir(os.path.join(root, "cpp")):
+        return (f"cnnlite's compiled extension (cnnlite._kernels) is missing: Python is importing cnnlite from its "
+                f"source checkout {root}, which has not been built. Either run from outside the checkout (e.g. "
+                f"`cd ~`) to use the cnnlite that `pip install .` installed, or build the extension in place with "
+                f"`dev/build.sh` (from {root}; needs cmake, ninja and Cython) and run from the checkout.")
+    return (f"cnnlite's compiled extension (cnnlite._kernels) is missing from {package}: the installation is "
+            f"incomplete; reinstall with `pip install --force-reinstall cnnlite` (or `pip install .` from a source "
+            f"checkout).")
+
+
+try:
+    import cnnlite._kernels as _kernels
+except ModuleNotFoundError as _error:
+    if _error.name != "cnnlite._kernels":
+        raise
+    raise ImportError(missing_extension_message(__file__)) from None
+
+ISA_LEVELS = ("avx512", "avx2", "generic")  # widest first
+
+
+def _isa_default():
+    """The lowest level named by CNNLITE_ISA / CNNLITE_GEMM_ISA / CNNLITE_OPS_ISA, or None. An unknown name is
+    ignored with a warning; a level above the CPU's changes nothing."""
+    wanted = []
+    for var in ("CNNLITE_ISA", "CNNLITE_GEMM_ISA", "CNNLITE_OPS_ISA"):
+        value = os.environ.get(var, "").strip().lower()
+        if not value:
+            continue
+        if value not in ISA_LEVELS:
+            warnings.warn(f"{var}={value!r} is not one of {', '.join(ISA_LEVELS)}; ignored", RuntimeWarning)
+            continue
+        wanted.append(value)
+    return max(wanted, key=ISA_LEVELS.index) if wanted else None
+
+
+_ISA = _isa_default()
+if _ISA is not None and _ISA in _kernels.available_isas():
+    _kernels.set_isa(_ISA)
+
+
+def set_isa(name):
+    """Cap every kernel's instruction set at `name` ('avx512', 'avx2', 'generic'); returns the previous level. Only
+    a downgrade of what this CPU has (`available_isas()`); not while kernels run on other threads."""
+    if not isinstance(name, str) or name not in ISA_LEVELS:
+        raise ValueError(f"cnnlite.config: `isa` must be one of {list(ISA_LEVELS)}, received isa={name!r}")
+    if name not in _kernels.available_isas():
+        raise ValueError(f"cnnlite.config: this CPU's kernels go up to {_kernels.available_isas()[0]!r}, "
+                         f"received isa={name!r}")
+    return _kernels.set_isa(name)
+
+
+def get_isa():
+    """The instruction set the kernels use now."""
+    return _kernels.get_isa()
+
+
+def available_isas():
+    """The levels set_isa accepts on this CPU, widest first."""
+    return tuple(_kernels.available_isas())
+
 
 CONV_ALGOS = ("auto", "gemm", "winograd", "direct")
 
@@ -80,20 +151,8 @@ def override(**settings):
         _OVERRIDES.reset(token)
 
 
-def missing_extension_message(package_init):
-    """What to say when cnnlite/_kernels (the compiled extension) cannot be imported."""
-    package = os.path.dirname(os.path.abspath(package_init))
-    root = os.path.dirname(package)
-    if os.path.exists(os.path.join(root, "CMakeLists.txt")) and os.path.isdir(os.path.join(root, "cpp")):
-        return (f"cnnlite's compiled extension (cnnlite._kernels) is missing: Python is importing cnnlite from its "
-                f"source checkout {root}, which has not been built. Either run from outside the checkout (e.g. "
-                f"`cd ~`) to use the cnnlite that `pip install .` installed, or build the extension in place with "
-                f"`dev/build.sh` (from {root}; needs cmake, ninja and Cython) and run from the checkout.")
-    return (f"cnnlite's compiled extension (cnnlite._kernels) is missing from {package}: the installation is "
-            f"incomplete; reinstall with `pip install --force-reinstall cnnlite` (or `pip install .` from a source "
-            f"checkout).")
-
-
 def plan_settings():
-    """The settings an execution plan depends on, as a dict."""
-    return {name: get(name) for name in _DEFAULTS}
+    """The settings an execution plan depends on, as a dict (the ISA too: algorithm choices depend on it)."""
+    settings = {name: get(name) for name in _DEFAULTS}
+    settings["isa"] = _kernels.get_isa()
+    return settings

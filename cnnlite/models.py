@@ -244,15 +244,18 @@ class Sequential(_TrainingModel):
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def save(self, filepath, overwrite=True):
-        """Save architecture, weights, compile settings and optimizer state (see cnnlite.saving)."""
+        """Save architecture, weights, compile settings and optimizer state: `.keras` writes a Keras 3 archive,
+        `.h5` a legacy Keras HDF5 model (both open in Keras; see cnnlite.saving)."""
         return saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the layers' weights and, when built, the optimizer state (a `.weights.npz` file)."""
+        """Save the layers' weights and, when built, the optimizer state: `.weights.h5` in Keras 3's weights
+        format, `.weights.npz` in cnnlite's own."""
         return saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
-        """Load weights (and optimizer and random state when they fit) saved by `save_weights` or `save`."""
+        """Load weights (and optimizer and random state when they fit) saved by `save_weights` or `save`, or by
+        Keras (`.keras`, `.weights.h5`, legacy `.h5`; told apart by content)."""
         return saving.load_weights(self, filepath)
 
     def __repr__(self):
@@ -267,7 +270,7 @@ def model_from_json(json_string, custom_objects=None):
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model saved with `model.save(path)` (see cnnlite.saving)."""
+    """Load a model saved with `model.save(path)`, or by Keras (`.keras`, legacy `.h5`; see cnnlite.saving)."""
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 

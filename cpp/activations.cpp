@@ -5,7 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "ops_isa.h"
+#include "dispatch.h"
 #include "parallel.h"
 
 // No fused multiply-adds in this file: the AVX-512 builds of sigmoid and tanh must round exactly like the portable
@@ -166,12 +166,12 @@ void relu_backward(float* dx, const float* dy, const float* y, idx n) {
 
 void relu_backward_column_sums(float* dz, float* sums, const float* dy, const float* y, idx rows, idx cols) {
   if (rows < 0 || cols < 0) throw std::invalid_argument("relu_backward_column_sums: sizes must be non-negative");
-  (ops_use_avx512() ? relu_mask_sums_avx512 : relu_mask_sums_generic)(dz, sums, dy, y, rows, cols);
+  (isa() == Isa::kAvx512 ? relu_mask_sums_avx512 : relu_mask_sums_generic)(dz, sums, dy, y, rows, cols);
 }
 
 void sigmoid_forward(float* y, const float* x, idx n) {
   require_size(n, "sigmoid_forward: n must be non-negative");
-  const auto range_fn = ops_use_avx512() ? sigmoid_range_avx512 : sigmoid_range_generic;
+  const auto range_fn = isa() == Isa::kAvx512 ? sigmoid_range_avx512 : sigmoid_range_generic;
   parallel_for_elements(n, [=](idx begin, idx end) { range_fn(y, x, begin, end); });
 }
 
@@ -187,7 +187,7 @@ void sigmoid_backward(float* dx, const float* dy, const float* y, idx n) {
 
 void tanh_forward(float* y, const float* x, idx n) {
   require_size(n, "tanh_forward: n must be non-negative");
-  const auto range_fn = ops_use_avx512() ? tanh_range_avx512 : tanh_range_generic;
+  const auto range_fn = isa() == Isa::kAvx512 ? tanh_range_avx512 : tanh_range_generic;
   parallel_for_elements(n, [=](idx begin, idx end) { range_fn(y, x, begin, end); });
 }
 

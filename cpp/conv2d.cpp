@@ -11,16 +11,13 @@
 #include "activations.h"
 #include "conv2d_direct.h"
 #include "conv2d_winograd.h"
+#include "dispatch.h"
 #include "gemm.h"
 #include "parallel.h"
 
-// The copy and scatter-add loops below are plain C++; on x86-64 with GCC and glibc they are also compiled for AVX2 and
-// AVX-512 and the best version is picked at load time (function multiversioning).
-#if defined(CNNLITE_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
-#define CNNLITE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CNNLITE_VECTOR_CLONES
-#endif
+// The copy, scatter-add and column-sum loops below are plain C++, built per ISA level (CNNLITE_ISA_VARIANTS,
+// dispatch.h); they only copy and add, so every build gives the same bits.
+#define CNNLITE_INLINE inline __attribute__((always_inline))
 #if defined(__GNUC__) && !defined(__clang__)
 #define CNNLITE_NO_MEMCPY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else
@@ -49,8 +46,8 @@ idx chunk_rows(idx depth) {
 
 // col (r1 - r0, kh*kw*cin): rows [r0, r1) of the im2col matrix (row = output pixel over the whole batch). Used for
 // short kernel rows only, so the copies are inlined rather than turned into memcpy calls.
-CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col, const float* __restrict x,
-                                                          const Conv2dGeometry& g, idx r0, idx r1) {
+CNNLITE_INLINE CNNLITE_NO_MEMCPY_CALLS void im2col_loops(float* __restrict col, const float* __restrict x,
+                                                         const Conv2dGeometry& g, idx r0, idx r1) {
   const idx depth = g.depth(), span = g.kw * g.cin;
   idx img = r0 / g.pixels(), oy = (r0 % g.pixels()) / g.ow, ox = r0 % g.ow;
   for (idx r = r0; r < r1; ++r) {
@@ -89,10 +86,13 @@ CNNLITE_VECTOR_CLONES CNNLITE_NO_MEMCPY_CALLS void im2col(float* __restrict col,
     }
   }
 }
+CNNLITE_ISA_VARIANTS(CNNLITE_NO_MEMCPY_CALLS, im2col, im2col_loops,
+                     (float* __restrict col, const float* __restrict x, const Conv2dGeometry& g, idx r0, idx r1),
+                     (col, x, g, r0, r1))
 
 // dx images [i0, i1) = scatter-add of dcol (their rows of the im2col gradient). Overwrites those images.
-CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict dcol, const Conv2dGeometry& g, idx i0,
-                                  idx i1) {
+CNNLITE_INLINE void col2im_loops(float* __restrict dx, const float* __restrict dcol, const Conv2dGeometry& g, idx i0,
+                                 idx i1) {
   const idx depth = g.depth(), image = g.h * g.w * g.cin;
   std::memset(dx + i0 * image, 0, sizeof(float) * (i1 - i0) * image);
   const float* src = dcol;
@@ -116,6 +116,9 @@ CNNLITE_VECTOR_CLONES void col2im(float* __restrict dx, const float* __restrict 
     }
   }
 }
+CNNLITE_ISA_VARIANTS(, col2im, col2im_loops,
+                     (float* __restrict dx, const float* __restrict dcol, const Conv2dGeometry& g, idx i0, idx i1),
+                     (dx, dcol, g, i0, i1))
 
 // ind (r1 - r0, kh): for output rows [r0, r1) (over the whole batch), a pointer per kernel row ky to the kw * cin
 // input floats it multiplies. Inside the input those are contiguous in x; a window that overlaps the padding gets its
@@ -197,11 +200,13 @@ const float* zero_workspace(idx cin) {
 }
 
 // sums (cout) = column sums of rows (n, cout), added row by row (a fixed order). Overwrites sums.
-CNNLITE_VECTOR_CLONES void column_sums(float* __restrict sums, const float* __restrict rows, idx n, idx cout) {
+CNNLITE_INLINE void column_sums_loops(float* __restrict sums, const float* __restrict rows, idx n, idx cout) {
   for (idx j = 0; j < cout; ++j) sums[j] = 0.0f;
   for (idx r = 0; r < n; ++r)
     for (idx j = 0; j < cout; ++j) sums[j] += rows[r * cout + j];
 }
+CNNLITE_ISA_VARIANTS(, column_sums, column_sums_loops,
+                     (float* __restrict sums, const float* __restrict rows, idx n, idx cout), (sums, rows, n, cout))
 
 // y = conv(x, k) + bias [relu] for a checked geometry (see conv2d_forward).
 void forward_impl(float* y, const float* x, const float* k, const float* bias, bool relu, const Conv2dGeometry& g) {

@@ -4,17 +4,14 @@
 #include <cstring>
 #include <exception>
 
+#include "dispatch.h"
 #include "parallel.h"
 
-// The loops below use GCC/Clang vector extensions (one vector = a block of output channels); on x86-64 with GCC and
-// glibc they are also compiled for AVX2 and AVX-512 and the best version is picked at load time.
-#if defined(CNNLITE_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
-#define CNNLITE_DIRECT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CNNLITE_DIRECT_CLONES
-#endif
+// The loops below use GCC/Clang vector extensions (one vector = a block of output channels), built per ISA level
+// (CNNLITE_ISA_VARIANTS, dispatch.h). The AVX-512F build may contract multiply-adds into FMAs (512-bit and scalar
+// code), the others have no FMA: the levels may differ in the last bits.
 #define CNNLITE_INLINE inline __attribute__((always_inline))
-// Lambdas too: a lambda is its own function, compiled for the default target unless inlined into the clone.
+// Lambdas too: a lambda is its own function, compiled for the default target unless inlined into the ISA build.
 #define CNNLITE_INLINE_LAMBDA __attribute__((always_inline))
 // Vectors are only passed between always-inlined functions, so the ABI note about passing them by value is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -118,8 +115,8 @@ CNNLITE_INLINE void for_channel_blocks(idx cout, Fn fn) {
   for (; co < cout; ++co) fn(co, 1);
 }
 
-CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s,
-                                        idx r0, idx r1, bool relu) {
+CNNLITE_INLINE void forward_rows_loops(float* y, const float* x, const float* k, const float* bias,
+                                       const Conv2dGeometry& s, idx r0, idx r1, bool relu) {
   for (idx r = r0; r < r1; ++r) {
     const idx img = r / s.oh, oy = r % s.oh;
     const float* xi = x + img * s.h * s.w * s.cin;
@@ -135,6 +132,10 @@ CNNLITE_DIRECT_CLONES void forward_rows(float* y, const float* x, const float* k
     });
   }
 }
+CNNLITE_ISA_VARIANTS(, forward_rows, forward_rows_loops,
+                     (float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s, idx r0,
+                      idx r1, bool relu),
+                     (y, x, k, bias, s, r0, r1, relu))
 
 // part (depth * cout [+ cout]) = the weight (and bias) gradient of images [i0, i1), pixels in order.
 template <int CB>
@@ -238,8 +239,8 @@ CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc
   }
 }
 
-CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* acc_space, const float* dy,
-                                         const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1) {
+CNNLITE_INLINE void weights_chunk_loops(float* part, float* dbias_part, float* acc_space, const float* dy,
+                                        const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1) {
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
     switch (width) {
       case 16: return weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
@@ -249,6 +250,10 @@ CNNLITE_DIRECT_CLONES void weights_chunk(float* part, float* dbias_part, float* 
     }
   });
 }
+CNNLITE_ISA_VARIANTS(, weights_chunk, weights_chunk_loops,
+                     (float* part, float* dbias_part, float* acc_space, const float* dy, const float* gate,
+                      const float* x, const Conv2dGeometry& s, idx i0, idx i1),
+                     (part, dbias_part, acc_space, dy, gate, x, s, i0, i1))
 
 // Per-thread workspaces (parallel.h), reused across calls.
 struct AccTag;

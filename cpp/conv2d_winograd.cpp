@@ -4,17 +4,12 @@
 #include <exception>
 #include <type_traits>
 
+#include "dispatch.h"
 #include "gemm.h"
 #include "parallel.h"
 
-// The transforms are plain C++ loops over channels; on x86-64 with GCC and glibc they are also compiled for AVX2 and
-// AVX-512 and the best version is picked at load time (function multiversioning). They only add and subtract, so
-// every version gives the same bits.
-#if defined(CNNLITE_X86) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__)
-#define CNNLITE_WINO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CNNLITE_WINO_CLONES
-#endif
+// The transforms are plain C++ loops over channels, built per ISA level (CNNLITE_ISA_VARIANTS, dispatch.h). They only
+// add and subtract, so every build gives the same bits.
 
 namespace cnnlite {
 
@@ -168,13 +163,16 @@ __attribute__((always_inline)) inline void input_block(float* v, const float* x,
   }
 }
 
-CNNLITE_WINO_CLONES void transform_inputs(float* v, const float* x, const float* gate, float* patch, const Plan& p,
-                                          idx t0, idx t1) {
+__attribute__((always_inline)) inline void transform_inputs_loops(float* v, const float* x, const float* gate,
+                                                                   float* patch, const Plan& p, idx t0, idx t1) {
   if (gate)
     input_block<true>(v, x, gate, patch, p, t0, t1);
   else
     input_block<false>(v, x, gate, patch, p, t0, t1);
 }
+CNNLITE_ISA_VARIANTS(, transform_inputs, transform_inputs_loops,
+                     (float* v, const float* x, const float* gate, float* patch, const Plan& p, idx t0, idx t1),
+                     (v, x, gate, patch, p, t0, t1))
 
 // Channels [co, co + width of V) of one tile's output transform (see output_tile).
 template <class V, bool Relu>
@@ -236,13 +234,18 @@ __attribute__((always_inline)) inline void output_block(float* y, const float* m
   }
 }
 
-CNNLITE_WINO_CLONES void transform_outputs(float* y, const float* m, const float* bias, float* patch, bool relu,
-                                           const Plan& p, idx t0, idx t1) {
+__attribute__((always_inline)) inline void transform_outputs_loops(float* y, const float* m, const float* bias,
+                                                                    float* patch, bool relu, const Plan& p, idx t0,
+                                                                    idx t1) {
   if (relu)
     output_block<true>(y, m, bias, patch, p, t0, t1);
   else
     output_block<false>(y, m, bias, patch, p, t0, t1);
 }
+CNNLITE_ISA_VARIANTS(, transform_outputs, transform_outputs_loops,
+                     (float* y, const float* m, const float* bias, float* patch, bool relu, const Plan& p, idx t0,
+                      idx t1),
+                     (y, m, bias, patch, relu, p, t0, t1))
 
 // u (16, cin', cout') = G g G^T per channel pair, from k (3, 3, cin, cout). Forward: g = k, cin' = cin. Input
 // gradient (rotated): g'[a][b][co][ci] = k[2 - a][2 - b][ci][co], cin' = cout, cout' = cin. Computed in double.
@@ -395,13 +398,18 @@ __attribute__((always_inline)) inline void grad_block(float* mg, float* db, cons
   }
 }
 
-CNNLITE_WINO_CLONES void transform_output_grads(float* mg, float* db, const float* dy, const float* gate, float* patch,
-                                                const Plan& p, idx t0, idx t1) {
+__attribute__((always_inline)) inline void transform_output_grads_loops(float* mg, float* db, const float* dy,
+                                                                         const float* gate, float* patch,
+                                                                         const Plan& p, idx t0, idx t1) {
   if (gate)
     grad_block<true>(mg, db, dy, gate, patch, p, t0, t1);
   else
     grad_block<false>(mg, db, dy, gate, patch, p, t0, t1);
 }
+CNNLITE_ISA_VARIANTS(, transform_output_grads, transform_output_grads_loops,
+                     (float* mg, float* db, const float* dy, const float* gate, float* patch, const Plan& p, idx t0,
+                      idx t1),
+                     (mg, db, dy, gate, patch, p, t0, t1))
 
 // dk[a][b][ci][co] = (G^T du G)[a][b], du (16, cout, cin) the gradient with respect to U = G g G^T, transposed.
 // In double.

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "ops_isa.h"
+#include "dispatch.h"
 #include "parallel.h"
 
 namespace cnnlite {
@@ -59,7 +59,7 @@ void apply_mask(float* out, const float* in, idx n, double rate, uint64_t seed, 
   // Keep iff the top 53 bits, read as u in [0, 1), satisfy u >= rate; rate * 2^53 is exact in double.
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(std::ldexp(rate, 53)));
   const float scale = static_cast<float>(1.0 / (1.0 - rate));
-  const auto range_fn = ops_use_avx512() ? mask_range_avx512 : mask_range_generic;
+  const auto range_fn = isa() == Isa::kAvx512 ? mask_range_avx512 : mask_range_generic;
   parallel_for_elements(n, [=](idx begin, idx end) { range_fn(out, in, begin, end, key, threshold, scale); });
 }
 

@@ -2,13 +2,13 @@
 #include "gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "gemm_kernel.h"
 #include "parallel.h"
 #include "threads.h"
@@ -19,23 +19,16 @@ using gemm_detail::GemmKernel;
 
 namespace {
 
-const GemmKernel* choose_kernel() {
-  const char* env = std::getenv("CNNLITE_GEMM_ISA");
-  const std::string want = env ? env : "";
-#ifdef CNNLITE_X86
-  __builtin_cpu_init();
-  const bool has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (has_avx512 && want != "avx2" && want != "generic") return gemm_detail::gemm_kernel_avx512();
-  if (has_avx2 && want != "generic") return gemm_detail::gemm_kernel_avx2();
-#endif
-  return gemm_detail::gemm_kernel_generic();
-}
-
+// The micro-kernel of the level in use (dispatch.h).
 const GemmKernel& kernel() {
-  static const GemmKernel* const k = choose_kernel();
-  return *k;
+#ifdef CNNLITE_X86
+  switch (isa()) {
+    case Isa::kAvx512: return *gemm_detail::gemm_kernel_avx512();
+    case Isa::kAvx2: return *gemm_detail::gemm_kernel_avx2();
+    default: break;
+  }
+#endif
+  return *gemm_detail::gemm_kernel_generic();
 }
 
 // Up to this many columns the micro-kernels read op(a) in place instead of packing it.

@@ -33,8 +33,7 @@ idx sgemm_packed_size(idx k, idx n);
 void sgemm_pack_b(float* bp, const float* b, idx ldb, idx k, idx n);
 void sgemm_packed(idx m, idx n, idx k, const float* a, idx lda, const float* bp, float* c, idx ldc);
 
-// Name of the micro-kernel in use: "avx512", "avx2" or "generic". Chosen once, on first use, from the CPU's
-// features; the environment variable CNNLITE_GEMM_ISA may only downgrade it (for tests of the other paths).
+// Name of the micro-kernel in use: "avx512", "avx2" or "generic", the ISA level (dispatch.h).
 const char* gemm_isa();
 
 }  // namespace cnnlite

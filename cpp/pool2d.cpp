@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ops_isa.h"
+#include "dispatch.h"
 #include "parallel.h"
 
 namespace cnnlite {
@@ -177,7 +177,7 @@ void maxpool2d_rows_avx512(float* y, int32_t* argmax, const float* x, const Pool
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
   check_pool2d_geometry(g);
   const idx rows = g.n * g.oh();
-  const auto rows_fn = ops_use_avx512() ? maxpool2d_rows_avx512 : maxpool2d_rows_generic;
+  const auto rows_fn = isa() == Isa::kAvx512 ? maxpool2d_rows_avx512 : maxpool2d_rows_generic;
   // Output rows (image, oh) are independent: any partition gives the same bits (max and argmax are exact).
 #ifdef CNNLITE_HAVE_OPENMP
 #pragma omp parallel for schedule(static) if (rows > 1)
@@ -310,7 +310,7 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
     maxpool2d_backward(dx, dy, argmax, g.n, g.h, g.w, oh, ow, g.c, relu_y);
     return;
   }
-  const auto image_fn = ops_use_avx512() ? maxpool_backward_direct_avx512 : maxpool_backward_direct_generic;
+  const auto image_fn = isa() == Isa::kAvx512 ? maxpool_backward_direct_avx512 : maxpool_backward_direct_generic;
   const idx plane = g.h * g.w * g.c, out_plane = oh * ow * g.c;
   int bad = 0, no_memory = 0;
   // One thread owns one image of dx. Nothing may throw out of the parallel loop: failures are flags, raised after.

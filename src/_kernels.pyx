@@ -7,6 +7,7 @@ kernel. No maths here. See src/README.md for the list of bindings and their sign
 """
 include "common.pxi"
 include "threads.pxi"
+include "dispatch.pxi"
 include "gemm.pxi"
 include "dense.pxi"
 include "conv2d_algo.pxi"

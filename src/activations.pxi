@@ -21,6 +21,7 @@ cdef object _activation_forward(_unary_kernel kernel, object x):
     cdef float* yp = _fptr(y)
     cdef const float* xp = _fptr(x)
     cdef int64_t n = x.size
+    c_sync_thread()
     with nogil:
         kernel(yp, xp, n)
     return y
@@ -35,6 +36,7 @@ cdef object _activation_backward(_binary_kernel kernel, object dy, object y):
     cdef const float* dyp = _fptr(dy)
     cdef const float* yp = _fptr(y)
     cdef int64_t n = dy.size
+    c_sync_thread()
     with nogil:
         kernel(dxp, dyp, yp, n)
     return dx
@@ -78,6 +80,7 @@ def softmax_forward(x):
     cdef float* yp = _fptr(y)
     cdef const float* xp = _fptr(x)
     cdef int64_t rows = x.shape[0], k = x.shape[1]
+    c_sync_thread()
     with nogil:
         c_softmax_forward(yp, xp, rows, k)
     return y
@@ -94,6 +97,7 @@ def softmax_backward(dy, y):
     cdef const float* dyp = _fptr(dy)
     cdef const float* yp = _fptr(y)
     cdef int64_t rows = y.shape[0], k = y.shape[1]
+    c_sync_thread()
     with nogil:
         c_softmax_backward(dxp, dyp, yp, rows, k)
     return dx

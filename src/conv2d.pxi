@@ -60,6 +60,7 @@ def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, re
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
     cdef const float* pbias = _fptr_or_null(b)
+    c_sync_thread()
     with nogil:
         c_conv2d_forward(py, px, pk, pbias, g, a, c_relu)
     return y
@@ -81,6 +82,7 @@ def conv2d_backward_input(dy, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, p
     cdef const float* pdy = _fptr(dy)
     cdef const float* pk = _fptr(w)
     cdef const float* pgate = _fptr_or_null(y)
+    c_sync_thread()
     with nogil:
         c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a)
     return dx
@@ -105,6 +107,7 @@ def conv2d_backward_weights(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left
     cdef const float* pdy = _fptr(dy)
     cdef const float* px = _fptr(x)
     cdef const float* pgate = _fptr_or_null(y)
+    c_sync_thread()
     with nogil:
         c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a)
     return dw, db
@@ -131,6 +134,7 @@ def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, 
     cdef const float* px = _fptr(x)
     cdef const float* pk = _fptr(w)
     cdef const float* pgate = _fptr_or_null(y)
+    c_sync_thread()
     with nogil:
         if c_need_dx:
             c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a_input)

@@ -29,6 +29,7 @@ def dense_forward(x, w, b, relu=False):
     cdef const float* pw = _fptr(w)
     cdef const float* pb = _fptr_or_null(b)
     cdef bint c_relu = _flag(relu, "relu")
+    c_sync_thread()
     with nogil:
         c_dense_forward(py, px, pw, pb, n, n_in, n_out, c_relu)
     return y
@@ -57,6 +58,7 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None):
     cdef const float* px = _fptr(x)
     cdef const float* pw = _fptr(w)
     cdef const float* prelu_y = _fptr_or_null(y)
+    c_sync_thread()
     with nogil:
         c_dense_backward(pdx, pdw, pdb, pdy, px, pw, n, n_in, n_out, prelu_y)
     return dx, dw, db

@@ -32,6 +32,7 @@ def dropout_forward(x, rate, seed, step):
     cdef float* yp = _fptr(y)
     cdef const float* xp = _fptr(x)
     cdef int64_t n = x.size
+    c_sync_thread()
     with nogil:
         c_dropout_forward(yp, xp, n, r, s, t)
     return y
@@ -46,6 +47,7 @@ def dropout_backward(dy, rate, seed, step):
     cdef float* dxp = _fptr(dx)
     cdef const float* dyp = _fptr(dy)
     cdef int64_t n = dy.size
+    c_sync_thread()
     with nogil:
         c_dropout_backward(dxp, dyp, n, r, s, t)
     return dx

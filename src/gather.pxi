@@ -41,6 +41,7 @@ def take_rows(src, rows, out=None):
     cdef void* po = cnp.PyArray_DATA(out)
     cdef const void* ps = cnp.PyArray_DATA(src)
     cdef const int64_t* pr = <const int64_t*> cnp.PyArray_DATA(rows)
+    c_sync_thread()
     with nogil:
         c_take_rows(po, ps, pr, n_rows, n_src, row_bytes)
     return out

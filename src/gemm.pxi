@@ -25,11 +25,12 @@ def gemm(a, b, trans_a=False, trans_b=False):
     cdef const float* pa = _fptr(a)
     cdef const float* pb = _fptr(b)
     cdef float* pc = _fptr(c)
+    c_sync_thread()
     with nogil:
         c_sgemm(ta, tb, m, n, k, 1.0, pa, lda, pb, ldb, 0.0, pc, ldc, NULL)
     return c
 
 
 def cpu_isa():
-    """Name of the GEMM micro-kernel chosen at run time: 'avx512', 'avx2' or 'generic'."""
+    """Name of the GEMM micro-kernel in use: 'avx512', 'avx2' or 'generic', the level get_isa() names."""
     return c_gemm_isa().decode("ascii")

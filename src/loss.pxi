@@ -40,6 +40,7 @@ def softmax_xent(logits, targets):
     cdef const float* tp = _fptr(targets)
     cdef int64_t n = logits.shape[0], k = logits.shape[1]
     cdef double loss
+    c_sync_thread()
     with nogil:
         loss = c_softmax_xent(pp, dp, lp, tp, n, k)
     return loss, probs, dlogits
@@ -66,6 +67,7 @@ def sparse_softmax_xent(logits, labels):
     cdef bint wide = labels.dtype == np.int64
     cdef int64_t n = logits.shape[0], k = logits.shape[1]
     cdef double loss
+    c_sync_thread()
     with nogil:
         if wide:
             loss = c_sparse_softmax_xent(pp, dp, lp, l64, n, k)
@@ -82,6 +84,7 @@ def xent_forward(probs, targets):
     cdef const float* tp = _fptr(targets)
     cdef int64_t n = probs.shape[0], k = probs.shape[1]
     cdef double loss
+    c_sync_thread()
     with nogil:
         loss = c_xent_forward(pp, tp, n, k)
     return loss
@@ -95,6 +98,7 @@ def xent_backward(probs, targets):
     cdef const float* pp = _fptr(probs)
     cdef const float* tp = _fptr(targets)
     cdef int64_t n = probs.shape[0], k = probs.shape[1]
+    c_sync_thread()
     with nogil:
         c_xent_backward(dp, pp, tp, n, k)
     return dprobs
@@ -117,6 +121,7 @@ def mse_forward(pred, targets):
     cdef const float* tp = _fptr(targets)
     cdef int64_t n = rows, k = cols
     cdef double loss
+    c_sync_thread()
     with nogil:
         loss = c_mse_forward(pp, tp, n, k)
     return loss
@@ -130,6 +135,7 @@ def mse_backward(pred, targets):
     cdef const float* pp = _fptr(pred)
     cdef const float* tp = _fptr(targets)
     cdef int64_t n = rows, k = cols
+    c_sync_thread()
     with nogil:
         c_mse_backward(dp, pp, tp, n, k)
     return dpred

@@ -48,6 +48,7 @@ def adam_update(w, g, m, v, lr_t, beta1, beta2, eps):
     cdef float* vp = _fptr(v)
     cdef const float* gp = _fptr(g)
     cdef int64_t n = w.size
+    c_sync_thread()
     with nogil:
         c_adam_update(wp, mp, vp, gp, n, a, b1, b2, e)
 
@@ -69,6 +70,7 @@ def sgd_update(w, g, velocity, lr, momentum, nesterov):
     cdef const float* gp = _fptr(g)
     cdef int64_t n = w.size
     cdef bint nest = bool(nesterov)
+    c_sync_thread()
     with nogil:
         c_sgd_update(wp, vp, gp, n, rate, mom, nest)
 
@@ -95,5 +97,6 @@ def rmsprop_update(w, g, acc, lr, rho, eps, momentum=0.0, mom=None, mean_grad=No
     cdef float* gmp = _fptr_or_null(mean_grad)
     cdef const float* gp = _fptr(g)
     cdef int64_t n = w.size
+    c_sync_thread()
     with nogil:
         c_rmsprop_update(wp, ap, mp, gmp, gp, n, rate, r, m, e)

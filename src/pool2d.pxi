@@ -80,6 +80,7 @@ def maxpool2d_forward(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_righ
     cdef float* yp = _fptr(y)
     cdef int32_t* ap = <int32_t*> cnp.PyArray_DATA(argmax)
     cdef const float* xp = _fptr(x)
+    c_sync_thread()
     with nogil:
         c_maxpool2d_forward(yp, ap, xp, g)
     return y, argmax
@@ -116,9 +117,11 @@ def maxpool2d_backward(dy, argmax, h, w, window=None, y=None):
     cdef const int32_t* ap = <int32_t*> cnp.PyArray_DATA(argmax)
     cdef const float* yp = _fptr_or_null(y)
     if window is not None:
+        c_sync_thread()
         with nogil:
             c_maxpool2d_backward_geometry(dxp, dyp, ap, g, yp)
     else:
+        c_sync_thread()
         with nogil:
             c_maxpool2d_backward(dxp, dyp, ap, n, ih, iw, oh, ow, c, yp)
     return dx
@@ -131,6 +134,7 @@ def avgpool2d_forward(x, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, pad_righ
     y = np.empty(_pool_out_shape(g), dtype=np.float32)
     cdef float* yp = _fptr(y)
     cdef const float* xp = _fptr(x)
+    c_sync_thread()
     with nogil:
         c_avgpool2d_forward(yp, xp, g)
     return y
@@ -145,6 +149,7 @@ def avgpool2d_backward(dy, h, w, ph, pw, sh, sw, pad_top, pad_bottom, pad_left, 
     dx = np.empty((g.n, g.h, g.w, g.c), dtype=np.float32)
     cdef float* dxp = _fptr(dx)
     cdef const float* dyp = _fptr(dy)
+    c_sync_thread()
     with nogil:
         c_avgpool2d_backward(dxp, dyp, g)
     return dx

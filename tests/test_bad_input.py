@@ -89,6 +89,11 @@ NO_ARRAY_ARGUMENTS = {
     "get_num_threads": "no argument",
     "set_num_threads": "an int; GEOMETRY below and test_faults.py::test_absurd_thread_counts_are_refused",
     "has_openmp": "no argument",
+    "available_isas": "no argument",
+    "get_isa": "no argument; test_ops_isa.py",
+    "set_isa": "a name; test_ops_isa.py",
+    "forked_serial": "no argument; test_threads.py (fork)",
+    "requested_num_threads": "no argument; test_threads.py",
     "take_parallel_record": "no argument; test_thread_determinism.py",
     "num_procs": "no argument",
 }

@@ -252,9 +252,10 @@ def test_unknown_monitor_with_explicit_mode_is_accepted():
 # --- ModelCheckpoint arguments -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(filepath="m.h5"), ValueError, r"must end in '.keras'.*HDF5 '.h5' is not supported"),
-    (dict(filepath="m.keras", save_weights_only=True), ValueError, "must end in '.weights.npz'"),
-    (dict(filepath="m.weights.h5", save_weights_only=True), ValueError, "must end in '.weights.npz'"),
+    (dict(filepath="m.npz"), ValueError, r"must end in '.keras' \(Keras 3\) or '.h5' \(legacy Keras HDF5\)"),
+    (dict(filepath="m.weights.h5"), ValueError, r"'.weights.h5' needs save_weights_only=True"),
+    (dict(filepath="m.keras", save_weights_only=True), ValueError, "must end in '.weights.h5' .* or '.weights.npz'"),
+    (dict(filepath="m.h5", save_weights_only=True), ValueError, "must end in '.weights.h5' .* or '.weights.npz'"),
     (dict(filepath="m.keras", save_freq="batch"), ValueError, "unrecognized save_freq 'batch'"),
     (dict(filepath="m.keras", save_freq=0), ValueError, "unrecognized save_freq 0"),
     (dict(filepath="m.keras", mode="best"), ValueError, "mode must be one of"),

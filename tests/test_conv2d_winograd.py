@@ -258,8 +258,8 @@ _AUTO = K.conv2d_algo((2, 9, 7, 20), (3, 3, 20, 33), 1, 1, 1, 0, 0, 1)
 
 
 @pytest.mark.parametrize("env,expected", [
-    ({"CNNLITE_GEMM_ISA": "generic"}, "gemm generic"),
-    ({"CNNLITE_GEMM_ISA": "avx2"}, "gemm "),  # AVX2: Winograd's forward pass from 32 input channels
+    ({"CNNLITE_ISA": "generic"}, "gemm generic"),
+    ({"CNNLITE_ISA": "avx2"}, "gemm avx2"),  # AVX2: Winograd's forward pass from 32 input channels
     ({"CNNLITE_CONV_ALGO": "gemm"}, _AUTO + " "),
     ({"CNNLITE_CONV_ALGO": "no-such-algo"}, _AUTO + " "),
 ])
@@ -334,7 +334,7 @@ _EXPECTED_AUTO = {
 @pytest.mark.parametrize("isa", ["", "avx2", "generic"])
 def test_automatic_choice_depends_on_the_gemm_micro_kernel(tmp_path, isa):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
-    env = dict(os.environ, PYTHONPATH=package_root, CNNLITE_GEMM_ISA=isa)
+    env = dict(os.environ, PYTHONPATH=package_root, CNNLITE_ISA=isa)
     out = subprocess.run([sys.executable, "-c", _AUTO_CHOICE], env=env, cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr

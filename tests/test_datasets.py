@@ -36,8 +36,9 @@ def _assert_canonical(data):
 
 @pytest.fixture(autouse=True)
 def no_network_no_home(tmp_path, monkeypatch):
-    """Whatever a test does, it cannot touch ~/.cnnlite or the internet."""
+    """Whatever a test does, it cannot touch ~/.cnnlite, ~/.keras or the internet."""
     monkeypatch.setenv("CNNLITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.delenv("CNNLITE_MNIST_MIRRORS", raising=False)
     monkeypatch.delenv("CNNLITE_FASHION_MNIST_MIRRORS", raising=False)
     monkeypatch.setattr(mnist, "MIRRORS", [])
@@ -333,3 +334,69 @@ def test_fashion_mnist_does_not_pick_up_mnist(data_dir):
         pytest.skip("the shared data folder also holds fashion-mnist")
     with pytest.raises(DatasetUnavailableError, match="fashion-mnist: no such folder"):
         fashion_mnist.load_data()
+
+
+# ---------------------------------------------------------------- Keras's cache
+
+def _sha256(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def test_mnist_npz_in_keras_cache_is_used_when_its_checksum_matches(canonical, tmp_path, monkeypatch):
+    """A user who ran Keras has ~/.keras/datasets/mnist.npz ($KERAS_HOME/datasets here): it is read, nothing is
+    downloaded and cnnlite's own cache stays empty."""
+    monkeypatch.delenv("CNNLITE_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    folder = tmp_path / "keras-home" / "datasets"
+    folder.mkdir(parents=True)
+    (x_train, y_train), (x_test, y_test) = canonical
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    monkeypatch.setitem(mnist.CHECKSUMS, "mnist.npz", ("sha256", _sha256(folder / "mnist.npz")))
+    _assert_canonical(mnist.load_data())
+    assert not (tmp_path / "home").exists()
+
+
+def test_keras_home_defaults_to_dot_keras_under_home(canonical, tmp_path, monkeypatch):
+    monkeypatch.delenv("CNNLITE_DATA_DIR", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    folder = tmp_path / "user" / ".keras" / "datasets"
+    folder.mkdir(parents=True)
+    (x_train, y_train), (x_test, y_test) = canonical
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    monkeypatch.setitem(mnist.CHECKSUMS, "mnist.npz", ("sha256", _sha256(folder / "mnist.npz")))
+    _assert_canonical(mnist.load_data())
+
+
+def test_fashion_mnist_files_in_keras_cache_are_used_when_their_checksums_match(tmp_path, monkeypatch):
+    """Keras keeps Fashion-MNIST as datasets/fashion-mnist/<IDX stem>.gz; the shared MNIST files stand in for them
+    (with their own checksums), so the test needs no download."""
+    if SHARED_MNIST is None:
+        pytest.skip("shared MNIST IDX files not found")
+    monkeypatch.delenv("CNNLITE_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    folder = tmp_path / "keras-home" / "datasets" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).symlink_to(SHARED_MNIST / name)
+        monkeypatch.setitem(fashion_mnist.CHECKSUMS, name, ("sha256", _sha256(SHARED_MNIST / name)))
+    _assert_canonical(fashion_mnist.load_data())
+    assert not (tmp_path / "home").exists()
+
+
+def test_wrong_checksum_in_keras_cache_is_ignored_with_a_clear_message(tmp_path, monkeypatch):
+    """A mnist.npz in Keras's cache that does not match the published SHA-256 is not read (a RuntimeWarning names
+    it), is left as it was, and the error lists Keras's cache among the places looked in."""
+    monkeypatch.delenv("CNNLITE_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    folder = tmp_path / "keras-home" / "datasets"
+    folder.mkdir(parents=True)
+    np.savez(folder / "mnist.npz", x_train=np.zeros((60000, 28, 28), np.uint8), y_train=np.zeros(60000, np.uint8),
+             x_test=np.zeros((10000, 28, 28), np.uint8), y_test=np.zeros(10000, np.uint8))
+    before = (folder / "mnist.npz").read_bytes()
+    with pytest.warns(RuntimeWarning, match=r"ignoring .*mnist.npz in Keras's cache: its SHA256 does not match"):
+        with pytest.raises(DatasetUnavailableError, match=r"Keras's cache .*keras-home.*datasets"):
+            mnist.load_data()
+    assert (folder / "mnist.npz").read_bytes() == before
+    assert not (tmp_path / "home" / "datasets" / "mnist.npz").exists()

@@ -107,6 +107,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("CNNLITE_MNIST_MIRRORS", raising=False)
     monkeypatch.delenv("CNNLITE_FASHION_MNIST_MIRRORS", raising=False)
     monkeypatch.setenv("CNNLITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     monkeypatch.setattr(mnist, "MIRRORS", [])
     monkeypatch.setattr(fashion_mnist, "MIRRORS", [])
     return tmp_path / "home" / "datasets"
@@ -400,6 +401,7 @@ def test_data_dir_with_partial_files_is_reported(isolated, monkeypatch, closed_p
 
 def test_get_file_downloads_once_and_verifies(server, tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
     body = os.urandom(5000)
     server.routes["/w.bin"] = ("ok", body)
     digest = hashlib.sha256(body).hexdigest()

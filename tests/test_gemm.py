@@ -112,7 +112,7 @@ _ISA_SCRIPT = textwrap.dedent("""
     import numpy as np
     from cnnlite import _kernels as K
     want = sys.argv[1]
-    assert K.cpu_isa() in (want, "generic"), K.cpu_isa()
+    assert K.get_isa() == want and K.cpu_isa() == want, (K.get_isa(), K.cpu_isa())
     rng = np.random.default_rng(0)
     for m, n, k in [(1, 1, 1), (13, 17, 19), (250, 70, 600), (7, 33, 5)]:
         for ta in (False, True):
@@ -155,22 +155,47 @@ _ISA_SCRIPT = textwrap.dedent("""
         for j in range(3):
             dxp[:, i:i + 7, j:j + 6, :] += np.einsum("nhwo,co->nhwc", dy, w[i, j])
     np.testing.assert_allclose(dx, dxp[:, 1:8, 1:7, :], rtol=1e-4, atol=1e-4)
-    print(K.cpu_isa())
+    print(K.get_isa(), K.cpu_isa())
 """)
 
 
+@pytest.mark.parametrize("var", ["CNNLITE_ISA", "CNNLITE_GEMM_ISA"])
 @pytest.mark.parametrize("isa", ["generic", "avx2"])
-def test_other_micro_kernels_via_environment(tmp_path, isa):
-    # CNNLITE_GEMM_ISA may downgrade the kernel choice; run in a fresh process (cwd outside the source tree).
+def test_other_micro_kernels_via_environment(tmp_path, isa, var):
+    # CNNLITE_ISA (or the older CNNLITE_GEMM_ISA) caps every kernel's ISA from cnnlite/config.py at import; run in a
+    # fresh process (cwd outside the source tree).
+    if isa not in K.available_isas():
+        pytest.skip(f"this CPU lacks {isa} (levels: {K.available_isas()})")
     script = tmp_path / "isa_check.py"
     script.write_text(_ISA_SCRIPT)
     # Import the very package under test (installed in CI, the source tree in development).
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
-    env = dict(os.environ, CNNLITE_GEMM_ISA=isa, PYTHONPATH=package_root)
+    env = {k: v for k, v in os.environ.items() if k not in ("CNNLITE_ISA", "CNNLITE_GEMM_ISA", "CNNLITE_OPS_ISA")}
+    env.update({var: isa, "PYTHONPATH": package_root})
     out = subprocess.run([sys.executable, str(script), isa], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    if isa == "generic":
-        assert out.stdout.strip() == "generic"
+    assert out.stdout.split() == [isa, isa]
+
+
+def test_set_isa_caps_every_kernel_and_only_downgrades():
+    levels = K.available_isas()
+    assert levels[-1] == "generic" and set(levels) <= {"avx512", "avx2", "generic"}
+    previous = K.set_isa("generic")
+    try:
+        assert K.get_isa() == "generic" and K.cpu_isa() == "generic"  # the GEMM micro-kernel follows the switch
+        for level in levels:
+            assert K.set_isa(level) in levels
+            assert K.get_isa() == level and K.cpu_isa() == level
+        with pytest.raises(ValueError, match="'avx512', 'avx2' or 'generic', got 'sse'"):
+            K.set_isa("sse")
+        with pytest.raises(TypeError, match="name must be a str"):
+            K.set_isa(None)
+        if "avx512" not in levels:
+            with pytest.raises(ValueError, match="does not support ISA 'avx512'"):
+                K.set_isa("avx512")
+    finally:
+        K.set_isa(previous)
+    assert K.get_isa() == previous
 
 
 from hypothesis import given, settings, strategies as st  # noqa: E402

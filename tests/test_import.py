@@ -43,6 +43,8 @@ def test_installed_package_without_its_extension_says_reinstall(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["cnnlite.models", "cnnlite.layers", "cnnlite.callbacks", "cnnlite.profiler"])
-def test_every_public_module_imports_alone(module):
-    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
+def test_every_public_module_imports_alone(module, tmp_path):
+    # From an empty folder, so the cnnlite under test is imported (not a source checkout in the working directory).
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cnnlite import models, optimizers, saving
-from cnnlite.saving import archive
+from cnnlite.saving import archive, cnnlite_format
 from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnnlite.models import Sequential
 
@@ -117,7 +117,7 @@ def test_oversized_member_is_refused_before_reading(tmp_path):
     (lambda p: write_zip(p, {"config.json": "[1, 2]"}), "does not describe a cnnlite file"),
     (lambda p: write_zip(p, {"config.json": '{"format": "keras"}'}), "does not describe a cnnlite file"),
     (lambda p: write_zip(p, {"metadata.json": "{}", "config.json": '{"class_name": "Sequential"}',
-                             "model.weights.h5": b"\x89HDF"}), "it is a Keras .keras file"),
+                             "model.weights.h5": b"\x89HDF"}), "model.weights.h5': not a readable HDF5 file"),
     (lambda p: crafted(p, config=base_config(format_version=99)),
      "format version 99 is not supported (this cnnlite reads version 1)"),
     (lambda p: crafted(p, config=base_config(kind="checkpoint")), "unknown file kind 'checkpoint'"),
@@ -134,6 +134,16 @@ def test_foreign_or_invalid_files_raise_value_error_naming_file_and_problem(tmp_
     path = tmp_path / "m.keras"
     make(path)
     assert problem in load_error(path)
+
+
+def test_the_01_reader_names_a_keras_file_it_is_given(tmp_path):
+    """load_model sends a Keras 3 zip to the Keras reader (above); cnnlite's 0.1 reader itself still says what it
+    is when handed one directly."""
+    path = tmp_path / "m.keras"
+    write_zip(path, {"metadata.json": "{}", "config.json": '{"class_name": "Sequential"}',
+                     "model.weights.h5": b"\x89HDF"})
+    with pytest.raises(ValueError, match="it is a Keras .keras file"):
+        cnnlite_format.load_model(path)
 
 
 def test_duplicate_members_are_refused(tmp_path):
@@ -241,23 +251,30 @@ def test_atomic_write_refuses_directory_and_missing_folder(tmp_path):
         archive.atomic_write(str(tmp_path / "no" / "m.keras"), lambda f: None)
 
 
-@pytest.mark.parametrize("name, match", [
-    ("m.h5", r"HDF5 files \('.*m.h5'\) are not supported; cnnlite saves only its own zip format"),
-    ("m.hdf5", "HDF5 files"),
-    ("m.zip", r"the filepath must end in '.keras'"),
+@pytest.mark.parametrize("save, name, match", [
+    (cnnlite_format.save_model, "m.h5",
+     r"HDF5 files \('.*m.h5'\) are not supported; cnnlite saves only its own zip format"),
+    (cnnlite_format.save_model, "m.hdf5", "HDF5 files"),
+    (cnnlite_format.save_model, "m.zip", r"the filepath must end in '.keras'"),
+    (saving.save_model, "m.zip", r"the filepath must end in '.keras' \(Keras 3\) or '.h5'"),
+    (saving.save_model, "m.weights.h5", "is a weights file name; use save_weights"),
 ])
-def test_save_model_extension(tmp_path, name, match):
+def test_save_model_extension(tmp_path, save, name, match):
     with pytest.raises(ValueError, match=match):
-        saving.save_model(object(), tmp_path / name)
+        save(object(), tmp_path / name)
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name, match", [
-    ("w.h5", "HDF5 files"), ("w.weights.h5", "HDF5 files"), ("w.keras", r"must end in '.weights.npz'"),
+@pytest.mark.parametrize("save, name, match", [
+    (cnnlite_format.save_weights, "w.h5", "HDF5 files"), (cnnlite_format.save_weights, "w.weights.h5", "HDF5 files"),
+    (cnnlite_format.save_weights, "w.keras", r"must end in '.weights.npz'"),
+    (saving.save_weights, "w.h5", r"must end in '.weights.h5' \(Keras 3 weights\) or '.weights.npz'"),
+    (saving.save_weights, "w.keras", r"must end in '.weights.h5' .* or '.weights.npz'"),
 ])
-def test_save_weights_extension(tmp_path, name, match):
+def test_save_weights_extension(tmp_path, save, name, match):
     with pytest.raises(ValueError, match=match):
-        saving.save_weights(object(), tmp_path / name)
+        save(object(), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- real models ---------------------------------------------------------------------------------------------
@@ -325,30 +342,45 @@ def test_model_with_an_input_layer_round_trips(tmp_path):
 
 def test_files_are_deterministic(tmp_path):
     model = mlp()
-    model.save(tmp_path / "a.keras")
-    model.save(str(tmp_path / "b.keras"))
+    cnnlite_format.save_model(model, tmp_path / "a.keras")  # cnnlite's own 0.1 format
+    cnnlite_format.save_model(model, str(tmp_path / "b.keras"))
     assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
     with zipfile.ZipFile(tmp_path / "a.keras") as zf:
         names = zf.namelist()
     assert names[0] == "config.json" and all(n.endswith(".npy") for n in names[1:])
+    model.save(tmp_path / "c.keras")  # Keras 3's format
+    model.save(str(tmp_path / "d.keras"))
+    assert (tmp_path / "c.keras").read_bytes() == (tmp_path / "d.keras").read_bytes()
+    with zipfile.ZipFile(tmp_path / "c.keras") as zf:
+        assert zf.namelist() == ["metadata.json", "config.json", "model.weights.h5", "cnnlite.json"]
 
 
+SAVERS = {"keras": lambda m, p: m.save(p),  # Keras 3 .keras (cnnlite.json extras member)
+          "h5": lambda m, p: m.save(p.with_suffix(".h5")),  # legacy Keras HDF5 (cnnlite_extras attribute)
+          "0.1": cnnlite_format.save_model}  # cnnlite's own 0.1 zip
+
+
+def saved_as(fmt, path):
+    return path.with_suffix(".h5") if fmt == "h5" else path
+
+
+@pytest.mark.parametrize("fmt", sorted(SAVERS))
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", optimizers.SGD(learning_rate=0.05, momentum=0.9)])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_resumed_training_is_identical_to_uninterrupted_training(tmp_path, optimizer, shuffle):
+def test_resumed_training_is_identical_to_uninterrupted_training(tmp_path, optimizer, shuffle, fmt):
     x, y = data(n=40)
     straight = Sequential([Dense(16, activation="relu", input_shape=(8,)), Dropout(0.25),
                            Dense(3, activation="softmax")])
     straight.compile(optimizer=optimizers.get(optimizers.serialize(optimizers.get(optimizer))),
                      loss="categorical_crossentropy", metrics=["accuracy"])
-    straight.save(tmp_path / "start.keras")  # a twin with the same weights, seeds and random generators
-    resumed = models.load_model(tmp_path / "start.keras")
+    SAVERS[fmt](straight, tmp_path / "start.keras")  # a twin with the same weights, seeds and random generators
+    resumed = models.load_model(saved_as(fmt, tmp_path / "start.keras"))
 
     straight.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=shuffle)
     resumed.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=shuffle)
-    resumed.save(tmp_path / "m.keras")
+    SAVERS[fmt](resumed, tmp_path / "m.keras")
     del resumed
-    loaded = models.load_model(tmp_path / "m.keras")
+    loaded = models.load_model(saved_as(fmt, tmp_path / "m.keras"))
     loaded.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=shuffle)
     assert loaded.optimizer.iterations == straight.optimizer.iterations == 10
     assert_arrays_equal(loaded.get_weights(), straight.get_weights())
@@ -428,7 +460,7 @@ def test_model_file_whose_optimizer_state_contradicts_its_config(tmp_path):
     path = tmp_path / "m.keras"
     model = mlp(optimizer=optimizers.SGD(momentum=0.9))
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    model.save(path)
+    cnnlite_format.save_model(model, path)  # the 0.1 format's own checks
     with zipfile.ZipFile(path) as zf:
         members = {name: zf.read(name) for name in zf.namelist()}
     config = json.loads(members["config.json"])
@@ -497,7 +529,7 @@ def test_overwrite_false_refuses_existing_files(tmp_path):
 
 def test_unknown_layer_class_is_a_clear_error(tmp_path):
     path = tmp_path / "m.keras"
-    mlp().save(path)
+    cnnlite_format.save_model(mlp(), path)  # the 0.1 format's own checks
     with zipfile.ZipFile(path) as zf:
         members = {name: zf.read(name) for name in zf.namelist()}
     config = json.loads(members["config.json"])
@@ -509,8 +541,14 @@ def test_unknown_layer_class_is_a_clear_error(tmp_path):
 
 
 def test_h5_path_through_the_model_method(tmp_path):
+    """`.h5` through the model's method is Keras's legacy HDF5 format (tests/test_keras_files.py); cnnlite's
+    0.1 writer, `cnnlite_format.save_model`, still writes only its zip."""
+    model = mlp()
+    model.save(tmp_path / "m.h5")
+    assert (tmp_path / "m.h5").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    assert_arrays_equal(models.load_model(tmp_path / "m.h5").get_weights(), model.get_weights())
     with pytest.raises(ValueError, match="HDF5 files .* are not supported"):
-        mlp().save(tmp_path / "m.h5")
+        cnnlite_format.save_model(model, tmp_path / "m2.h5")
 
 
 def test_models_load_model_and_keras_keywords(tmp_path):
@@ -524,7 +562,7 @@ def test_models_load_model_and_keras_keywords(tmp_path):
 
 def test_training_state_names_a_layer_that_is_not_dropout(tmp_path):
     path = tmp_path / "m.keras"
-    mlp().save(path)
+    cnnlite_format.save_model(mlp(), path)  # the 0.1 format's own checks
     with zipfile.ZipFile(path) as zf:
         members = {name: zf.read(name) for name in zf.namelist()}
     config = json.loads(members["config.json"])

@@ -6,6 +6,7 @@ returns an array it has not checked.
 import gzip
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -37,6 +38,18 @@ def _readinto_exact(stream, array):
             break
         filled += n
     return filled
+
+
+def _read_bounded(stream, nbytes):
+    """Up to `nbytes` from `stream` into a bytearray that grows only as data really arrives, so a header that lies
+    about the size of a compressed payload costs what the payload holds, not what the header claims."""
+    buf = bytearray()
+    while len(buf) < nbytes:
+        chunk = stream.read(min(_CHUNK, nbytes - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
 
 
 def _dims_text(dims):
@@ -81,8 +94,13 @@ def read_idx(path, item_shape=()):
             if payload > capacity:
                 raise ValueError(f"{path}: truncated IDX data: header promises {payload} bytes "
                                  f"({_dims_text(dims)}) but the file is only {file_size} bytes")
-            out = np.empty(dims, dtype=np.uint8)
-            got = _readinto_exact(stream, out)
+            if compressed:  # the claim is bounded only loosely by the file size: allocate as data arrives
+                buf = _read_bounded(stream, payload)
+                got = len(buf)
+                out = np.frombuffer(buf, dtype=np.uint8).reshape(dims) if got == payload else None
+            else:
+                out = np.empty(dims, dtype=np.uint8)
+                got = _readinto_exact(stream, out)
             if got < payload:
                 raise ValueError(f"{path}: truncated IDX data: header promises {payload} bytes "
                                  f"({_dims_text(dims)}) but only {got} follow")
@@ -97,21 +115,76 @@ def read_idx(path, item_shape=()):
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+def _read_npy_member(path, zf, info, archive_size):
+    """One .npy member of an open zip: its header checked against the bytes the member holds before anything is
+    allocated, then the data (the zip's CRC-32 checked at the end)."""
+    name = info.filename
+    if info.compress_size > archive_size:
+        raise ValueError(f"{path}: member {name} claims {info.compress_size} compressed bytes but the archive has "
+                         f"only {archive_size}")
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else 1100  # deflate expands at most ~1032:1
+    if info.file_size > info.compress_size * ratio + 1024:
+        raise ValueError(f"{path}: member {name} claims {info.file_size} bytes from {info.compress_size} "
+                         f"compressed bytes: impossible")
+    with zf.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except (ValueError, SyntaxError, TypeError, struct.error, UnicodeDecodeError, tokenize.TokenError) as exc:
+            raise ValueError(f"{path}: member {name}: bad .npy header ({exc})") from None
+        if dtype.hasobject:
+            raise ValueError(f"{path}: unreadable .npz archive: member {name} holds Python objects ({dtype}), "
+                             f"which only pickle could load (refused)")
+        count = 1
+        for d in shape:
+            count *= int(d)
+        header = member.tell()
+        need = count * dtype.itemsize
+        if header + need != info.file_size:
+            raise ValueError(f"{path}: member {name}: its header declares shape {shape} of {dtype} ({need} bytes) "
+                             f"but the member holds {info.file_size - header} bytes of data")
+        buf = _read_bounded(member, need)
+        if len(buf) < need:
+            raise ValueError(f"{path}: member {name} truncated: {len(buf)} of {need} bytes")
+        if member.read(1):
+            raise ValueError(f"{path}: member {name} has bytes after its data")
+    flat = np.frombuffer(buf, dtype=dtype, count=count)
+    if dtype.itemsize > 1:
+        flat = flat.copy()  # aligned
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
 def read_npz(path):
-    """Read a Keras-style dataset .npz (arrays x_train, y_train, x_test, y_test) without unpickling anything."""
+    """Read a Keras-style dataset .npz (arrays x_train, y_train, x_test, y_test) without unpickling anything, each
+    member's .npy header checked against the bytes it holds before anything is allocated."""
     path = os.fspath(path)
     with open(path, "rb") as probe:
         if probe.read(2) != b"PK":
             raise ValueError(f"{path}: not an .npz archive (a zip file of .npy arrays)")
+    archive_size = os.path.getsize(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
+        with zipfile.ZipFile(path) as zf:
+            infos = {}
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if key in infos:
+                    raise ValueError(f"{path}: .npz archive holds {key} twice")
+                infos[key] = info
+            missing = [key for key in NPZ_KEYS if key not in infos]
             if missing:
                 raise ValueError(f"{path}: .npz archive lacks {', '.join(missing)} "
-                                 f"(has {', '.join(archive.files) or 'no arrays'})")
-            return tuple(archive[key] for key in NPZ_KEYS)
-    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or truncated .npz archive ({exc})") from None
+                                 f"(has {', '.join(infos) or 'no arrays'})")
+            return tuple(_read_npy_member(path, zf, infos[key], archive_size) for key in NPZ_KEYS)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, NotImplementedError, OverflowError,
+            struct.error, OSError, RuntimeError) as exc:
+        # OSError: zipfile seeking to an offset a damaged directory names before the start of the file;
+        # RuntimeError: a damaged flag word says the member is encrypted.
+        raise ValueError(f"{path}: corrupt or truncated .npz archive ({type(exc).__name__}: {exc})") from None
     except ValueError as exc:
         if str(exc).startswith(path):
             raise

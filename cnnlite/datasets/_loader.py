@@ -1,4 +1,5 @@
-"""Find, fetch and read an MNIST-like dataset: path= > $CNNLITE_DATA_DIR/<folder> > cache > public mirrors."""
+"""Find, fetch and read an MNIST-like dataset: path= > $CNNLITE_DATA_DIR/<folder> > cache > Keras's cache >
+public mirrors."""
 import os
 import time
 import warnings
@@ -44,6 +45,13 @@ class Dataset:
 def cache_dir():
     """The download cache: $CNNLITE_HOME/datasets, by default ~/.cnnlite/datasets."""
     home = os.environ.get("CNNLITE_HOME") or os.path.join(os.path.expanduser("~"), ".cnnlite")
+    return os.path.join(os.path.expanduser(home), "datasets")
+
+
+def keras_cache_dir():
+    """Keras's download cache, which cnnlite reads but never writes: $KERAS_HOME/datasets, by default
+    ~/.keras/datasets (Keras keeps mnist.npz there and Fashion-MNIST's .gz files under fashion-mnist/)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(os.path.expanduser(home), "datasets")
 
 
@@ -129,15 +137,20 @@ def _load_path(dataset, path):
     return data
 
 
-def _cached_verified(dataset, path):
-    """True when `path` exists and matches its published checksum; a mismatch is reported and ignored."""
+def _cached_verified(dataset, path, keras=False):
+    """True when `path` exists and matches its published checksum; a mismatch is reported and ignored (a file
+    in Keras's cache is left as it is: cnnlite never writes there)."""
     if not os.path.isfile(path):
         return False
     algorithm, digest = dataset.checksums[os.path.basename(path)]
     if _download.verify(path, algorithm, digest):
         return True
-    warnings.warn(f"ignoring cached file {path}: its {algorithm.upper()} does not match the published "
-                  f"checksum; it will be replaced by a fresh download", RuntimeWarning, stacklevel=5)
+    if keras:
+        warnings.warn(f"ignoring {path} in Keras's cache: its {algorithm.upper()} does not match the published "
+                      f"checksum (cnnlite leaves the file alone and looks elsewhere)", RuntimeWarning, stacklevel=5)
+    else:
+        warnings.warn(f"ignoring cached file {path}: its {algorithm.upper()} does not match the published "
+                      f"checksum; it will be replaced by a fresh download", RuntimeWarning, stacklevel=5)
     return False
 
 
@@ -145,13 +158,14 @@ def _idx_cache_paths(dataset, cache):
     return {role: os.path.join(cache, dataset.folder, stem + ".gz") for role, stem, _ in IDX_ROLES}
 
 
-def _load_cache(dataset, cache):
-    """Read verified cached files; else return None and the set of IDX roles already cached and verified."""
+def _load_cache(dataset, cache, keras=False):
+    """Read verified cached files; else return None and the set of IDX roles already cached and verified.
+    The layout is the same in cnnlite's cache and Keras's (`keras`): <npz_name>, or <folder>/<IDX stem>.gz."""
     npz = os.path.join(cache, dataset.npz_name)
-    if dataset.npz_name in dataset.checksums and _cached_verified(dataset, npz):
+    if dataset.npz_name in dataset.checksums and _cached_verified(dataset, npz, keras):
         return _read_npz(dataset, npz), None
     paths = _idx_cache_paths(dataset, cache)
-    have = {role for role, p in paths.items() if _cached_verified(dataset, p)}
+    have = {role for role, p in paths.items() if _cached_verified(dataset, p, keras)}
     if len(have) == len(paths):
         return _read_idx_set(dataset, paths), None
     return None, have
@@ -231,6 +245,11 @@ def load(dataset, path=None):
     if data is not None:
         return data
     looked.append(f"the cache {cache}: no verified {dataset.npz_name} or {dataset.folder}/*.gz")
+    keras_cache = keras_cache_dir()
+    data, _ = _load_cache(dataset, keras_cache, keras=True)
+    if data is not None:
+        return data
+    looked.append(f"Keras's cache {keras_cache}: no verified {dataset.npz_name} or {dataset.folder}/*.gz")
     attempts = _Attempts(OFFLINE_BUDGET)
     data = _download_all(dataset, cache, dataset.current_mirrors(), have, attempts)
     if data is not None:

@@ -35,6 +35,8 @@ def load_data(path=None):
     Same shapes, dtypes and search order as `cnnlite.datasets.mnist.load_data`, with the folder name
     `fashion-mnist`: `path` (a folder with the four IDX files or a fashion-mnist.npz), then
     $CNNLITE_DATA_DIR/fashion-mnist (CNNLITE_DATA_DIR=/usr/share/datasets finds Debian's dataset-fashion-mnist),
-    then the cache $CNNLITE_HOME/datasets/fashion-mnist, then a checksum-verified download from MIRRORS.
+    then the cache $CNNLITE_HOME/datasets/fashion-mnist, then Keras's cache $KERAS_HOME/datasets/fashion-mnist
+    (default ~/.keras/datasets/fashion-mnist; only files matching CHECKSUMS), then a checksum-verified download
+    from MIRRORS.
     """
     return load(_dataset(), path)

@@ -37,7 +37,9 @@ def load_data(path=None):
          mnist.npz (the file itself or a folder containing it);
       2. the folder $CNNLITE_DATA_DIR/mnist;
       3. the cache $CNNLITE_HOME/datasets (default ~/.cnnlite/datasets), holding only checksum-verified downloads;
-      4. a download from MIRRORS into the cache, each file verified against CHECKSUMS before it is kept.
+      4. Keras's cache $KERAS_HOME/datasets (default ~/.keras/datasets): its mnist.npz, used only when it matches
+         CHECKSUMS (a file that does not is ignored with a RuntimeWarning and left alone);
+      5. a download from MIRRORS into cnnlite's cache, each file verified against CHECKSUMS before it is kept.
 
     Raises ValueError naming the file when a file is truncated, corrupt or has the wrong shape, and
     DatasetUnavailableError (an OSError) listing every place tried when nothing is found and nothing downloads.

@@ -179,6 +179,68 @@ class ExecutionPlan:
             tape.caches[step.index] = None  # free activations as soon as they are used
         return d, grads
 
+    # ----- memory ---------------------------------------------------------------------------------------------
+    def bytes_per_batch(self, batch_size, training):
+        """Upper estimate of the bytes one batch of `batch_size` needs while it runs (issue 13: a batch that cannot
+        fit is refused before anything is allocated), from the step shapes alone, float32 throughout:
+
+        - inference: the largest step in flight (its input, its output, a second output when the activation runs
+          outside the kernel, and a max-pool's int32 argmax);
+        - training: the batch and its targets, every step's kept output (the Tape: a max-pool also keeps its
+          argmax, an activation outside the kernel its pre-activation while it runs), then the largest backward
+          step in flight (incoming gradient, pre-activation gradient, input gradient) and the weight gradients;
+        - plus the kernels' workspaces: per thread, the im2col/col2im chunks and per-chunk partials of a
+          convolution (bounded, not proportional to the batch) and 64 MiB of GEMM packing, counted generously.
+        """
+        import math
+        n = int(batch_size)
+        f32 = 4
+
+        def size(shape):
+            return math.prod(int(d) for d in shape[1:] if d is not None)
+
+        def activated_outside(step):
+            act = getattr(step.layer, "activation", None)
+            return act is not None and not step.relu_in_kernel and getattr(act, "__name__", "") != "linear"
+
+        def argmax_of(step):
+            return size(step.output_shape) if "MaxPooling" in step.kind else 0
+
+        steps = self.steps if training else self._output_steps
+        if not steps:
+            return 0
+        workspace = 0
+        for step in steps:
+            weights = getattr(step.layer, "kernel", None)
+            if weights is None or len(step.input_shape) != 4:
+                continue
+            depth = int(weights.size) // max(1, int(weights.shape[-1]))
+            cout = int(weights.shape[-1])
+            pixels = size(step.output_shape) // max(1, cout)
+            rows = max(6144, pixels)  # a chunk holds up to 6144 im2col rows, and at least one whole image
+            chunk = rows * (2 * depth + cout) * f32  # col, dcol, dz
+            partials = max(16 * (depth * cout + cout), 1 << 20) * f32
+            workspace = max(workspace, chunk + partials)
+        try:
+            from cnnlite import _kernels
+            threads = max(1, _kernels.get_num_threads())
+        except Exception:  # noqa: BLE001 - an estimate without the extension still has a thread
+            threads = 1
+        workspace = threads * (workspace + (64 << 20))
+
+        if not training:
+            in_flight = max(size(s.input_shape) + size(s.output_shape) * (2 if activated_outside(s) else 1)
+                            + argmax_of(s) for s in steps)
+            return n * in_flight * f32 + workspace
+        kept = size(steps[0].input_shape) + size(steps[-1].output_shape)  # the batch and its targets
+        for s in steps:
+            kept += size(s.output_shape) + argmax_of(s)
+        forward_peak = max(size(s.output_shape) * (2 if activated_outside(s) else 1) for s in steps)
+        backward_peak = max(2 * size(s.output_shape) + size(s.input_shape) for s in steps)
+        weights = sum(int(w.size) for s in steps for w in getattr(s.layer, "weights", []) or []
+                      if hasattr(w, "size"))
+        return n * (kept + max(forward_peak, backward_peak)) * f32 + 2 * weights * f32 + workspace
+
     # ----- looking at it ----------------------------------------------------------------------------------------
     def as_dict(self):
         return {"model": self.model_name, "loss": self.loss_name, "loss_fused_with_softmax": self.loss_fused,

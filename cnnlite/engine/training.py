@@ -1,8 +1,8 @@
 """The Keras training API (compile, fit, evaluate, predict, *_on_batch) for models that run a list of layers.
 
 Every call runs the model's execution plan (cnnlite/engine/plan.py), built once for its layers, loss and settings:
-`_train_step` / `_test_step` / `_predict_step` are the only step functions, profiled or not (the profiler is a
-timer object handed to the plan; `NULL_TIMER` does nothing).
+`_train_step` and `_test_step` (and the plan's own forward for predict) are the only step functions, profiled or
+not: the profiler is a timer object handed to the plan, and `NULL_TIMER` does nothing.
 
 A subclass provides `layers` (the layers to run, in order), `built`, `_build_from(input_shape)`,
 `_input_spec()` (the expected batch input shape) and `output_shape`.
@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from cnnlite import config, losses, metrics as metrics_mod, optimizers, profiler
+from cnnlite import _memory, config, losses, metrics as metrics_mod, optimizers, profiler
 from cnnlite.engine import data_adapter as da
 from cnnlite.engine.plan import build_plan
 from cnnlite.callbacks import CallbackList
@@ -272,7 +272,6 @@ class Model:
         if not self.optimizer.built:
             self.optimizer.build(self.trainable_weights)
 
-
     @staticmethod
     def _logs(loss_sum, count, metric_objs, prefix=""):
         logs = {prefix + "loss": loss_sum / count if count else 0.0}
@@ -357,6 +356,11 @@ class Model:
         if len(x) == 0:
             raise ValueError("fit: received 0 training samples")
 
+        # Refuse up front a batch that cannot fit (issue 13): MemoryError with the figures, nothing allocated yet.
+        _memory.check_batch_fits(self._current_plan(), min(batch_size, len(x)), True, "fit")
+        if val is not None and len(val[0]):
+            _memory.check_batch_fits(self._current_plan(), min(val_batch_size, len(val[0])), False,
+                                     "fit (validation)")
         self._ensure_rngs()
         self.build_optimizer()
         metric_objs = self._resolved_metrics()
@@ -461,6 +465,7 @@ class Model:
         x, y = self._prepare_xy(x, y)
         if len(x) == 0:
             raise ValueError("evaluate: received 0 samples")
+        _memory.check_batch_fits(self._current_plan(), min(batch_size, len(x)), False, "evaluate")
         cbs = CallbackList(callbacks, model=self, epochs=1, steps=-(-len(x) // batch_size), verbose=verbose)
         progbar = Progbar(-(-len(x) // batch_size), verbose=verbose) if verbose else None
         loss, metric_objs = self._evaluate_arrays(x, y, batch_size, cbs, progbar)
@@ -486,6 +491,8 @@ class Model:
         self._check_not_training_elsewhere("predict")
         x = self._prepare_x(x)
         plan = self._current_plan()
+        if len(x):
+            _memory.check_batch_fits(plan, min(batch_size, len(x)), False, "predict")
         batcher = da.Batcher([x], batch_size)
         cbs = CallbackList(callbacks, model=self, epochs=1, steps=batcher.steps, verbose=verbose)
         progbar = Progbar(batcher.steps, verbose=verbose) if verbose else None
@@ -520,6 +527,9 @@ class Model:
             timer = profiler.timer("train" if training else "evaluate")
             t_start = timer.clock()
             x, y = self._prepare_xy(x, y)
+            if len(x):
+                _memory.check_batch_fits(self._current_plan(), len(x), training,
+                                         "train_on_batch" if training else "test_on_batch")
             if training:
                 self._ensure_rngs()
                 self.build_optimizer()
@@ -548,7 +558,10 @@ class Model:
         timer = profiler.timer("predict")
         t_start = timer.clock()
         x = self._prepare_x(x, name)
-        out = self._current_plan().forward(x, training, timer)[0]
+        plan = self._current_plan()
+        if len(x):
+            _memory.check_batch_fits(plan, len(x), training, "predict_on_batch" if name == "x" else "__call__")
+        out = plan.forward(x, training, timer)[0]
         timer.wall(t_start, 1, len(x))
         return out
 

@@ -167,6 +167,12 @@ class Layer:
         return list(self._weights)
 
     @property
+    def weight_names(self):
+        """The names `add_weight` gave this layer's weights, in `get_weights()` order (e.g. ["kernel", "bias"];
+        Keras's legacy HDF5 files name datasets with them)."""
+        return list(self._weight_names)
+
+    @property
     def trainable_weights(self):
         return list(self._weights) if self.trainable else []
 

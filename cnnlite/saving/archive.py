@@ -19,11 +19,12 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["check_path", "check_suffix", "atomic_write", "remove_stale_temps", "write_zip", "npy_member",
-           "ZipReader", "MAX_NPY_HEADER_BYTES"]
+__all__ = ["check_path", "check_suffix", "atomic_write", "remove_stale_temps", "write_zip", "write_members",
+           "npy_member", "ZipReader", "MAX_NPY_HEADER_BYTES", "MAX_DEFLATE_RATIO"]
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same model gives the same bytes
 MAX_NPY_HEADER_BYTES = 1 << 16
+MAX_DEFLATE_RATIO = 1100  # deflate cannot expand data by more than about 1032:1
 
 
 # --- paths ---------------------------------------------------------------------------------------------------
@@ -153,6 +154,14 @@ def write_zip(f, json_name, document, groups):
                     np.lib.format.write_array(out, array, allow_pickle=False)
 
 
+def write_members(f, members):
+    """Write to the binary file `f` a zip of `members` ([(name, bytes or str)], in that order), stored and with
+    fixed timestamps like `write_zip` (the layout of a Keras 3 `.keras` archive)."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members:
+            zf.writestr(_member(name), data)
+
+
 # --- reading -------------------------------------------------------------------------------------------------
 
 class ZipReader:
@@ -200,8 +209,18 @@ class ZipReader:
             infos[info.filename] = info
         return infos
 
-    def read_bytes(self, name, limit):
-        """The bytes of member `name`, refused before reading when the archive declares more than `limit`."""
+    def plausible_size(self, name):
+        """The most bytes member `name` can really hold: the archive's size when stored, times the largest
+        deflate ratio when compressed (so a size field claiming more is refused before anything is read)."""
+        info = self.infos.get(name)
+        ratio = 1 if info is None or info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO
+        return os.path.getsize(self.path) * ratio
+
+    def read_bytes(self, name, limit=None):
+        """The bytes of member `name`, refused before reading when the archive declares more than `limit`
+        (default: `plausible_size(name)`)."""
+        if limit is None:
+            limit = self.plausible_size(name)
         info = self.infos.get(name)
         if info is None:
             raise self.error(f"the archive has no {name!r}")

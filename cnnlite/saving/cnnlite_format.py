@@ -30,6 +30,8 @@ import numpy as np
 
 from cnnlite._version import __version__
 from cnnlite.saving.archive import ZipReader, atomic_write, check_path, check_suffix, npy_member, write_zip
+from cnnlite.saving.model_state import (is_count, optimizer_mismatch, restore_optimizer, restore_training_state,
+                                        training_state)
 from cnnlite.saving.object_registry import get_model_class, model_class_names
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_NAME", "FORMAT_VERSION",
@@ -94,25 +96,6 @@ def _build_input_shape(model):
     return None if build_config is None else build_config["input_shape"]
 
 
-def _training_state(model):
-    """Random state outside the config that decides how training continues: the model's seed and its initialiser
-    and shuffling generators (`model.get_rng_state()`), and the state of each layer that has one (dropout: mask
-    seed and step counter, `layer.get_rng_state()`), by layer index. Saving it makes a loaded model train exactly as
-    the saved one would have."""
-    rng = model.get_rng_state()
-    state = {
-        "seed": None if rng is None else rng["seed"],
-        "init_rng": None if rng is None else rng["init_rng"],
-        "shuffle_rng": None if rng is None else rng["shuffle_rng"],
-        "layers": {},
-    }
-    for index, layer in enumerate(model.layers):
-        layer_state = layer.get_rng_state()
-        if layer_state is not None:
-            state["layers"][str(index)] = {"seed": layer_state["seed"], "step": int(layer_state["step"])}
-    return state
-
-
 def _write(path, config, weights, optimizer_arrays):
     atomic_write(path, lambda f: write_zip(f, CONFIG_MEMBER, config,
                                            {"weights": weights, "optimizer": optimizer_arrays}))
@@ -138,7 +121,7 @@ def save_model(model, filepath, overwrite=True):
         "build_input_shape": _build_input_shape(model),
         "compile": compile_config,
         "optimizer_state": optimizer_entry,
-        "training_state": _training_state(model),
+        "training_state": training_state(model),
         "weights": entries,
     }
     _write(path, config, weights, optimizer_arrays)
@@ -158,7 +141,7 @@ def save_weights(model, filepath, overwrite=True):
         "kind": "weights",
         "cnnlite_version": __version__,
         "optimizer_state": optimizer_entry,
-        "training_state": _training_state(model),
+        "training_state": training_state(model),
         "weights": entries,
     }
     _write(path, config, weights, optimizer_arrays)
@@ -202,7 +185,7 @@ class _CnnliteFile(ZipReader):
             if not isinstance(state.get("built", False), bool):
                 raise self.error(f"optimizer 'built' must be true or false, got {state.get('built')!r}")
             iterations = state.get("iterations")
-            if not _is_count(iterations):
+            if not is_count(iterations):
                 raise self.error(f"optimizer iterations must be a non-negative integer, got {iterations!r}")
             self._check_shape_list(self._list(state, "variables"), "optimizer variables")
         return config
@@ -215,7 +198,7 @@ class _CnnliteFile(ZipReader):
 
     def _check_shape_list(self, shapes, what):
         for i, shape in enumerate(shapes):
-            if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            if not isinstance(shape, list) or not all(is_count(d) for d in shape):
                 raise self.error(f"{what}[{i}] has an invalid shape {shape!r}")
 
     def weights(self):
@@ -227,10 +210,6 @@ class _CnnliteFile(ZipReader):
         if state is None:
             return None
         return [self.read_float32(npy_member("optimizer", i), shape) for i, shape in enumerate(state["variables"])]
-
-
-def _is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # --- setting state into a model ------------------------------------------------------------------------------
@@ -265,70 +244,12 @@ def _apply_layer_weights(plan):
             layer.set_weights(chunk)
 
 
-def _check_generator_state(state, archive, what):
-    """The file's `what` generator state must be one NumPy's default bit generator accepts (checked on a throwaway
-    generator, so nothing of the model changes when it is not)."""
-    generator = np.random.default_rng()
-    if not isinstance(state, dict) or state.get("bit_generator") != type(generator.bit_generator).__name__:
-        raise archive.error(f"invalid {what} generator state in config.json")
-    try:
-        generator.bit_generator.state = state
-    except (TypeError, ValueError, KeyError, OverflowError) as e:
-        raise archive.error(f"invalid {what} generator state in config.json ({e})") from None
-
-
-def _restore_training_state(model, state, archive, strict=True):
-    """Put back what `_training_state` saved, through `model.set_rng_state` and each layer's `set_rng_state`
-    (checked first, with messages naming the file). With strict=False (loading weights into a possibly different
-    architecture) layer entries that do not name a layer with random state are skipped."""
-    if state is None:
-        return
-    if not isinstance(state, dict) or not isinstance(state.get("layers", {}), dict):
-        raise archive.error("'training_state' in config.json must be an object")
-    if state.get("seed") is not None:
-        if not _is_count(state["seed"]):
-            raise archive.error(f"invalid model seed {state['seed']!r} in config.json")
-        _check_generator_state(state.get("init_rng"), archive, "initialiser")
-        _check_generator_state(state.get("shuffle_rng"), archive, "shuffling")
-        model.set_rng_state({"seed": state["seed"], "init_rng": state["init_rng"],
-                             "shuffle_rng": state["shuffle_rng"]})
-    layer_list = model.layers
-    for key, layer_state in state.get("layers", {}).items():
-        index = int(key) if key.isdigit() else -1
-        if not 0 <= index < len(layer_list) or layer_list[index].get_rng_state() is None:
-            if not strict:
-                continue
-            raise archive.error(f"the training state names layer {key!r}, which is not a dropout layer of the model")
-        if not isinstance(layer_state, dict) or not _is_count(layer_state.get("step")) or not (
-                layer_state.get("seed") is None or _is_count(layer_state.get("seed"))):
-            raise archive.error(f"invalid training state for layer {key!r}: {layer_state!r}")
-        layer_list[index].set_rng_state({"seed": layer_state["seed"], "step": layer_state["step"]})
-
-
 def _optimizer_mismatch(model, state, arrays):
-    """Why the saved optimizer state cannot go into `model.optimizer` (a sentence), or None if it fits."""
-    optimizer = model.optimizer
-    if type(optimizer).__name__ != state.get("class_name"):
-        return (f"it holds state for a {state.get('class_name')} optimizer but the model uses "
-                f"{type(optimizer).__name__}")
-    if not state.get("built", bool(arrays)):
-        return None  # saved before the first step: only the iteration count to restore
-    expected = optimizer.variable_shapes(model.trainable_weights)
-    got = [tuple(a.shape) for a in arrays]
-    if expected != got:
-        return (f"the model's optimizer keeps {len(expected)} state arrays with shapes {expected}, the file has "
-                f"{len(got)} with shapes {got}")
-    return None
+    return optimizer_mismatch(model, state.get("class_name"), state.get("built", bool(arrays)), arrays)
 
 
 def _restore_optimizer(model, state, arrays):
-    """Build the model's optimizer as fit would (`model.build_optimizer()`) and give it the saved slots and
-    iteration count (checked first with `_optimizer_mismatch`)."""
-    optimizer = model.optimizer
-    if state.get("built", bool(arrays)):
-        model.build_optimizer()
-        optimizer.set_variables(arrays)
-    optimizer.set_iterations(state["iterations"])
+    restore_optimizer(model, state.get("built", bool(arrays)), arrays, state["iterations"])
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -349,7 +270,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         optimizer_arrays = archive.optimizer_arrays()
         model = _model_from_config(config, archive)
         _apply_layer_weights(_plan_layer_weights(model, weights, archive))
-        _restore_training_state(model, config.get("training_state"), archive)
+        restore_training_state(model, config.get("training_state"), archive)
         compile_config = config.get("compile")
         if compile and compile_config is not None:
             _compile(model, compile_config, archive)
@@ -421,5 +342,5 @@ def load_weights(model, filepath):
             else:
                 warnings.warn(f"{path!r}: {problem}; the weights are loaded, the optimizer state is not.",
                               stacklevel=2)
-        _restore_training_state(model, archive.config.get("training_state"), archive, strict=False)
+        restore_training_state(model, archive.config.get("training_state"), archive, strict=False)
         _apply_layer_weights(plan)
