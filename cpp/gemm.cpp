@@ -182,9 +182,15 @@ void gemm_driver(bool trans_a, bool trans_b, idx m, idx n, idx k, float alpha, c
 #pragma omp parallel num_threads(nthreads)
     {
 #pragma omp for schedule(static)
-      for (idx t = 0; t < pack_tasks; ++t) pack_b_sliver(t);
+      for (idx t = 0; t < pack_tasks; ++t) {
+        note_parallel_work();
+        pack_b_sliver(t);
+      }
 #pragma omp for schedule(dynamic, 1) nowait
-      for (idx t = 0; t < tasks; ++t) error.run([&] { run_task(t); });
+      for (idx t = 0; t < tasks; ++t) error.run([&] {
+        note_parallel_work();
+        run_task(t);
+      });
     }
 #endif
     error.rethrow();

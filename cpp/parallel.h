@@ -70,7 +70,10 @@ void parallel_for(idx chunks, Body&& body, bool parallel = true) {
 #ifdef CNNLITE_HAVE_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 #endif
-  for (idx c = 0; c < chunks; ++c) error.run([&] { body(c); });
+  for (idx c = 0; c < chunks; ++c) error.run([&] {
+    note_parallel_work();
+    body(c);
+  });
   error.rethrow();
 }
 

@@ -182,7 +182,10 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGe
 #ifdef CNNLITE_HAVE_OPENMP
 #pragma omp parallel for schedule(static) if (rows > 1)
 #endif
-  for (idx row = 0; row < rows; ++row) rows_fn(y, argmax, x, g, row, row + 1);
+  for (idx row = 0; row < rows; ++row) {
+    note_parallel_work();
+    rows_fn(y, argmax, x, g, row, row + 1);
+  }
 }
 
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n, idx h, idx w, idx oh, idx ow, idx c,
@@ -199,6 +202,7 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, idx n
 #pragma omp parallel for schedule(static) reduction(| : bad) if (n > 1)
 #endif
   for (idx img = 0; img < n; ++img) {
+    note_parallel_work();
     float* __restrict dxi = dx + img * plane * c;
     const float* __restrict dyi = dy + img * out_plane * c;
     const int32_t* __restrict ai = argmax + img * out_plane * c;
@@ -314,6 +318,7 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
 #pragma omp parallel for schedule(static) reduction(| : bad, no_memory) if (g.n > 1)
 #endif
   for (idx img = 0; img < g.n; ++img) {
+    note_parallel_work();
     // per output row: ow * c counters, reused across calls
     std::vector<int32_t>& hits = thread_workspace<struct HitsTag, std::vector<int32_t>>();
     try {
@@ -336,6 +341,7 @@ void avgpool2d_forward(float* y, const float* x, const Pool2dGeometry& g) {
 #pragma omp parallel for schedule(static) if (rows > 1)
 #endif
   for (idx row = 0; row < rows; ++row) {
+    note_parallel_work();
     const idx img = row / oh, i = row % oh;
     const float* xi = x + img * g.h * g.w * c;
     const Span rs = window(i, g.sh, g.pad_top, g.ph, g.h);
@@ -362,6 +368,7 @@ void avgpool2d_backward(float* dx, const float* dy, const Pool2dGeometry& g) {
 #pragma omp parallel for schedule(static) if (g.n > 1)
 #endif
   for (idx img = 0; img < g.n; ++img) {
+    note_parallel_work();
     float* __restrict dxi = dx + img * plane * c;
     std::memset(dxi, 0, sizeof(float) * plane * c);
     for (idx i = 0; i < oh; ++i) {

@@ -1,6 +1,7 @@
 #include "threads.h"
 
 #include <atomic>
+#include <cstdint>
 
 #include <pthread.h>
 
@@ -39,6 +40,31 @@ void after_fork_in_child() {
 [[maybe_unused]] const bool g_atfork_registered = [] { return pthread_atfork(nullptr, nullptr, after_fork_in_child) == 0; }();
 
 }  // namespace
+
+namespace {
+std::atomic<uint64_t> g_workers[4];  // bit t: OpenMP thread t ran work (thread ids < 256 = MAX_THREADS)
+std::atomic<int> g_team{0};
+}  // namespace
+
+void note_parallel_work() {
+#ifdef CNNLITE_HAVE_OPENMP
+  const int t = omp_get_thread_num();
+  std::atomic<uint64_t>& word = g_workers[(t >> 6) & 3];
+  const uint64_t bit = uint64_t{1} << (t & 63);
+  if (!(word.load(std::memory_order_relaxed) & bit)) word.fetch_or(bit, std::memory_order_relaxed);
+  const int team = omp_get_num_threads();
+  int seen = g_team.load(std::memory_order_relaxed);
+  while (team > seen && !g_team.compare_exchange_weak(seen, team, std::memory_order_relaxed)) {
+  }
+#endif
+}
+
+void take_parallel_record(int* team, int* workers) {
+  *team = g_team.exchange(0, std::memory_order_relaxed);
+  int count = 0;
+  for (std::atomic<uint64_t>& word : g_workers) count += __builtin_popcountll(word.exchange(0, std::memory_order_relaxed));
+  *workers = count;
+}
 
 int get_num_threads() {
 #ifdef CNNLITE_HAVE_OPENMP

@@ -7,6 +7,7 @@ cdef extern from "threads.h" namespace "cnnlite":
     int c_probe_team_size "cnnlite::probe_team_size"() nogil
     int c_num_procs "cnnlite::num_procs"() nogil
     bint c_has_openmp "cnnlite::has_openmp"() nogil
+    void c_take_parallel_record "cnnlite::take_parallel_record"(int* team, int* workers) nogil
 
 
 MAX_THREADS = 256
@@ -57,3 +58,12 @@ def num_procs():
 def has_openmp():
     """True when the extension was built with OpenMP."""
     return c_has_openmp()
+
+
+def take_parallel_record():
+    """(team, workers) of the parallel regions the kernels ran since the previous call, which starts a new record:
+    the largest OpenMP team and the number of distinct threads that ran a piece of work. (0, 0) when no kernel ran
+    in parallel (one thread, too little work, or no OpenMP). For tests that must see a kernel split its work."""
+    cdef int team = 0, workers = 0
+    c_take_parallel_record(&team, &workers)
+    return team, workers

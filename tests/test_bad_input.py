@@ -2,7 +2,9 @@
 
 Kernel bindings (cnnlite._kernels): every binding is called with its arguments broken one at a time — not an array,
 a list, the wrong dtype, the wrong rank, Fortran order, a strided view, a mismatched shape, a wrong scalar — and
-must raise TypeError/ValueError whose message names the broken argument.
+must raise TypeError/ValueError whose message names the broken argument. The list of bindings is the extension's
+own (every public function of cnnlite._kernels): a binding without an entry in BINDINGS or NO_ARRAY_ARGUMENTS
+fails test_every_binding_is_in_the_bad_input_matrix, by name.
 """
 import numpy as np
 import pytest
@@ -14,7 +16,14 @@ def f32(*shape):
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
-# binding -> (function, good positional arguments, names of the array arguments (index -> name))
+def _argmax():
+    y, argmax = K.maxpool2d_forward(f32(2, 4, 4, 3), 2, 2, 2, 2, 0, 0, 0, 0)
+    return argmax
+
+
+# binding -> (function, good arguments, names of the array arguments (index -> name)). The good arguments are a list
+# of positional arguments, or (positional list, keyword dict) where an array passed by keyword has its keyword as
+# index.
 BINDINGS = {
     "gemm": (K.gemm, lambda: [f32(3, 4), f32(4, 5)], {0: "a", 1: "b"}),
     "dense_forward": (K.dense_forward, lambda: [f32(3, 4), f32(4, 5), f32(5)], {0: "x", 1: "w", 2: "b"}),
@@ -44,70 +53,160 @@ BINDINGS = {
                    {0: "w", 1: "g", 2: "velocity"}),
     "rmsprop_update": (K.rmsprop_update, lambda: [f32(3, 4), f32(3, 4), f32(3, 4), 1e-3, 0.9, 1e-7],
                        {0: "w", 1: "g", 2: "acc"}),
+    # added when the matrix became generated from the extension's own list of bindings
+    "maxpool2d_backward": (K.maxpool2d_backward,
+                           lambda: ([f32(2, 2, 2, 3), _argmax(), 4, 4], {"window": (2, 2, 2, 2, 0, 0, 0, 0),
+                                                                        "y": f32(2, 2, 2, 3)}),
+                           {0: "dy", 1: "argmax", "y": "y"}),
+    "sparse_softmax_xent": (K.sparse_softmax_xent, lambda: [f32(3, 4), np.array([0, 3, 1], np.int64)],
+                            {0: "logits", 1: "labels"}),
+    "sigmoid_forward": (K.sigmoid_forward, lambda: [f32(3, 4)], {0: "x"}),
+    "tanh_forward": (K.tanh_forward, lambda: [f32(3, 4)], {0: "x"}),
+    "tanh_backward": (K.tanh_backward, lambda: [f32(3, 4), f32(3, 4)], {0: "dy", 1: "y"}),
+    "take_rows": (K.take_rows, lambda: ([f32(5, 3), np.array([4, 0, 2], np.int64)], {"out": f32(3, 3)}),
+                  {0: "src", 1: "rows", "out": "out"}),
+    "dense_backward-y": (K.dense_backward, lambda: ([f32(3, 5), f32(3, 4), f32(4, 5)], {"y": np.abs(f32(3, 5))}),
+                         {"y": "y"}),
+    "conv2d_backward-y": (K.conv2d_backward, lambda: ([f32(2, 3, 3, 4), f32(2, 5, 5, 3), f32(3, 3, 3, 4), 1, 1, 0, 0,
+                                                       0, 0], {"y": np.abs(f32(2, 3, 3, 4))}), {"y": "y"}),
+    "conv2d_backward_input": (K.conv2d_backward_input,
+                              lambda: ([f32(2, 3, 3, 4), f32(3, 3, 3, 4), 5, 5, 1, 1, 0, 0, 0, 0],
+                                       {"y": np.abs(f32(2, 3, 3, 4))}), {0: "dy", 1: "w", "y": "y"}),
+    "conv2d_backward_weights": (K.conv2d_backward_weights,
+                                lambda: ([f32(2, 3, 3, 4), f32(2, 5, 5, 3), 3, 3, 1, 1, 0, 0, 0, 0],
+                                         {"y": np.abs(f32(2, 3, 3, 4))}), {0: "dy", 1: "x", "y": "y"}),
+    "rmsprop_update-centered": (K.rmsprop_update, lambda: ([f32(3, 4), f32(3, 4), np.abs(f32(3, 4)), 1e-3, 0.9, 1e-7],
+                                                           {"momentum": 0.9, "mom": f32(3, 4),
+                                                            "mean_grad": f32(3, 4)}),
+                                {"mom": "mom", "mean_grad": "mean_grad"}),
 }
+
+# Public functions of the extension that take no array argument, each with what tests it instead.
+NO_ARRAY_ARGUMENTS = {
+    "conv2d_algo": "shapes as tuples; test_conv2d*.py test its choices",
+    "conv2d_algo_applies": "a name and shapes; GEOMETRY below and test_conv2d*.py",
+    "cpu_isa": "no argument",
+    "get_num_threads": "no argument",
+    "set_num_threads": "an int; GEOMETRY below and test_faults.py::test_absurd_thread_counts_are_refused",
+    "has_openmp": "no argument",
+    "available_isas": "no argument",
+    "get_isa": "no argument; test_ops_isa.py",
+    "set_isa": "a name; test_ops_isa.py",
+    "forked_serial": "no argument; test_threads.py (fork)",
+    "requested_num_threads": "no argument; test_threads.py",
+    "take_parallel_record": "no argument; test_thread_determinism.py",
+    "num_procs": "no argument",
+}
+
+# Array arguments whose dtype is not float32: the message a float64 array must get, or None when any number dtype is
+# valid (take_rows copies rows of any dtype).
+DTYPE_MESSAGE = {("maxpool2d_backward", "argmax"): r"argmax must have dtype int32, got float64",
+                 ("sparse_softmax_xent", "labels"): r"labels must have dtype int32 or int64, got float64",
+                 ("take_rows", "rows"): r"rows must be a 1-D numpy.ndarray of int64",
+                 ("take_rows", "src"): None,
+                 ("take_rows", "out"): r"out must have the dtype of src \(float32\), got float64"}
+
+
+def _binding_name(binding):
+    return binding.split("-")[0]
+
+
+def test_every_binding_is_in_the_bad_input_matrix():
+    public = sorted(n for n in dir(K) if not n.startswith("_") and callable(getattr(K, n))
+                    and not isinstance(getattr(K, n), type) and type(getattr(K, n)).__name__ != "module")
+    covered = {_binding_name(b) for b in BINDINGS} | set(NO_ARRAY_ARGUMENTS)
+    missing = [n for n in public if n not in covered]
+    assert not missing, (f"bindings of cnnlite._kernels without an entry in tests/test_bad_input.py (BINDINGS with "
+                         f"their array arguments, or NO_ARRAY_ARGUMENTS with a reason): {missing}")
+    stale = sorted(covered - set(public))
+    assert not stale, f"entries in tests/test_bad_input.py for functions cnnlite._kernels no longer has: {stale}"
+    assert len(public) >= 35
+
 
 CASES = [(binding, index, name) for binding, (_, _, arrays) in BINDINGS.items() for index, name in arrays.items()]
 IDS = [f"{b}-{n}" for b, _, n in CASES]
 
 
-def _call_with(binding, index, replace):
+def _good(binding):
     fn, good, _ = BINDINGS[binding]
     args = good()
-    fn(*good())                      # the unbroken call works
-    args[index] = replace(args[index])
-    return fn, args
+    return (args, {}) if isinstance(args, list) else args
+
+
+def _call_with(binding, index, replace):
+    fn = BINDINGS[binding][0]
+    args, kwargs = _good(binding)
+    fn(*args, **kwargs)                      # the unbroken call works
+    args, kwargs = _good(binding)
+    where = kwargs if isinstance(index, str) else args
+    where[index] = replace(where[index])
+    return lambda: fn(*args, **kwargs)
 
 
 @pytest.mark.parametrize("binding, index, name", CASES, ids=IDS)
 def test_a_list_is_rejected_with_the_argument_name(binding, index, name):
-    fn, args = _call_with(binding, index, lambda a: a.tolist())
+    call = _call_with(binding, index, lambda a: a.tolist())
     with pytest.raises(TypeError, match=rf"\b{name}\b.*numpy.ndarray"):
-        fn(*args)
+        call()
 
 
 @pytest.mark.parametrize("binding, index, name", CASES, ids=IDS)
 def test_float64_is_rejected_with_the_argument_name(binding, index, name):
-    fn, args = _call_with(binding, index, lambda a: a.astype(np.float64))
-    with pytest.raises(TypeError, match=rf"\b{name}\b must have dtype float32, got float64"):
-        fn(*args)
+    message = DTYPE_MESSAGE.get((_binding_name(binding), name),
+                                rf"\b{name}\b must have dtype float32, got float64")
+    call = _call_with(binding, index, lambda a: a.astype(np.float64))
+    if message is None:
+        pytest.skip("any number dtype is valid for this argument")
+    with pytest.raises(TypeError, match=message):
+        call()
 
 
 @pytest.mark.parametrize("binding, index, name", CASES, ids=IDS)
 def test_a_strided_view_is_rejected_not_misread(binding, index, name):
     # A non-contiguous array must never be read as if it were contiguous (that would be a silent wrong answer).
-    fn, args = _call_with(binding, index, lambda a: np.repeat(a, 2, axis=-1)[..., ::2])
+    def strided(a):
+        view = np.repeat(a, 2, axis=-1)[..., ::2]
+        assert not view.flags.c_contiguous and np.array_equal(view, a)
+        return view
+    call = _call_with(binding, index, strided)
     with pytest.raises(ValueError, match=rf"\b{name}\b must be C-contiguous"):
-        fn(*args)
+        call()
 
 
 # The axis to grow so that the shape conflicts with the other arguments (default: the last one).
 CONFLICTING_AXIS = {("gemm", "b"): 0, ("dense_forward", "w"): 0, ("dense_backward", "w"): 0,
-                    ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1}
+                    ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
+                    ("conv2d_backward_weights", "dy"): 1}
 
 
 def _grow(a, axis):
     shape = list(a.shape)
     shape[axis] += 1
-    return np.zeros(shape, np.float32)
+    return np.zeros(shape, a.dtype)
 
 
 @pytest.mark.parametrize("binding, index, name", CASES, ids=IDS)
 def test_a_wrong_shape_is_rejected_with_the_argument_name(binding, index, name):
-    fn, args = _call_with(binding, index, lambda a: _grow(a, CONFLICTING_AXIS.get((binding, name), -1)))
-    if binding in ("relu_forward", "dropout_forward", "dropout_backward") or (binding, name) in (
-            ("softmax_forward", "x"), ("maxpool2d_forward", "x"), ("avgpool2d_forward", "x")):
+    call = _call_with(binding, index, lambda a: _grow(a, CONFLICTING_AXIS.get((binding, name), -1)))
+    if binding in ("relu_forward", "dropout_forward", "dropout_backward", "sigmoid_forward", "tanh_forward") or (
+            binding, name) in (("softmax_forward", "x"), ("maxpool2d_forward", "x"), ("avgpool2d_forward", "x"),
+                               ("take_rows", "src"), ("take_rows", "rows"),
+                               ("sparse_softmax_xent", "logits"),   # a mismatch is reported on labels (its case)
+                               # w / x define the geometry here: a mismatch is reported on dy (its case)
+                               ("conv2d_backward_input", "w"), ("conv2d_backward_weights", "x")):
         pytest.skip("any shape is valid for this argument")
     with pytest.raises(ValueError, match=name):
-        fn(*args)
+        call()
 
 
 @pytest.mark.parametrize("binding, index, name", [c for c in CASES if c[0] not in (
     "relu_forward", "relu_backward", "sigmoid_backward", "dropout_forward", "dropout_backward", "adam_update",
-    "sgd_update", "rmsprop_update", "mse_forward", "mse_backward")], ids=str)
+    "sgd_update", "rmsprop_update", "mse_forward", "mse_backward", "sigmoid_forward", "tanh_forward",
+    "tanh_backward", "rmsprop_update-centered") and (c[0], c[2]) != ("take_rows", "src")], ids=str)
 def test_a_wrong_rank_is_rejected_with_the_argument_name(binding, index, name):
-    fn, args = _call_with(binding, index, lambda a: a[None])
-    with pytest.raises(ValueError, match=name):
-        fn(*args)
+    call = _call_with(binding, index, lambda a: a[None])
+    with pytest.raises(TypeError if (binding, name) == ("take_rows", "rows") else ValueError, match=name):
+        call()
 
 
 def test_fortran_order_is_rejected_by_the_kernels():
@@ -140,6 +239,15 @@ GEOMETRY = [
     ("conv2d_forward", [f32(1, 5, 5, 2), f32(3, 3, 1, 2), None, 1, 1, 0, 0, 0, 0], ValueError, r"x has 2 channels .* but w expects 1"),
     ("conv2d_forward", [f32(1, 5, 5, 1), f32(3, 3, 1, 2), f32(3), 1, 1, 0, 0, 0, 0], ValueError, r"b must have shape \(2,\), got \(3,\)"),
     ("conv2d_forward", [f32(1, 5, 5, 0), f32(3, 3, 0, 2), None, 1, 1, 0, 0, 0, 0], ValueError, r"x must have non-zero height, width and channels"),
+    # a named algorithm that does not apply is refused, never replaced by another one
+    ("conv2d_forward", [f32(1, 5, 5, 1), f32(2, 2, 1, 2), None, 1, 1, 0, 0, 0, 0, False, "winograd"], ValueError,
+     r"winograd"),
+    ("conv2d_backward_input", [f32(1, 3, 3, 2), f32(3, 3, 1, 2), 5, 5, 1, 1, 0, 0, 0, 0, None, "direct"],
+     ValueError, r"direct"),
+    ("conv2d_backward_input", [f32(1, 9, 9, 2), f32(3, 3, 1, 2), 5, 5, 1, 1, 3, 3, 3, 3, None, "winograd"],
+     ValueError, r"winograd"),
+    ("conv2d_forward", [f32(1, 5, 5, 1), f32(3, 3, 1, 2), None, 1, 1, 0, 0, 0, 0, False, "fft"], ValueError, r"fft"),
+    ("conv2d_algo_applies", ["fft", (1, 5, 5, 1), (3, 3, 1, 2), 1, 1, 0, 0, 0, 0], ValueError, r"fft"),
     ("dense_forward", [f32(3, 4), f32(5, 2), None], ValueError, r"x has 4 features .* but w expects 5"),
     ("dense_forward", [f32(3, 0), f32(0, 2), None], ValueError, r"w must have non-zero \(in, out\)"),
     ("gemm", [f32(3, 4), f32(5, 2)], ValueError, r"inner dimensions differ"),
@@ -339,7 +447,7 @@ def _variants(x):
         "float16": x.astype(np.float16).astype(np.float32).astype(np.float16),
         "fortran": np.asfortranarray(x),
         "strided view": np.repeat(x, 2, axis=0)[::2],
-        "reversed view": x[::-1][::-1],
+        "reversed view": np.ascontiguousarray(x[::-1])[::-1],   # a negative-stride view of x's values
         "list": x.tolist(),
     }
 
@@ -350,6 +458,16 @@ def test_dtypes_layouts_and_lists_give_the_same_predictions(name):
     x = np.round(XI * 4) / 4                   # exactly representable in float16 too
     expected = model.predict(x.astype(np.float32), verbose=0)
     np.testing.assert_array_equal(model.predict(_variants(x)[name], verbose=0), expected)
+
+
+def test_the_layout_variants_really_are_what_they_are_named():
+    x = np.round(XI * 4) / 4
+    variants = _variants(x)
+    for name in ("fortran", "strided view", "reversed view"):
+        assert not variants[name].flags.c_contiguous, name
+        np.testing.assert_array_equal(variants[name], x)
+    assert variants["reversed view"].strides[0] < 0 and variants["strided view"].base is not None
+    assert isinstance(variants["list"], list)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.int64, np.bool_])
@@ -366,10 +484,33 @@ def test_integer_and_bool_images_train_like_their_float32_values(dtype):
         np.testing.assert_array_equal(a, b)
 
 
+def _fitted(loss, y, weights):
+    """The weights and History after one seeded epoch of _mlp(loss) from `weights` on (X, y)."""
+    np.random.seed(11)                         # the same shuffles and dropout masks for every fit
+    model = _mlp(loss)
+    model.set_weights(weights)
+    history = model.fit(X, y, batch_size=8, epochs=2, verbose=0)
+    return model.get_weights(), history.history
+
+
+def _assert_same_fit(got, want, what):
+    for i, (a, b) in enumerate(zip(got[0], want[0])):
+        assert a.tobytes() == b.tobytes(), f"{what}: weight {i} differs from the canonical fit"
+    assert got[1] == want[1], what
+
+
 def test_labels_as_lists_and_other_dtypes_work():
+    """Each accepted label form trains bitwise like the canonical one: float32 one-hot for categorical
+    cross-entropy, int64 class ids (n,) for the sparse loss; and the sparse loss on ids trains like the categorical
+    loss on their one-hot rows, bit for bit (the sparse fused kernel computes what the one-hot one does)."""
     labels = Y.argmax(1)
-    for y in (labels.tolist(), labels.astype(np.uint8), labels.astype(np.float64), labels[:, None]):
-        model = _mlp("sparse_categorical_crossentropy")
-        model.fit(X, y, epochs=1, verbose=0)
-    for y in (Y.tolist(), Y.astype(np.float64), Y.astype(np.uint8), np.asfortranarray(Y)):
-        _mlp().fit(X, y, epochs=1, verbose=0)
+    weights = _mlp().get_weights()
+    canonical_sparse = _fitted("sparse_categorical_crossentropy", labels.astype(np.int64), weights)
+    for name, y in (("list", labels.tolist()), ("uint8", labels.astype(np.uint8)),
+                    ("float64", labels.astype(np.float64)), ("(n, 1)", labels[:, None])):
+        _assert_same_fit(_fitted("sparse_categorical_crossentropy", y, weights), canonical_sparse, f"sparse {name}")
+    canonical = _fitted("categorical_crossentropy", Y.astype(np.float32), weights)
+    for name, y in (("list", Y.tolist()), ("float64", Y.astype(np.float64)), ("uint8", Y.astype(np.uint8)),
+                    ("fortran", np.asfortranarray(Y))):
+        _assert_same_fit(_fitted("categorical_crossentropy", y, weights), canonical, f"one-hot {name}")
+    _assert_same_fit(canonical_sparse, canonical, "sparse ids against their one-hot rows")

@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+import needs
+
 from cnnlite.datasets import DatasetUnavailableError, fashion_mnist, mnist
 from cnnlite.datasets._idx import read_idx, read_npz
 from mnist_files import CANONICAL_SHA256, IDX_NAMES, SHARED_MNIST
@@ -56,7 +58,7 @@ def closed_port_url_for_datasets():
 @pytest.fixture
 def data_dir(monkeypatch):
     if SHARED_MNIST is None:
-        pytest.skip("shared MNIST IDX files not found")
+        needs.missing("shared MNIST IDX files not found")
     monkeypatch.setenv("CNNLITE_DATA_DIR", str(SHARED_MNIST.parent))
     return SHARED_MNIST
 
@@ -64,7 +66,7 @@ def data_dir(monkeypatch):
 @pytest.fixture(scope="module")
 def canonical():
     if SHARED_MNIST is None:
-        pytest.skip("shared MNIST IDX files not found")
+        needs.missing("shared MNIST IDX files not found")
     return mnist.load_data(path=SHARED_MNIST)
 
 
@@ -310,8 +312,9 @@ FASHION_SHA256 = {
 }
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
 def test_fashion_mnist_from_debian_package(monkeypatch):
+    if not DEBIAN_FASHION.is_dir():   # apt-get install dataset-fashion-mnist (.ci/run does)
+        needs.missing(f"Debian package dataset-fashion-mnist not installed (no {DEBIAN_FASHION})")
     monkeypatch.setenv("CNNLITE_DATA_DIR", str(DEBIAN_FASHION.parent))
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)

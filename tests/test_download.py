@@ -12,6 +12,8 @@ import traceback
 import numpy as np
 import pytest
 
+import needs
+
 from cnnlite.datasets import DatasetUnavailableError, _download, fashion_mnist, mnist
 from cnnlite.utils import get_file
 from mnist_files import CANONICAL_SHA256, IDX_NAMES, SHARED_MNIST
@@ -219,7 +221,7 @@ def test_download_prints_source_and_draws_bar_only_on_a_terminal(server, tmp_pat
 @pytest.fixture(scope="module")
 def mnist_npz_bytes(tmp_path_factory):
     if SHARED_MNIST is None:
-        pytest.skip("shared MNIST IDX files not found")
+        needs.missing("shared MNIST IDX files not found")
     (x_train, y_train), (x_test, y_test) = mnist.load_data(path=SHARED_MNIST)
     path = tmp_path_factory.mktemp("npz") / "mnist.npz"
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
@@ -229,7 +231,7 @@ def mnist_npz_bytes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mnist_gz():
     if SHARED_MNIST is None:
-        pytest.skip("shared MNIST IDX files not found")
+        needs.missing("shared MNIST IDX files not found")
     return {name: (SHARED_MNIST / name).read_bytes() for name in IDX_NAMES}
 
 

@@ -97,3 +97,79 @@ def test_softmax_any_rank_and_axis(rng):
     assert activations.get(None) is activations.linear
     with pytest.raises(ValueError, match="gelu"):
         activations.get("gelu")
+
+
+# ----- label_smoothing works as in Keras: y_true * (1 - ls) + ls / num_classes, on every path ---------------------
+
+from reference_ops import softmax_xent as ref_softmax_xent, xent as ref_xent, xent_backward as ref_xent_backward  # noqa: E402
+
+
+def _smooth(onehot, ls):
+    return onehot.astype(np.float64) * (1 - ls) + ls / onehot.shape[-1]
+
+
+@pytest.mark.parametrize("ls", [0.1, 0.35, 1.0])
+def test_label_smoothing_matches_the_numpy_reference_on_both_kernel_paths(probs_and_targets, ls):
+    logits, probs, _, onehot = probs_and_targets
+    target = _smooth(onehot, ls)
+    loss = losses.CategoricalCrossentropy(label_smoothing=ls)
+    # fused path (the logits of a softmax output): loss and d(logits)
+    value, dlogits, p = loss.model_step(logits, onehot, True)
+    want_loss, want_p, want_d = ref_softmax_xent(logits.astype(np.float64), target)
+    assert value == pytest.approx(want_loss, rel=1e-5)
+    np.testing.assert_allclose(dlogits, want_d, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(p, want_p, rtol=1e-5)
+    # probability path (no softmax to fuse): loss and d(probabilities)
+    value, dprobs, _ = loss.model_step(probs, onehot, False)
+    assert value == pytest.approx(ref_xent(probs.astype(np.float64), target), rel=1e-5)
+    np.testing.assert_allclose(dprobs, ref_xent_backward(probs.astype(np.float64), target), rtol=1e-4, atol=1e-7)
+    # the loss object, from_logits, and the per-sample function agree with the same reference
+    assert loss(onehot, probs) == pytest.approx(ref_xent(probs.astype(np.float64), target), rel=1e-5)
+    assert losses.CategoricalCrossentropy(from_logits=True, label_smoothing=ls)(onehot, logits) == \
+        pytest.approx(want_loss, rel=1e-5)
+    np.testing.assert_allclose(losses.categorical_crossentropy(onehot, logits, from_logits=True, label_smoothing=ls),
+                               -(target * np.log(want_p)).sum(1), rtol=1e-5)
+    # smoothing changes the numbers (it is not ignored)
+    assert value != pytest.approx(losses.CategoricalCrossentropy()(onehot, probs), rel=1e-3)
+
+
+def _one_sgd_step(loss, softmax_layer=True):
+    from cnnlite import optimizers
+    from cnnlite.layers import Dense
+    from cnnlite.models import Sequential
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 16)]
+    model = Sequential([Dense(4, activation="softmax" if softmax_layer else "linear", input_shape=(5,))])
+    w0 = [rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in model.get_weights()]
+    model.set_weights(w0)
+    model.compile(optimizers.SGD(0.5), loss)
+    value = model.train_on_batch(x, onehot)
+    return model, x, onehot, w0, value
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_label_smoothing_trains_as_keras_does(from_logits):
+    """One SGD step of a softmax model under label_smoothing=0.2 (the fused softmax path, or a linear output with
+    from_logits=True) against the same step in float64 NumPy: loss, kernel and bias."""
+    ls = 0.2
+    model, x, onehot, (w, b), value = _one_sgd_step(
+        losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=ls), softmax_layer=not from_logits)
+    assert model.plan.loss_fused or from_logits
+    target = _smooth(onehot, ls)
+    want_loss, _, dz = ref_softmax_xent(x.astype(np.float64) @ w + b, target)
+    assert value == pytest.approx(want_loss, rel=1e-5)
+    new_w, new_b = model.get_weights()
+    np.testing.assert_allclose(new_w, w - 0.5 * (x.T.astype(np.float64) @ dz), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_b, b - 0.5 * dz.sum(0), rtol=1e-5, atol=1e-6)
+
+
+def test_label_smoothing_zero_is_bitwise_the_plain_loss():
+    plain = _one_sgd_step("categorical_crossentropy")
+    zero = _one_sgd_step(losses.CategoricalCrossentropy(label_smoothing=0.0))
+    assert plain[4] == zero[4]
+    for a, b in zip(plain[0].get_weights(), zero[0].get_weights()):
+        assert a.tobytes() == b.tobytes()
+    smoothed = _one_sgd_step(losses.CategoricalCrossentropy(label_smoothing=0.1))
+    assert smoothed[4] != plain[4]
+    assert smoothed[0].get_weights()[0].tobytes() != plain[0].get_weights()[0].tobytes()

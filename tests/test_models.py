@@ -53,7 +53,12 @@ def test_summary_table(capsys):
     assert "Non-trainable params: 0" in out
 
 
-def test_summary_of_cnn_and_print_fn():
+def test_summary_of_cnn_and_print_fn(monkeypatch):
+    import collections
+    from cnnlite.layers import base
+    # fresh layer-name counters: where the wrap falls depends on the name's length (max_pooling2d_1 vs _123), which
+    # depends on how many layers the tests before this one built
+    monkeypatch.setattr(base, "_NAME_UIDS", collections.defaultdict(int))
     lines = []
     chapter_cnn().summary(print_fn=lines.append)
     text = "\n".join(lines)

@@ -73,6 +73,20 @@ def test_lower_and_default_isa_agree_bitwise(tmp_path, isa, var):
     assert y.tobytes() == default["y3x3"].tobytes() and argmax.tobytes() == default["a3x3"].tobytes()
 
 
+def test_the_forced_isa_is_the_one_that_runs(tmp_path):
+    """get_isa() names the instruction set every kernel is capped at. Under a forced ISA (CI's portable run sets
+    CNNLITE_ISA=generic) it must be the forced one; and a child forced to the portable kernels reports it."""
+    forced = os.environ.get("CNNLITE_ISA")
+    if forced:
+        assert K.get_isa() == forced
+    else:
+        assert K.get_isa() in K.available_isas()
+    env = dict(os.environ, CNNLITE_ISA="generic")
+    out = subprocess.run([sys.executable, "-c", "from cnnlite import _kernels as K; import cnnlite; print(K.get_isa())"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "generic"
+
+
 @pytest.mark.skipif("avx512" not in K.available_isas(), reason="needs an AVX-512 CPU")
 def test_the_switch_selects_the_convolution_loop_builds():
     # The direct convolution's AVX-512F build contracts multiply-adds into FMAs, its AVX2 and generic builds cannot:

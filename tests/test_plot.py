@@ -6,7 +6,9 @@ import textwrap
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+import needs  # noqa: E402
+
+needs.importorskip("matplotlib")
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")

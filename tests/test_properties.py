@@ -281,3 +281,88 @@ def test_sgd_and_rmsprop_match_keras_rules(shape, lr, momentum, nesterov, rho, s
     K.rmsprop_update(w, g, acc, lr, rho, 1e-7)
     np.testing.assert_allclose(acc, racc, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w, rw, rtol=1e-4, atol=1e-5)
+
+
+# ===== The large profile: shapes past the kernels' blocking, random on every run, on a bounded budget =============
+#
+# The properties above run small shapes (h, w <= 6, cin <= 5), replayed identically in CI (Hypothesis's own "ci"
+# profile derandomises when CI is set). Those never reach a GEMM with several depth blocks (kc = 256 floats of depth
+# for every micro-kernel, cpp/gemm_kernel_*.cpp) or row blocks (mc = 240 / 128 rows), nor a Winograd convolution with
+# several tile blocks (cpp/conv2d_winograd.cpp: tiles_per_block(cin, cout) <= 480 tiles, 24..64 for the channel
+# counts below). The large profile draws such shapes, and is NOT derandomised: every run (CI's included) explores
+# new examples, LARGE_EXAMPLES per property (CNNLITE_PROPERTY_LARGE_EXAMPLES), which keeps the block at a few
+# seconds. A failure prints the falsifying example and a @reproduce_failure blob.
+LARGE_EXAMPLES = int(os.environ.get("CNNLITE_PROPERTY_LARGE_EXAMPLES", "6"))
+LARGE = settings(max_examples=LARGE_EXAMPLES, deadline=None, database=None, derandomize=False,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+GEMM_KC = 256                # depth block of every micro-kernel
+
+
+def _winograd_tiles_per_block(cin, cout):  # mirrors cpp/conv2d_winograd.cpp
+    t = 128 * 1024 // (16 * (cin + cout))
+    return max(24, min(t, 480)) // 24 * 24
+
+
+@st.composite
+def large_conv_cases(draw, algo):
+    """Geometries with depth kh * kw * cin of 1.1 to 4.5 GEMM depth blocks (GEMM and Winograd) and, for Winograd,
+    at least two tile blocks; the direct kernel (1-3 input channels) gets large images and many filters instead."""
+    if algo == "direct":
+        cin, cout = draw(st.integers(1, 3)), draw(st.integers(8, 64))
+        n, h, w = draw(st.integers(2, 8)), draw(st.integers(12, 30)), draw(st.integers(12, 30))
+    else:
+        cin, cout = draw(st.integers(32, 128)), draw(st.integers(8, 48))
+        n, h, w = draw(st.integers(1, 4)), draw(st.integers(8, 20)), draw(st.integers(8, 20))
+    if algo in ("winograd", "direct"):
+        kh = kw = 3
+        sh = sw = 1
+    else:
+        kh, kw = draw(st.integers(2, 4)), draw(st.integers(2, 4))
+        sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pt, pb = _padding(draw, h, kh, sh, 2)
+    pl, pr = _padding(draw, w, kw, sw, 2)
+    assume(h + pt + pb >= kh and w + pl + pr >= kw)
+    if algo != "direct":
+        assume(kh * kw * cin > GEMM_KC)
+    if algo == "winograd":
+        oh, ow = h + pt + pb - 2, w + pl + pr - 2
+        assume(n * ((oh + 1) // 2) * ((ow + 1) // 2) >= 2 * _winograd_tiles_per_block(cin, cout))
+    return n, h, w, cin, cout, kh, kw, sh, sw, (pt, pb, pl, pr)
+
+
+@pytest.mark.parametrize("algo", ["gemm", "winograd", "direct"])
+@LARGE
+@given(data=st.data(), bias=st.booleans(), seed=seeds)
+def test_large_conv2d_matches_reference(algo, data, bias, seed):
+    n, h, w, cin, cout, kh, kw, sh, sw, pads = data.draw(large_conv_cases(algo))
+    geometry = ((n, h, w, cin), (kh, kw, cin, cout), sh, sw, *pads)
+    with conv_algos.forced(algo) as conv:
+        # the algorithm is passed explicitly to every pass (the direct kernel has no input gradient: automatic
+        # there) and applies to each (the strategy keeps Winograd's pads <= 2), so it is the one that runs
+        assert conv.applies(*geometry)
+        assert conv.algo(*geometry) == algo and conv.algo(*geometry, backward_weights=True) == algo
+        if algo != "direct":
+            assert conv.algo(*geometry, backward_input=True) == algo
+        _check_conv2d_against_reference(conv, n, h, w, cin, cout, kh, kw, sh, sw, pads, bias, seed)
+
+
+@LARGE
+@given(m=st.integers(1, 600), n=st.integers(1, 300), k=st.integers(GEMM_KC + 1, 4 * GEMM_KC + 100),
+       ta=st.booleans(), tb=st.booleans(), seed=seeds)
+def test_large_gemm_matches_numpy(m, n, k, ta, tb, seed):
+    a = _normal(seed, (k, m) if ta else (m, k))
+    b = _normal(seed + 1, (n, k) if tb else (k, n))
+    np.testing.assert_allclose(K.gemm(a, b, ta, tb), gemm_ref(a, b, ta, tb), rtol=2e-4, atol=2e-3)
+
+
+@LARGE
+@given(n=st.integers(100, 700), n_in=st.integers(GEMM_KC + 1, 900), n_out=st.integers(1, 200), seed=seeds)
+def test_large_dense_matches_reference(n, n_in, n_out, seed):
+    x, w, dy = _normal(seed, (n, n_in)), _normal(seed + 1, (n_in, n_out), n_in ** -0.5), _normal(seed + 2, (n, n_out))
+    b = _normal(seed + 3, (n_out,))
+    np.testing.assert_allclose(K.dense_forward(x, w, b), dense_forward_ref(x, w, b), **TOL)
+    dx, dw, db = K.dense_backward(dy, x, w)
+    rdx, rdw, rdb = dense_backward_ref(dy, x, w)
+    np.testing.assert_allclose(dx, rdx, **TOL)
+    np.testing.assert_allclose(dw, rdw, rtol=2e-4, atol=2e-3)
+    np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=2e-3)
