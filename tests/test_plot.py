@@ -357,14 +357,23 @@ def test_feature_maps_of_every_conv_and_pool_layer_match_the_first_layers(net, r
     path = tmp_path / "maps.png"
     fig = plot.plot_feature_maps(net, layer.name, image, path=str(path))
     assert isinstance(fig, Figure)
-    channels = layer.output_shape[-1]
-    shown = [ax for ax in fig.axes if ax.images]
-    assert len(shown) == channels
-    assert layer.name in fig.get_suptitle()
-    # the maps are what the model's first index+1 layers (the same weight objects) output, drawn as -values
+    h, w, channels = layer.output_shape[1:]
+    assert len(fig.axes) == 1 and len(fig.axes[0].images) == 1  # one mosaic of every channel
+    assert layer.name in fig.get_suptitle() and f"{channels} maps of {h}x{w}" in fig.get_suptitle()
+    mosaic = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
+    assert [t.get_text() for t in fig.axes[0].texts] == [str(j) for j in range(channels)]
+    # the maps are what the model's first index+1 layers (the same weight objects) output, each scaled to [0, 1]
     expected = Sequential(net.layers[:index + 1], name=f"upto_{index}").predict(image[None], verbose=0)[0]
-    for j, ax in enumerate(shown):
-        np.testing.assert_allclose(-ax.images[0].get_array(), expected[:, :, j], rtol=1e-5, atol=1e-5)
+    gap = max(1, h // 8)
+    cols = min(8, channels)
+    assert mosaic.shape == (-(-channels // cols) * (h + gap) - gap, cols * (w + gap) - gap)
+    for j in range(channels):
+        r, c = divmod(j, cols)
+        tile = mosaic[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w]
+        m = expected[:, :, j]
+        want = (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
+        np.testing.assert_allclose(tile, want, atol=1e-4)
+    assert np.isnan(mosaic).sum() == mosaic.size - channels * h * w  # only the gaps are left out
     assert_png(str(path))
 
 
@@ -373,11 +382,9 @@ def test_feature_maps_take_a_layer_by_name_index_or_object_and_any_image_layout(
     layer = net.get_layer("conv2d") if "conv2d" in [l.name for l in net.layers] else net.layers[0]
     figs = [plot.plot_feature_maps(net, layer, image), plot.plot_feature_maps(net, 0, image[..., None]),
             plot.plot_feature_maps(net, layer.name, image[None, ..., None], cols=4)]
-    arrays = [[ax.images[0].get_array() for ax in f.axes if ax.images] for f in figs]
-    for other in arrays[1:]:
-        for a, b in zip(arrays[0], other):
-            np.testing.assert_array_equal(a, b)
-    assert len(figs[2].axes) == 16  # 16 maps in 4 columns
+    arrays = [np.ma.filled(f.axes[0].images[0].get_array(), np.nan) for f in figs]
+    np.testing.assert_array_equal(arrays[0], arrays[1])
+    assert arrays[2].shape == (4 * (26 + 3) - 3, 4 * (26 + 3) - 3)  # 16 maps of 26x26 in 4 columns
 
 
 def test_feature_maps_leave_the_random_state_alone(net, rng):
