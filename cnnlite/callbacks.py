@@ -16,10 +16,12 @@ Deviations from Keras, chosen for clearer errors:
 import math
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
 
+from cnnlite import plot
 from cnnlite._validation import check_nonneg_int, is_int
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "ModelCheckpoint",
     "TerminateOnNaN",
     "LambdaCallback",
+    "LivePlot",
 ]
 
 # Every hook a Callback has, with its positional arguments (the batch hooks take `logs` as a keyword, as in Keras).
@@ -564,3 +567,97 @@ class LambdaCallback(Callback):
             if not callable(function):
                 raise TypeError(f"LambdaCallback: {name} must be callable, got {type(function).__name__}")
             setattr(self, name, function)
+
+
+# --- pictures while training ---------------------------------------------------------------------------------
+
+def _in_jupyter_kernel():
+    """True when this Python runs as a Jupyter kernel (ipykernel), where figures can be shown in place."""
+    if "ipykernel" not in sys.modules:
+        return False
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LivePlot(Callback):
+    """Redraw the loss and accuracy curves, training and validation, after every epoch (`cnnlite.plot.
+    plot_history`'s figure), so over- or under-fitting shows while the model trains.
+
+    In a Jupyter notebook the figure is shown below the cell and redrawn in place (one output, updated through an
+    IPython display handle). Given `path` (a `.png`), the figure is also written there after every epoch,
+    atomically (a temporary file renamed over `path`), so an image viewer or a web page can watch the file.
+    Outside a notebook `path` is required.
+
+    path: None or the `.png` file to (re)write; inline: 'auto' (in place when running under ipykernel), True or
+    False; figsize: (width, height) in inches. Needs matplotlib (`pip install 'cnnlite[plot]'`).
+    After training, `figure` is the last drawn Figure and `history` the recorded curves.
+    """
+
+    def __init__(self, path=None, inline="auto", figsize=(10, 4)):
+        super().__init__()
+        if path is not None:
+            if not isinstance(path, (str, os.PathLike)):
+                raise TypeError(f"LivePlot: path must be a str, an os.PathLike or None, got {type(path).__name__}")
+            path = os.fspath(path)
+            if not path.lower().endswith(".png"):
+                raise ValueError(f"LivePlot: path must name a .png file, got {path!r}")
+        if not (inline == "auto" or isinstance(inline, bool)):
+            raise ValueError(f"LivePlot: inline must be 'auto', True or False, got {inline!r}")
+        if (not isinstance(figsize, (tuple, list)) or len(figsize) != 2
+                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                           for v in figsize)):
+            raise ValueError(f"LivePlot: figsize must be (width, height), two positive numbers of inches, "
+                             f"got {figsize!r}")
+        plot._matplotlib("LivePlot")  # an ImportError naming the extra, before any training
+        self.path = path
+        self.inline = _in_jupyter_kernel() if inline == "auto" else inline
+        if self.inline:
+            try:
+                import IPython.display
+            except ImportError as exc:
+                raise ImportError("LivePlot(inline=True) shows the figure through IPython, which is not installed; "
+                                  "run it in Jupyter (pip install jupyter) or give path= instead") from exc
+            self._display = IPython.display
+        if not self.inline and self.path is None:
+            raise ValueError("LivePlot: not running in a Jupyter kernel, so give path='curves.png' for the figure "
+                             "to be written to after every epoch (or inline=True)")
+        self.figsize = (float(figsize[0]), float(figsize[1]))
+        self.history = {}
+        self.figure = None
+        self._handle = None
+        self._epochs = 0
+
+    def on_train_begin(self, logs=None):
+        self.history = {}
+        self._epochs = 0
+        import matplotlib.figure  # a Figure outside pyplot: no window, and `%matplotlib inline` does not show it twice
+        self.figure = matplotlib.figure.Figure(figsize=self.figsize)
+        self._handle = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.figure is None:  # called outside fit
+            self.on_train_begin()
+        values = {}
+        for key, value in (logs or {}).items():
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):
+                continue
+        for key in values.keys() - self.history.keys():
+            self.history[key] = [math.nan] * self._epochs
+        for key, series in self.history.items():
+            series.append(values.get(key, math.nan))
+        self._epochs += 1
+        if "loss" not in self.history:
+            return
+        total = (self.params or {}).get("epochs")
+        title = f"epoch {epoch + 1}" + (f"/{total}" if is_int(total) else "")
+        plot.plot_history(self.history, fig=self.figure, title=title)
+        if self.path is not None:
+            plot.save_figure(self.figure, self.path)
+        if self.inline:
+            if self._handle is None:
+                self._handle = self._display.display(self.figure, display_id=True)
+            else:
+                self._handle.update(self.figure)

@@ -16,21 +16,29 @@ import tempfile
 import numpy as np
 
 from cnnlite._validation import is_int
+from cnnlite.engine.plan import ExecutionPlan
+from cnnlite.layers import AveragePooling2D, Conv2D, Layer, MaxPooling2D
 
 __all__ = ["plot_digits", "plot_history", "plot_predictions", "plot_dense_weights", "plot_conv_filters",
-           "plot_edge_filters", "save_figure"]
+           "plot_edge_filters", "plot_feature_maps", "save_figure"]
 
 TRAIN_COLOR = "black"
 VALID_COLOR = "cornflowerblue"
 WRONG_COLOR = "cornflowerblue"
 
 
-def _pyplot():
+def _matplotlib(who="cnnlite.plot"):
+    """The matplotlib module, or an ImportError naming the extra that installs it."""
     try:
         import matplotlib
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("cnnlite.plot needs matplotlib, which is not installed; "
+        raise ImportError(f"{who} needs matplotlib, which is not installed; "
                           "install the plot extra: pip install 'cnnlite[plot]'") from exc
+    return matplotlib
+
+
+def _pyplot():
+    matplotlib = _matplotlib()
     no_display = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
                                                            or os.environ.get("WAYLAND_DISPLAY"))
     if no_display and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
@@ -211,11 +219,13 @@ def _first(hist, *keys):
     return None
 
 
-def plot_history(history, path=None):
+def plot_history(history, path=None, fig=None, title=None):
     """Loss and accuracy per epoch, training vs validation, side by side (the chapter's learning curves).
 
     history: the ``History`` returned by ``fit`` or its ``.history`` dict; accuracy may be keyed 'acc' or
-    'accuracy' ('val_acc' / 'val_accuracy'). Curves missing from the dict are left out.
+    'accuracy' ('val_acc' / 'val_accuracy'). Curves missing from the dict are left out; NaN values (epochs
+    without validation) leave gaps. fig: a matplotlib Figure to draw into (cleared first) instead of a new
+    pyplot figure (``cnnlite.callbacks.LivePlot`` redraws one Figure this way); title: a title above both panels.
     """
     hist = _history_dict(history)
     curves = {
@@ -228,9 +238,17 @@ def plot_history(history, path=None):
             if series is not None and (series.ndim != 1 or len(series) != n_epochs):
                 raise ValueError(f"history: every curve must have one value per epoch ({n_epochs}); "
                                  f"the {metric} curves do not")
-    plt = _pyplot()
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
+    if fig is None:
+        fig = _pyplot().figure(figsize=(10, 4))
+    else:
+        from matplotlib.figure import Figure
+        if not isinstance(fig, Figure):
+            raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
+        fig.clear()
     from matplotlib.ticker import MaxNLocator
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     epochs = np.arange(1, n_epochs + 1)
     for ax, (metric, (train, valid)) in zip(axes, curves.items()):
         if train is not None:
@@ -249,6 +267,8 @@ def plot_history(history, path=None):
             ax.legend(loc="lower right" if metric == "accuracy" else "upper right")
         else:
             ax.text(0.5, 0.5, f"no {metric} recorded", transform=ax.transAxes, ha="center")
+    if title is not None:
+        fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig, path)
 
@@ -390,4 +410,83 @@ def plot_edge_filters(image, filters, responses, names=("horizontal edges", "ver
     for ax in axes:
         _bare(ax)
     fig.tight_layout()
+    return _finish(fig, path)
+
+
+def _model_layer(model, layer):
+    """(index, layer) of ``layer`` (a name, an index or the layer object) in ``model``."""
+    layers = getattr(model, "layers", None)
+    if not isinstance(layers, list) or not hasattr(model, "plan"):
+        raise TypeError(f"model must be a cnnlite model (e.g. Sequential), got {type(model).__name__}")
+    names = [l.name for l in layers]
+    if isinstance(layer, str):
+        if layer not in names:
+            raise ValueError(f"no layer named {layer!r} in model {model.name!r}; its layers are {names}")
+        index = names.index(layer)
+    elif is_int(layer):
+        if not -len(layers) <= layer < len(layers):
+            raise ValueError(f"layer index {layer} is out of range: model {model.name!r} has {len(layers)} layers")
+        index = int(layer) % len(layers)
+    elif isinstance(layer, Layer):
+        index = next((i for i, l in enumerate(layers) if l is layer), None)
+        if index is None:
+            raise ValueError(f"layer {layer.name!r} is not a layer of model {model.name!r}; its layers are {names}")
+    else:
+        raise TypeError(f"layer must be a layer name, an index or a layer of the model, got {type(layer).__name__}")
+    found = layers[index]
+    if not isinstance(found, (Conv2D, MaxPooling2D, AveragePooling2D)):
+        raise ValueError(f"plot_feature_maps shows the output of a Conv2D or pooling layer; layer {found.name!r} "
+                         f"is a {type(found).__name__}")
+    return index, found
+
+
+def plot_feature_maps(model, layer, image, cols=8, path=None):
+    """What one Conv2D or pooling layer of ``model`` outputs for one image: a grid of its channel maps.
+
+    model: a built cnnlite model (e.g. the chapter's full network); layer: the layer's name, its index in
+    ``model.layers`` or the layer itself; image: one input as the model takes it (already scaled), (h, w, c),
+    (1, h, w, c) or, for one channel, (h, w). The model's own execution plan runs up to that layer (inference:
+    no dropout). The maps are tiled into one image, channel numbers in the corners, each map on its own grey
+    scale (dark where the output is large, white where it is smallest). cols: maps per row.
+    """
+    index, found = _model_layer(model, layer)
+    cols = _count(cols, "cols")
+    plan = model.plan
+    in_shape = tuple(plan.steps[0].input_shape[1:])
+    x = _array(image, "image").astype(np.float32)
+    if x.shape == in_shape[:-1] and in_shape[-1] == 1:
+        x = x[..., None]
+    if x.shape == (1,) + in_shape:
+        x = x[0]
+    if x.shape != in_shape:
+        raise ValueError(f"image must be one input of shape {in_shape} (the model's input without the batch), "
+                         f"got {np.shape(image)}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("image must be finite")
+    upto = ExecutionPlan(plan.model_name, plan.steps[:index + 1])
+    out, _ = upto.forward(np.ascontiguousarray(x[None]), training=False)
+    maps = np.asarray(out[0], dtype=np.float64)  # (h', w', channels)
+    h, w, n = maps.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    # One image of all the maps (a grid of tiles, NaN gaps drawn light blue): one imshow renders fast even for the
+    # 64 maps of the full network's last layers. Each map is scaled to its own [0, 1], dark where large.
+    gap = max(1, h // 8)
+    mosaic = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
+    for j in range(n):
+        m = maps[:, :, j]
+        lo, hi = float(m.min()), float(m.max())
+        r, c = divmod(j, cols)
+        mosaic[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = \
+            (m - lo) / (hi - lo) if hi > lo else 0.0
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.3 * cols, 1.3 * rows + 0.5))
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="lightsteelblue")
+    ax.imshow(mosaic, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    for j in range(n):
+        r, c = divmod(j, cols)
+        ax.text(c * (w + gap) - 0.5, r * (h + gap) - 0.5, str(j), fontsize=7, color="tab:red", ha="left", va="top")
+    ax.axis("off")
+    fig.suptitle(f"{found.name} ({type(found).__name__}): {n} maps of {h}x{w}")
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / (1.3 * rows + 0.5))
     return _finish(fig, path)

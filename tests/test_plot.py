@@ -309,3 +309,129 @@ def test_missing_matplotlib_gives_a_clear_message(tmp_path):
         """, tmp_path)
     assert out.returncode == 0, out.stderr
     assert "pip install 'cnnlite[plot]'" in out.stdout
+
+
+# ----------------------------------------------------------------------------------------------- history into a figure
+def test_history_draws_into_a_given_figure_and_skips_nan_epochs():
+    fig = Figure(figsize=(8, 3))
+    fig.add_subplot(1, 1, 1)  # cleared
+    hist = {"loss": [1.0, 0.5, 0.4], "val_loss": [float("nan"), 0.6, 0.5], "acc": [0.5, 0.8, 0.9]}
+    out = plot.plot_history(hist, fig=fig, title="epoch 3/3")
+    assert out is fig and len(fig.axes) == 2
+    assert fig.get_suptitle() == "epoch 3/3"
+    assert len(fig.axes[0].lines) == 2
+    with pytest.raises(TypeError, match="fig must be a matplotlib Figure"):
+        plot.plot_history(hist, fig="figure")
+
+
+# ----------------------------------------------------------------------------------------------- feature maps
+def full_network():
+    from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from cnnlite.models import Sequential
+
+    np.random.seed(1)
+    model = Sequential()
+    model.add(Conv2D(16, (3, 3), input_shape=(28, 28, 1), activation='relu'))
+    model.add(Conv2D(32, (3, 3), activation='relu'))
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(Conv2D(64, (3, 3), activation='relu'))
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(Dropout(0.25))
+    model.add(Flatten())
+    model.add(Dense(128, activation='relu'))
+    model.add(Dropout(0.25))
+    model.add(Dense(10, activation='softmax'))
+    model.compile(loss='categorical_crossentropy', optimizer='adam', metrics=['accuracy'])
+    return model
+
+
+@pytest.fixture(scope="module")
+def net():
+    return full_network()
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 4])
+def test_feature_maps_of_every_conv_and_pool_layer_match_the_first_layers(net, rng, index, tmp_path):
+    from cnnlite.models import Sequential
+
+    image = rng.random((28, 28, 1)).astype(np.float32)
+    layer = net.layers[index]
+    path = tmp_path / "maps.png"
+    fig = plot.plot_feature_maps(net, layer.name, image, path=str(path))
+    assert isinstance(fig, Figure)
+    h, w, channels = layer.output_shape[1:]
+    assert len(fig.axes) == 1 and len(fig.axes[0].images) == 1  # one mosaic of every channel
+    assert layer.name in fig.get_suptitle() and f"{channels} maps of {h}x{w}" in fig.get_suptitle()
+    mosaic = np.ma.filled(fig.axes[0].images[0].get_array(), np.nan)
+    assert [t.get_text() for t in fig.axes[0].texts] == [str(j) for j in range(channels)]
+    # the maps are what the model's first index+1 layers (the same weight objects) output, each scaled to [0, 1]
+    expected = Sequential(net.layers[:index + 1], name=f"upto_{index}").predict(image[None], verbose=0)[0]
+    gap = max(1, h // 8)
+    cols = min(8, channels)
+    assert mosaic.shape == (-(-channels // cols) * (h + gap) - gap, cols * (w + gap) - gap)
+    for j in range(channels):
+        r, c = divmod(j, cols)
+        tile = mosaic[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w]
+        m = expected[:, :, j]
+        want = (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
+        np.testing.assert_allclose(tile, want, atol=1e-4)
+    assert np.isnan(mosaic).sum() == mosaic.size - channels * h * w  # only the gaps are left out
+    assert_png(str(path))
+
+
+def test_feature_maps_take_a_layer_by_name_index_or_object_and_any_image_layout(net, rng):
+    image = rng.random((28, 28)).astype(np.float32)
+    layer = net.get_layer("conv2d") if "conv2d" in [l.name for l in net.layers] else net.layers[0]
+    figs = [plot.plot_feature_maps(net, layer, image), plot.plot_feature_maps(net, 0, image[..., None]),
+            plot.plot_feature_maps(net, layer.name, image[None, ..., None], cols=4)]
+    arrays = [np.ma.filled(f.axes[0].images[0].get_array(), np.nan) for f in figs]
+    np.testing.assert_array_equal(arrays[0], arrays[1])
+    assert arrays[2].shape == (4 * (26 + 3) - 3, 4 * (26 + 3) - 3)  # 16 maps of 26x26 in 4 columns
+
+
+def test_feature_maps_leave_the_random_state_alone(net, rng):
+    state = np.random.get_state()[1].copy()
+    plot.plot_feature_maps(net, 2, rng.random((28, 28)))
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_feature_maps_reject_bad_arguments(net):
+    image = np.zeros((28, 28), np.float32)
+    dense = [l for l in net.layers if type(l).__name__ == "Dense"][0]
+    other = full_network().layers[0]
+    cases = [
+        (dense.name, image, ValueError, "Conv2D or pooling layer; layer '.*' is a Dense"),
+        (dense, image, ValueError, "is a Dense"),
+        (5, image, ValueError, "is a Dropout"),
+        (other, image, ValueError, f"layer '{other.name}' is not a layer of model"),
+        ("no_such_layer", image, ValueError, "no layer named 'no_such_layer'"),
+        (10, image, ValueError, "out of range"),
+        (1.5, image, TypeError, "layer must be a layer name, an index or a layer"),
+        (0, np.zeros((27, 28)), ValueError, r"image must be one input of shape \(28, 28, 1\)"),
+        (0, np.full((28, 28), np.nan), ValueError, "finite"),
+    ]
+    for layer, img, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            plot.plot_feature_maps(net, layer, img)
+    with pytest.raises(TypeError, match="cnnlite model"):
+        plot.plot_feature_maps("model", 0, image)
+    with pytest.raises(ValueError, match="cols"):
+        plot.plot_feature_maps(net, 0, image, cols=0)
+
+
+def test_feature_maps_without_matplotlib_name_the_extra(tmp_path):
+    out = _run("""
+        import sys
+        sys.modules["matplotlib"] = None  # as if it were not installed
+        import numpy as np
+        from cnnlite import plot
+        from cnnlite.layers import Conv2D, Flatten, Dense
+        from cnnlite.models import Sequential
+        model = Sequential([Conv2D(4, (3, 3), input_shape=(8, 8, 1)), Flatten(), Dense(2)])
+        try:
+            plot.plot_feature_maps(model, 0, np.zeros((8, 8)))
+        except ImportError as e:
+            print(e)
+        """, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'cnnlite[plot]'" in out.stdout
