@@ -1,14 +1,10 @@
 import os
 import pathlib
-import sys
 
 import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Test helpers (reference_ops.py) are imported by module name; only tests/ goes on the path, never the source root,
-# so CI still imports the installed cnnlite.
-sys.path.insert(0, str(ROOT / "tests"))
 # Tests never download: point the loader at the shared MNIST files (shared/datasets beside the checkout, or beside
 # any parent folder, as for git worktrees) unless the caller chose a folder.
 SHARED_DATA = next((p / "shared" / "datasets" for p in ROOT.parents if (p / "shared" / "datasets" / "mnist").is_dir()),

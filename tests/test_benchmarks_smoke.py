@@ -12,9 +12,8 @@ import sys
 import pytest
 
 BENCH = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
-sys.path.insert(0, str(BENCH))
-import _common  # noqa: E402
-import bench_e2e  # noqa: E402
+import _common  # benchmarks/ is on the test path (pyproject.toml)
+import bench_e2e
 
 
 def _cnnlite_api_importable():

@@ -7,10 +7,9 @@ import pytest
 import cnnlite
 from cnnlite import _kernels as K
 
-sys.path.insert(0, os.path.dirname(__file__))
-from reference_conv import (conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad,  # noqa: E402
+from reference_conv import (conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad,
                             same_pads)
-import conv_algos  # noqa: E402
+import conv_algos
 
 
 @pytest.fixture(autouse=True, params=conv_algos.ALGOS)
@@ -250,7 +249,7 @@ def test_conv2d_backward_rejects_bad_dy():
         K.conv2d_backward(np.ones((2, 3, 3, 4), np.float32), x, w, 0, 1, 0, 0, 0, 0)
 
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 
 @st.composite

@@ -11,9 +11,8 @@ import pytest
 import cnnlite
 from cnnlite import _kernels as K
 
-sys.path.insert(0, os.path.dirname(__file__))
-import conv_algos  # noqa: E402
-from reference_conv import conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad  # noqa: E402
+import conv_algos
+from reference_conv import conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad
 
 
 @pytest.fixture

@@ -236,9 +236,7 @@ def test_algorithm_argument_is_checked(rng):
 
 
 _SUBPROCESS = r"""
-import sys
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 from cnnlite import _kernels as K
 from reference_conv import conv2d_backward_ref, conv2d_forward_ref
 print(K.conv2d_algo((2, 9, 7, 20), (3, 3, 20, 33), 1, 1, 1, 0, 0, 1), K.cpu_isa())
@@ -266,8 +264,8 @@ _AUTO = K.conv2d_algo((2, 9, 7, 20), (3, 3, 20, 33), 1, 1, 1, 0, 0, 1)
 def test_winograd_on_every_gemm_isa_and_no_environment_forcing(tmp_path, env, expected):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
     tests_dir = os.path.dirname(os.path.abspath(__file__))
-    full_env = dict(os.environ, PYTHONPATH=package_root, **env)
-    out = subprocess.run([sys.executable, "-c", _SUBPROCESS, tests_dir], env=full_env, cwd=tmp_path,
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([package_root, tests_dir]), **env)
+    out = subprocess.run([sys.executable, "-c", _SUBPROCESS], env=full_env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(expected)

@@ -1,5 +1,3 @@
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -7,8 +5,7 @@ import pytest
 import cnnlite
 from cnnlite import _kernels as K
 
-sys.path.insert(0, os.path.dirname(__file__))
-from reference_conv import dense_backward_ref, dense_forward_ref, numeric_grad  # noqa: E402
+from reference_conv import dense_backward_ref, dense_forward_ref, numeric_grad
 
 TOL = dict(rtol=2e-4, atol=2e-4)
 

@@ -9,8 +9,7 @@ import pytest
 import cnnlite
 from cnnlite import _kernels as K
 
-sys.path.insert(0, os.path.dirname(__file__))
-from reference_conv import gemm_ref  # noqa: E402
+from reference_conv import gemm_ref
 
 
 def _operands(rng, m, n, k, ta, tb):
@@ -198,7 +197,7 @@ def test_set_isa_caps_every_kernel_and_only_downgrades():
     assert K.get_isa() == previous
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings, strategies as st
 
 
 @settings(max_examples=80, deadline=None)

@@ -98,7 +98,6 @@ def test_available_memory_is_known_on_linux_and_the_chapter_batch_fits():
 CHILD = textwrap.dedent("""
     import resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.RLIM_INFINITY))
-    sys.path.insert(0, sys.argv[1])
     import numpy as np
     from test_memory_bounds import data, full_cnn
     x, y = data(60000)
@@ -119,8 +118,9 @@ CHILD = textwrap.dedent("""
 @pytest.mark.skipif(os.environ.get("CNNLITE_SANITIZED") == "1", reason="ASan reserves terabytes of address space")
 def test_under_a_4_gib_address_space_limit_batch_60000_is_refused_and_batch_1000_trains(tmp_path):
     tests = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", CHILD, tests], capture_output=True, text=True, timeout=300,
-                         cwd=tmp_path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
     refused = next(line for line in lines if line.startswith(("REFUSED", "TRAINED")))

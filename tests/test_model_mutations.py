@@ -10,7 +10,6 @@ here (a few seconds); CNNLITE_MUTATION_ROUNDS=N for a long hunt."""
 import dataclasses
 import io
 import json
-import os
 import time
 import tracemalloc
 import zipfile

@@ -6,7 +6,6 @@ ValueError/OSError naming the file, or in data the format vouches for: exactly t
 Hundreds of mutations per format here (a few seconds); CNNLITE_MUTATION_ROUNDS=N for a long hunt."""
 import gzip
 import io
-import os
 import struct
 import time
 import tracemalloc
