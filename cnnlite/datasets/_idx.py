@@ -6,11 +6,12 @@ returns an array it has not checked.
 import gzip
 import os
 import struct
-import tokenize
 import zipfile
 import zlib
 
 import numpy as np
+
+from cnnlite._npy import read_npy_header
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_UINT8 = 0x08
@@ -128,14 +129,8 @@ def _read_npy_member(path, zf, info, archive_size):
                          f"compressed bytes: impossible")
     with zf.open(info) as member:
         try:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-        except (ValueError, SyntaxError, TypeError, struct.error, UnicodeDecodeError, tokenize.TokenError) as exc:
+            shape, fortran, dtype = read_npy_header(member)
+        except ValueError as exc:
             raise ValueError(f"{path}: member {name}: bad .npy header ({exc})") from None
         if dtype.hasobject:
             raise ValueError(f"{path}: unreadable .npz archive: member {name} holds Python objects ({dtype}), "

@@ -15,11 +15,11 @@ import json
 import math
 import os
 import secrets
-import struct
-import tokenize
 import zipfile
 
 import numpy as np
+
+from cnnlite._npy import read_npy_header
 
 __all__ = ["check_path", "check_suffix", "atomic_write", "remove_stale_temps", "write_zip", "write_members",
            "npy_member", "ZipReader", "MAX_NPY_HEADER_BYTES", "MAX_DEFLATE_RATIO"]
@@ -261,14 +261,8 @@ class ZipReader:
         # allocated: numpy's read_array would allocate whatever the header claims first.
         stream = io.BytesIO(raw)
         try:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                header_shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                header_shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"unsupported .npy format version {version}")
-        except (ValueError, EOFError, OSError, SyntaxError, TypeError, struct.error, tokenize.TokenError) as e:
+            header_shape, fortran, dtype = read_npy_header(stream)
+        except ValueError as e:
             raise self.error(f"{name!r} is not a valid float32 .npy array ({e})") from None
         if dtype.kind != "f" or dtype.itemsize != 4:
             raise self.error(f"{name!r} has dtype {dtype}, expected float32")
