@@ -214,10 +214,7 @@ class Model:
     def _train_step(self, plan, xb, yb, timer):
         """Forward, loss, backward and update on one batch; returns (batch loss, predictions for metrics)."""
         out, tape = plan.forward(xb, True, timer, to_loss=True)
-        t0 = timer.clock()
-        loss, dout, pred = self._loss_obj.model_step(out, yb, plan.loss_fused or self._loss_obj.from_logits,
-                                                     need_grad=True)
-        timer.op("loss", "fused softmax+xent" if plan.loss_fused else self._loss_obj.name, t0)
+        loss, dout, pred = self._loss_step(plan, out, yb, True, timer)
         _, grads = plan.backward(dout, tape, timer)
         t0 = timer.clock()
         self._apply_gradients(plan, grads)
@@ -226,11 +223,17 @@ class Model:
 
     def _test_step(self, plan, xb, yb, timer):
         out, _ = plan.forward(xb, False, timer, to_loss=True)
-        t0 = timer.clock()
-        loss, _, pred = self._loss_obj.model_step(out, yb, plan.loss_fused or self._loss_obj.from_logits,
-                                                  need_grad=False)
-        timer.op("loss", "fused softmax+xent" if plan.loss_fused else self._loss_obj.name, t0)
+        loss, _, pred = self._loss_step(plan, out, yb, False, timer)
         return loss, pred
+
+    def _loss_step(self, plan, out, yb, need_grad, timer):
+        """(batch loss, d(out) or None, predictions) of the plan's output: softmax + cross-entropy in one kernel
+        when the plan folded the softmax into the loss."""
+        t0 = timer.clock()
+        result = self._loss_obj.model_step(out, yb, plan.loss_fused or self._loss_obj.from_logits,
+                                           need_grad=need_grad)
+        timer.op("loss", "fused softmax+xent" if plan.loss_fused else self._loss_obj.name, t0)
+        return result
 
     def _apply_gradients(self, plan, grads):
         weights, flat = [], []
