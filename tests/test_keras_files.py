@@ -313,3 +313,22 @@ def test_keras_loads_what_cnnlite_saves_with_cnnlite_predictions(tmp_path, suffi
         slots = [np.asarray(v) for v in theirs.optimizer.variables[2:]]
         assert all(np.array_equal(a, b) for a, b in zip(slots, model.optimizer.variables()))
     theirs.fit(*train_sample(make), batch_size=16, epochs=1, verbose=0)
+
+
+def test_a_damaged_hdf5_structure_is_a_value_error_naming_the_file(tmp_path):
+    # Zeroed HDF5 metadata makes h5py raise RuntimeError ("Unable to synchronously check link existence (...)") from
+    # the HDF5 library; a loader says "damaged" with the file's name instead, and the model is left as it was.
+    model = models.Sequential([Dense(4, activation="relu", input_shape=(6,)), Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    path = tmp_path / "w.weights.h5"
+    model.save_weights(path)
+    data = bytearray(path.read_bytes())
+    data[600:1400] = bytes(800)
+    damaged = tmp_path / "damaged.weights.h5"
+    damaged.write_bytes(bytes(data))
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises((ValueError, OSError)) as err:
+        model.load_weights(damaged)
+    assert "damaged.weights.h5" in str(err.value)
+    for a, b in zip(before, model.get_weights()):
+        assert a.tobytes() == b.tobytes()

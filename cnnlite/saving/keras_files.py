@@ -40,7 +40,7 @@ def sniff(path):
         try:
             with h5py.File(path, "r") as f:
                 return "weights_h5" if "layers" in f and "model_weights" not in f else "legacy_h5"
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError):  # h5py's forms of a damaged file
             return "legacy_h5"  # its reader reports the damage
     try:
         if not zipfile.is_zipfile(path):

@@ -64,6 +64,18 @@ def _keras_kind(path):
     return keras_files.sniff(path) if os.path.isfile(path) else None
 
 
+# What h5py raises for a damaged HDF5 file (the HDF5 library's errors arrive as RuntimeError, missing or mangled
+# objects as KeyError, ...): for a loader these are all "the file is damaged", said with the file's name.
+_HDF5_DAMAGE = (RuntimeError, KeyError, TypeError, IndexError, AttributeError, OverflowError)
+
+
+def _load_keras(load, path, *args, **kwargs):
+    try:
+        return load(path, *args, **kwargs)
+    except _HDF5_DAMAGE as e:
+        raise ValueError(f"cannot load {path!r}: the file is damaged ({type(e).__name__}: {e})") from None
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model from a Keras 3 `.keras`, a legacy Keras `.h5` or a cnnlite 0.1 file (told apart by content). Only
     cnnlite's own layers are known (`custom_objects` must be empty); nothing in a file runs code whatever
@@ -72,7 +84,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if custom_objects:
         raise ValueError("load_model: custom_objects are not supported; cnnlite models use only built-in layers")
     if _keras_kind(path) in KERAS_KINDS:
-        return keras_files.load_model(path, compile=compile)
+        return _load_keras(keras_files.load_model, path, compile=compile)
     return cnnlite_format.load_model(path, compile=compile, safe_mode=safe_mode)
 
 
@@ -86,5 +98,5 @@ def load_weights(model, filepath):
             "or give the first layer an input_shape"
         )
     if _keras_kind(path) in KERAS_KINDS:
-        return keras_files.load_weights(model, path)
+        return _load_keras(lambda p: keras_files.load_weights(model, p), path)
     return cnnlite_format.load_weights(model, path)
