@@ -43,6 +43,15 @@ def check_path(path, what):
     return path
 
 
+def require_built(model, path):
+    """load_weights needs the model's weights to exist: ValueError saying how to build it otherwise."""
+    if not getattr(model, "built", False):
+        raise ValueError(
+            f"load_weights: the model must be built before loading {path!r}; call model.build(input_shape) "
+            "or give the first layer an input_shape"
+        )
+
+
 def check_suffix(path, suffix, what):
     """ValueError unless `path` ends in `suffix` (HDF5 names get their own message: there is no HDF5 writer)."""
     lower = path.lower()

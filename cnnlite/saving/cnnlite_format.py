@@ -29,7 +29,8 @@ import warnings
 import numpy as np
 
 from cnnlite._version import __version__
-from cnnlite.saving.archive import ZipReader, atomic_write, check_path, check_suffix, npy_member, write_zip
+from cnnlite.saving.archive import (ZipReader, atomic_write, check_path, check_suffix, npy_member, require_built,
+                                    write_zip)
 from cnnlite.saving.model_state import (is_count, optimizer_mismatch, restore_optimizer, restore_training_state,
                                         training_state)
 from cnnlite.saving.object_registry import get_model_class, model_class_names
@@ -101,12 +102,18 @@ def _write(path, config, weights, optimizer_arrays):
                                            {"weights": weights, "optimizer": optimizer_arrays}))
 
 
+def _target(filepath, suffix, overwrite, what):
+    """The checked path to write: a str ending in `suffix`, not an existing file unless `overwrite`."""
+    path = check_path(filepath, what)
+    check_suffix(path, suffix, what)
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"{what}: {path!r} exists and overwrite=False")
+    return path
+
+
 def save_model(model, filepath, overwrite=True):
     """Save architecture, weights, compile settings and optimizer state to `filepath` (ending in `.keras`)."""
-    path = check_path(filepath, "save_model")
-    check_suffix(path, MODEL_SUFFIX, "save_model")
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"save_model: {path!r} exists and overwrite=False")
+    path = _target(filepath, MODEL_SUFFIX, overwrite, "save_model")
     entries, weights = _weights_entries(model)
     compile_config = _compile_config(model)
     optimizer_entry, optimizer_arrays = (
@@ -129,10 +136,7 @@ def save_model(model, filepath, overwrite=True):
 
 def save_weights(model, filepath, overwrite=True):
     """Save the layers' weights (and the optimizer state, if built) to `filepath` (ending in `.weights.npz`)."""
-    path = check_path(filepath, "save_weights")
-    check_suffix(path, WEIGHTS_SUFFIX, "save_weights")
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"save_weights: {path!r} exists and overwrite=False")
+    path = _target(filepath, WEIGHTS_SUFFIX, overwrite, "save_weights")
     entries, weights = _weights_entries(model)
     optimizer_entry, optimizer_arrays = _optimizer_state(getattr(model, "optimizer", None))
     config = {
@@ -325,11 +329,7 @@ def load_weights(model, filepath):
     restored too, so training resumes exactly; otherwise a warning says the optimizer state was skipped.
     """
     path = check_path(filepath, "load_weights")
-    if not getattr(model, "built", False):
-        raise ValueError(
-            f"load_weights: the model must be built before loading {path!r}; call model.build(input_shape) "
-            "or give the first layer an input_shape"
-        )
+    require_built(model, path)
     with _CnnliteFile(path) as archive:
         weights = archive.weights()
         optimizer_arrays = archive.optimizer_arrays()

@@ -9,7 +9,7 @@ goes to cnnlite_format's reader, which reads cnnlite 0.1 files and says what is 
 import os
 
 from cnnlite.saving import cnnlite_format, keras_files
-from cnnlite.saving.archive import check_path
+from cnnlite.saving.archive import check_path, require_built
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "KERAS_KINDS"]
 
@@ -92,11 +92,7 @@ def load_weights(model, filepath):
     """Weights (and the optimizer and random state when they fit) from any file `save_weights` or `save_model`
     writes, or Keras writes, into a built `model`; shapes are checked before anything is set."""
     path = check_path(filepath, "load_weights")
-    if not getattr(model, "built", False):
-        raise ValueError(
-            f"load_weights: the model must be built before loading {path!r}; call model.build(input_shape) "
-            "or give the first layer an input_shape"
-        )
+    require_built(model, path)
     if _keras_kind(path) in KERAS_KINDS:
         return _load_keras(lambda p: keras_files.load_weights(model, p), path)
     return cnnlite_format.load_weights(model, path)
