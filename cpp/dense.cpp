@@ -43,7 +43,7 @@ void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const f
     }
   }
   if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
-  sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
+  if (dw) sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
 }
 
 }  // namespace cnnlite

@@ -11,7 +11,8 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 
 // dx (n, in) = dz @ w^T, dw (in, out) = x^T @ dz, dbias (out) = column sums of dz (n, out), where dz = dy, or, when
 // relu_y (n, out) (the output of dense_forward(..., relu = true)) is given, dz = dy * (relu_y > 0), computed in the
-// same pass as the bias gradient into a workspace reused across calls. dx and dbias may be null (not computed).
+// same pass as the bias gradient into a workspace reused across calls. dx, dw and dbias may each be null (not
+// computed): the engine takes dx over a whole batch and dw, dbias per reduction shard (cnnlite/engine/plan.py).
 // Overwrites every gradient it writes. Results do not depend on the thread count.
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
                     idx out, const float* relu_y = nullptr);

@@ -24,9 +24,10 @@ inline uint64_t mix64(uint64_t z) {
 // out[i] = in[i] * scale where element i is kept, else 0, for i in [begin, end). Inlined into a portable and an
 // AVX-512 build (the latter vectorises the 64-bit multiplies).
 inline __attribute__((always_inline)) void mask_range(float* __restrict out, const float* __restrict in, idx begin,
-                                                      idx end, uint64_t key, uint64_t threshold, float scale) {
+                                                      idx end, uint64_t key, uint64_t threshold, float scale,
+                                                      uint64_t offset) {
   for (idx i = begin; i < end; ++i) {
-    const uint64_t bits = mix64(key + kGolden * static_cast<uint64_t>(i + 1)) >> 11;
+    const uint64_t bits = mix64(key + kGolden * (offset + static_cast<uint64_t>(i + 1))) >> 11;
     // Branch-free select (the keep decision is random, a branch would mispredict half the time).
     const uint32_t keep = 0u - static_cast<uint32_t>(bits >= threshold);
     uint32_t value;
@@ -38,17 +39,19 @@ inline __attribute__((always_inline)) void mask_range(float* __restrict out, con
 }
 
 void mask_range_generic(float* out, const float* in, idx begin, idx end, uint64_t key, uint64_t threshold,
-                        float scale) {
-  mask_range(out, in, begin, end, key, threshold, scale);
+                        float scale, uint64_t offset) {
+  mask_range(out, in, begin, end, key, threshold, scale, offset);
 }
 
 CNNLITE_TARGET_AVX512
-void mask_range_avx512(float* out, const float* in, idx begin, idx end, uint64_t key, uint64_t threshold, float scale) {
-  mask_range(out, in, begin, end, key, threshold, scale);
+void mask_range_avx512(float* out, const float* in, idx begin, idx end, uint64_t key, uint64_t threshold, float scale,
+                       uint64_t offset) {
+  mask_range(out, in, begin, end, key, threshold, scale, offset);
 }
 
 // Applies the mask of (seed, step) with inverted scaling: out = in * scale where kept, else 0.
-void apply_mask(float* out, const float* in, idx n, double rate, uint64_t seed, uint64_t step, const char* fn) {
+void apply_mask(float* out, const float* in, idx n, double rate, uint64_t seed, uint64_t step, uint64_t offset,
+                const char* fn) {
   if (n < 0) throw std::invalid_argument(std::string(fn) + ": n must be non-negative");
   if (!(rate >= 0.0 && rate < 1.0)) throw std::invalid_argument(std::string(fn) + ": rate must be in [0, 1)");
   if (rate == 0.0) {
@@ -60,17 +63,18 @@ void apply_mask(float* out, const float* in, idx n, double rate, uint64_t seed, 
   const uint64_t threshold = static_cast<uint64_t>(std::ceil(std::ldexp(rate, 53)));
   const float scale = static_cast<float>(1.0 / (1.0 - rate));
   const auto range_fn = isa() == Isa::kAvx512 ? mask_range_avx512 : mask_range_generic;
-  parallel_for_elements(n, [=](idx begin, idx end) { range_fn(out, in, begin, end, key, threshold, scale); });
+  parallel_for_elements(n, [=](idx begin, idx end) { range_fn(out, in, begin, end, key, threshold, scale, offset); });
 }
 
 }  // namespace
 
-void dropout_forward(float* y, const float* x, idx n, double rate, uint64_t seed, uint64_t step) {
-  apply_mask(y, x, n, rate, seed, step, "dropout_forward");
+void dropout_forward(float* y, const float* x, idx n, double rate, uint64_t seed, uint64_t step, uint64_t offset) {
+  apply_mask(y, x, n, rate, seed, step, offset, "dropout_forward");
 }
 
-void dropout_backward(float* dx, const float* dy, idx n, double rate, uint64_t seed, uint64_t step) {
-  apply_mask(dx, dy, n, rate, seed, step, "dropout_backward");
+void dropout_backward(float* dx, const float* dy, idx n, double rate, uint64_t seed, uint64_t step,
+                      uint64_t offset) {
+  apply_mask(dx, dy, n, rate, seed, step, offset, "dropout_backward");
 }
 
 }  // namespace cnnlite

@@ -35,8 +35,8 @@ def dense_forward(x, w, b, relu=False):
     return y
 
 
-def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None):
-    """Return (dx or None, dw, db or None) for y = x @ w + b given dy (n, out); with y (the output of
+def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None, need_dw=True):
+    """Return (dx or None, dw or None, db or None) for y = x @ w + b given dy (n, out); with y (the output of
     dense_forward(..., relu=True)) those of y = max(x @ w + b, 0), dy being masked by y > 0 in the kernel."""
     _f32(dy, "dy", 2)
     _f32(x, "x", 2)
@@ -49,10 +49,10 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None):
         _expect_shape(y, "y", (x.shape[0], w.shape[1]))
     cdef int64_t n = x.shape[0], n_in = w.shape[0], n_out = w.shape[1]
     dx = np.empty((n, n_in), dtype=np.float32) if need_dx else None
-    dw = np.empty((n_in, n_out), dtype=np.float32)
+    dw = np.empty((n_in, n_out), dtype=np.float32) if _flag(need_dw, "need_dw") else None
     db = np.empty((n_out,), dtype=np.float32) if need_db else None
     cdef float* pdx = _fptr_or_null(dx)
-    cdef float* pdw = _fptr(dw)
+    cdef float* pdw = _fptr_or_null(dw)
     cdef float* pdb = _fptr_or_null(db)
     cdef const float* pdy = _fptr(dy)
     cdef const float* px = _fptr(x)

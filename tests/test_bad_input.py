@@ -58,6 +58,7 @@ BINDINGS = {
                            lambda: ([f32(2, 2, 2, 3), _argmax(), 4, 4], {"window": (2, 2, 2, 2, 0, 0, 0, 0),
                                                                         "y": f32(2, 2, 2, 3)}),
                            {0: "dy", 1: "argmax", "y": "y"}),
+    "partials_sum": (K.partials_sum, lambda: [f32(3, 4, 2)], {0: "parts"}),
     "sparse_softmax_xent": (K.sparse_softmax_xent, lambda: [f32(3, 4), np.array([0, 3, 1], np.int64)],
                             {0: "logits", 1: "labels"}),
     "sigmoid_forward": (K.sigmoid_forward, lambda: [f32(3, 4)], {0: "x"}),
@@ -188,7 +189,8 @@ def _grow(a, axis):
 @pytest.mark.parametrize("binding, index, name", CASES, ids=IDS)
 def test_a_wrong_shape_is_rejected_with_the_argument_name(binding, index, name):
     call = _call_with(binding, index, lambda a: _grow(a, CONFLICTING_AXIS.get((binding, name), -1)))
-    if binding in ("relu_forward", "dropout_forward", "dropout_backward", "sigmoid_forward", "tanh_forward") or (
+    if binding in ("partials_sum", "relu_forward", "dropout_forward", "dropout_backward", "sigmoid_forward",
+                   "tanh_forward") or (
             binding, name) in (("softmax_forward", "x"), ("maxpool2d_forward", "x"), ("avgpool2d_forward", "x"),
                                ("take_rows", "src"), ("take_rows", "rows"),
                                ("sparse_softmax_xent", "logits"),   # a mismatch is reported on labels (its case)
@@ -202,7 +204,7 @@ def test_a_wrong_shape_is_rejected_with_the_argument_name(binding, index, name):
 @pytest.mark.parametrize("binding, index, name", [c for c in CASES if c[0] not in (
     "relu_forward", "relu_backward", "sigmoid_backward", "dropout_forward", "dropout_backward", "adam_update",
     "sgd_update", "rmsprop_update", "mse_forward", "mse_backward", "sigmoid_forward", "tanh_forward",
-    "tanh_backward", "rmsprop_update-centered") and (c[0], c[2]) != ("take_rows", "src")], ids=str)
+    "tanh_backward", "rmsprop_update-centered", "partials_sum") and (c[0], c[2]) != ("take_rows", "src")], ids=str)
 def test_a_wrong_rank_is_rejected_with_the_argument_name(binding, index, name):
     call = _call_with(binding, index, lambda a: a[None])
     with pytest.raises(TypeError if (binding, name) == ("take_rows", "rows") else ValueError, match=name):
@@ -271,6 +273,9 @@ GEOMETRY = [
     ("dropout_forward", [f32(3), float("nan"), 0, 0], ValueError, r"rate must be in \[0, 1\), got nan"),
     ("dropout_forward", [f32(3), "0.5", 0, 0], TypeError, r"rate must be a float"),
     ("dropout_forward", [f32(3), 0.5, -1, 0], ValueError, r"seed must be an int in \[0, 2\*\*64\)"),
+    ("dropout_forward", [f32(3), 0.5, 1, 0, -5], ValueError, r"offset must be an int in \[0, 2\*\*64\)"),
+    ("partials_sum", [f32(0, 3)], ValueError, r"parts must have a leading axis of at least 1 partial"),
+    ("partials_sum", [np.zeros((), np.float32)], ValueError, r"parts must have a leading axis"),
     ("adam_update", [f32(3), f32(3), f32(3), f32(3), float("nan"), 0.9, 0.999, 1e-7], ValueError, r"lr_t must be"),
     ("adam_update", [f32(3), f32(3), f32(3), f32(3), 1e-3, 1.0, 0.999, 1e-7], ValueError, r"beta1 must be in \[0.0, 1.0\)"),
     ("sgd_update", [f32(3), f32(3), None, 0.1, 0.9, False], ValueError, r"velocity is required when momentum != 0"),
