@@ -4,6 +4,7 @@
 |---|---|---|
 | `conv_algo` | `CNNLITE_CONV_ALGO` (`auto`) | forces the convolution algorithm of every pass that it applies to: `auto`, `gemm`, `winograd` or `direct`. Read when a model's execution plan is built (`model.plan` names the choice and says where a forced algorithm does not apply). |
 | `isa` | `CNNLITE_ISA` (the best the CPU has; the older `CNNLITE_GEMM_ISA` / `CNNLITE_OPS_ISA` are read too, the lowest level named wins) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. `set_isa(name)` / `get_isa()`; plans built afterwards choose their algorithms for it. |
+| `gradient_shards` | `CNNLITE_GRADIENT_SHARDS` (`12`) | how many contiguous row ranges (reduction shards) a training batch's weight gradients are computed over and then added in shard order (`set_gradient_shards(n)`). It fixes the bits of training for every thread count and for every number of processes up to it (`cnnlite.distributed`): training on N ≤ n processes gives bitwise the one-process weights. `model.plan` shows it. |
 | threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`: process-wide, every thread; 1 in a forked child. |
 | OpenMP spin | `GOMP_SPINCOUNT` (`2000` unless `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT` is set) | how long idle OpenMP threads spin before sleeping; a short spin keeps one core's latency and degrades gracefully when other programs load the machine. Must be set before the extension loads, so it is read only at import. |
 | allocator | `CNNLITE_MALLOC_TUNING` (`1`) | `0` leaves glibc's mmap/trim thresholds alone (cnnlite/_memory.py says why it raises them). Import time only. |
@@ -107,7 +108,25 @@ def _env_choice(name, choices, default):
     return value if value in choices else default
 
 
-_DEFAULTS = {"conv_algo": _env_choice("CNNLITE_CONV_ALGO", CONV_ALGOS, "auto")}
+# How many reduction shards a training batch's weight gradients are summed over (cnnlite/engine/plan.py): the batch
+# is cut into this many contiguous row ranges, each range's gradient is computed on its own and the partials are added
+# in shard order. Any number of processes up to it (cnnlite.distributed) then gives bitwise the one-process result.
+MAX_GRADIENT_SHARDS = 1024
+DEFAULT_GRADIENT_SHARDS = 12
+
+
+def _env_shards():
+    value = os.environ.get("CNNLITE_GRADIENT_SHARDS", "").strip()
+    if not value:
+        return DEFAULT_GRADIENT_SHARDS
+    if value.isdigit() and 1 <= int(value) <= MAX_GRADIENT_SHARDS:
+        return int(value)
+    warnings.warn(f"CNNLITE_GRADIENT_SHARDS={value!r} is not an integer in [1, {MAX_GRADIENT_SHARDS}]; "
+                  f"using {DEFAULT_GRADIENT_SHARDS}", RuntimeWarning)
+    return DEFAULT_GRADIENT_SHARDS
+
+
+_DEFAULTS = {"conv_algo": _env_choice("CNNLITE_CONV_ALGO", CONV_ALGOS, "auto"), "gradient_shards": _env_shards()}
 _OVERRIDES = contextvars.ContextVar("cnnlite_config_overrides", default=None)
 
 
@@ -117,6 +136,11 @@ def _check(name, value):
             raise ValueError(f"cnnlite.config: `conv_algo` must be one of {list(CONV_ALGOS)}, "
                              f"received conv_algo={value!r}")
         return value
+    if name == "gradient_shards":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GRADIENT_SHARDS:
+            raise ValueError(f"cnnlite.config: `gradient_shards` must be an integer in [1, {MAX_GRADIENT_SHARDS}], "
+                             f"received gradient_shards={value!r}")
+        return int(value)
     raise TypeError(f"cnnlite.config: unknown setting {name!r}; known settings: {sorted(_DEFAULTS)}")
 
 
@@ -134,6 +158,15 @@ def set_conv_algo(name):
     """Set the process default of `conv_algo`; returns the previous default. Plans built afterwards use it."""
     previous = _DEFAULTS["conv_algo"]
     _DEFAULTS["conv_algo"] = _check("conv_algo", name)
+    return previous
+
+
+def set_gradient_shards(count):
+    """Set the process default of `gradient_shards` (how many row ranges a training batch's weight gradients are
+    summed over, in order); returns the previous default. It decides the bits of training: a one-process run and a
+    run on N <= count processes (cnnlite.distributed) with the same count give the same weights."""
+    previous = _DEFAULTS["gradient_shards"]
+    _DEFAULTS["gradient_shards"] = _check("gradient_shards", count)
     return previous
 
 

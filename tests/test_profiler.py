@@ -47,9 +47,11 @@ def test_fit_rows_for_every_layer_and_totals_add_up():
         assert r["forward_ms"] > 0 and r["backward_ms"] > 0
         assert r["forward_ms_per_call"] == pytest.approx(r["forward_ms"] / 8)
     names = [r["name"] for r in train["rows"]]
-    assert names[-3:] == ["loss", "optimizer", "other"]
+    assert names[-4:] == ["loss", "gradients", "optimizer", "other"]
     by_name = {r["name"]: r for r in train["rows"]}
     assert by_name["loss"]["type"] == "fused softmax+xent"
+    assert by_name["gradients"]["type"] == "sum of 1 shard partials"  # 16-row batches: one reduction shard
+    assert by_name["gradients"]["calls"] == 8
     assert by_name["optimizer"]["calls"] == 8 and by_name["optimizer"]["forward_ms"] > 0
     total = sum(r["total_ms"] for r in train["rows"])
     assert total == pytest.approx(train["wall_ms"], rel=1e-9)

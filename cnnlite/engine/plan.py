@@ -10,11 +10,20 @@ store). The plan then decides what crosses layers, from the layer sequence alone
 - a final softmax is folded into the loss when the loss can fuse it (softmax + cross-entropy in one kernel);
 - the first step computes no input gradient.
 
+Training sums each weight gradient over the batch's reduction shards (`settings["gradient_shards"]`, from
+cnnlite.config): the batch is cut into that many contiguous row ranges, each range's gradient is computed by the
+weight-gradient kernel on its own rows, and the partials are added in shard order by one kernel
+(`_kernels.partials_sum`). The bits then depend on the shard count alone - not on the thread count, nor on how many
+processes hold the shards (cnnlite.distributed exchanges the partials and adds them with the same kernel).
+
 Running a plan keeps everything per call in the call: `forward` returns the outputs and a `Tape` of what each step
 needs for its backward, `backward` takes that tape. Nothing is stored on layers or in module globals between the
 two, so several threads may run inference on one model at once, and two models train side by side with their fused
 paths on. The `timer` handed to `forward`/`backward` is the profiler's (cnnlite.profiler); `NULL_TIMER` when off.
 """
+import numpy as np
+
+from cnnlite import _kernels
 
 
 class Step:
@@ -104,12 +113,69 @@ class Step:
         return f"<Step {self.index} {self.name} ({self.kind}): {self.summary()}>"
 
 
-class Tape:
-    """What one training forward pass kept for its backward: one cache per step, in step order."""
-    __slots__ = ("caches",)
+# The fewest rows a reduction shard gets: below it, a weight-gradient kernel call costs more in its fixed work (e.g.
+# the Winograd weight transform) than it computes. A batch of n rows has min(gradient_shards, max(1, n // 64))
+# shards, so the count depends on the batch size and the setting alone.
+MIN_SHARD_ROWS = 64
 
-    def __init__(self, n):
+
+def shard_count(batch_size, count):
+    """How many reduction shards a batch of `batch_size` rows has under the setting gradient_shards=count."""
+    return max(1, min(int(count), int(batch_size) // MIN_SHARD_ROWS))
+
+
+def shard_bounds(batch_size, count):
+    """The reduction shards of a batch of `batch_size` rows: with k = shard_count(batch_size, count), shard s is
+    rows [s*n//k, (s+1)*n//k)."""
+    k = shard_count(batch_size, count)
+    return [(s * batch_size // k, (s + 1) * batch_size // k) for s in range(k)]
+
+
+class BatchPart:
+    """Which rows of a training batch this process runs and how they divide into the batch's reduction shards.
+
+    offset: the batch row of local row 0 (0 in one process); shards: (start, stop) local row ranges, one per shard
+    this process holds, in batch order. Dropout draws its masks by batch row (offset), the weighted layers return one
+    gradient partial per shard.
+    """
+    __slots__ = ("offset", "shards")
+
+    def __init__(self, offset, shards):
+        self.offset = int(offset)
+        self.shards = tuple(shards)
+
+    @classmethod
+    def whole(cls, batch_size, count):
+        return cls(0, shard_bounds(batch_size, count))
+
+    def __repr__(self):
+        return f"<BatchPart offset={self.offset} shards={list(self.shards)}>"
+
+
+def shard_partials(part, n, weight_shapes, compute):
+    """One partial per shard of `part` (or one for all n rows when part is None) for each weight: arrays
+    (shards, *shape) filled by `compute(start, stop)`, which returns that row range's gradients in weight order."""
+    shards = part.shards if part is not None else ((0, n),)
+    out = [np.empty((len(shards),) + tuple(shape), np.float32) for shape in weight_shapes]
+    for s, (start, stop) in enumerate(shards):
+        for partials, grad in zip(out, compute(start, stop)):
+            partials[s] = grad
+    return out
+
+
+def sum_partials(step_partials):
+    """The weight gradients from every step's per-shard partials, added in shard order (one process)."""
+    return [[p[0] if len(p) == 1 else _kernels.partials_sum(p) for p in partials] for partials in step_partials]
+
+
+class Tape:
+    """What one training forward pass kept for its backward: one cache per step, in step order, and the BatchPart
+    the pass ran."""
+    __slots__ = ("caches", "part")
+
+    def __init__(self, n, part=None):
         self.caches = [None] * n
+        self.part = part
 
 
 class _NullTimer:
@@ -152,31 +218,44 @@ class ExecutionPlan:
             self._output_steps = steps[:-1] + [last]
 
     # ----- running ----------------------------------------------------------------------------------------------
-    def forward(self, x, training, timer=NULL_TIMER, to_loss=False):
+    @property
+    def gradient_shards(self):
+        return int(self.settings.get("gradient_shards", 1))
+
+    def forward(self, x, training, timer=NULL_TIMER, to_loss=False, part=None):
         """The model's output for batch `x` (its pre-softmax values when `to_loss` and the loss takes over the
-        softmax), and the Tape its backward needs (None when not training)."""
-        tape = Tape(len(self.steps)) if training else None
+        softmax), and the Tape its backward needs (None when not training). `part`: where x's rows sit in the
+        batch and its reduction shards (default: x is the whole batch, cut into `gradient_shards` shards)."""
+        tape = None
+        if training:
+            part = part if part is not None else BatchPart.whole(len(x), self.gradient_shards)
+            tape = Tape(len(self.steps), part)
         h = x
         clock = timer.clock
         for step in (self.steps if to_loss else self._output_steps):
             t0 = clock()
-            h, cache = step.layer.forward(h, step, training)
+            h, cache = step.layer.forward(h, step, training, part)
             timer.step(step, False, t0)
             if tape is not None:
                 tape.caches[step.index] = cache
         return h, tape
 
-    def backward(self, dout, tape, timer=NULL_TIMER):
+    def backward(self, dout, tape, timer=NULL_TIMER, combine=sum_partials):
         """(d(input) or None, gradients of every step in step order, each a list in its layer's weights order).
-        d(input) is computed only by a plan built with input_grad=True."""
-        grads = [None] * len(self.steps)
+        d(input) is computed only by a plan built with input_grad=True. The layers give one partial per shard of
+        the tape's BatchPart; `combine` turns them into the gradients (added in order here; across processes by
+        cnnlite.distributed)."""
+        partials = [None] * len(self.steps)
         d = dout
         clock = timer.clock
         for step in reversed(self.steps):
             t0 = clock()
-            d, grads[step.index] = step.layer.backward(d, tape.caches[step.index], step)
+            d, partials[step.index] = step.layer.backward(d, tape.caches[step.index], step, tape.part)
             timer.step(step, True, t0)
             tape.caches[step.index] = None  # free activations as soon as they are used
+        t0 = clock()
+        grads = combine(partials)
+        timer.op("gradients", f"sum of {len(tape.part.shards)} shard partials", t0)
         return d, grads
 
     # ----- memory ---------------------------------------------------------------------------------------------

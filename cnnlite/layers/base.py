@@ -230,12 +230,15 @@ class Layer:
         """This layer's Step for batches of `input_shape` (subclasses with kernels say which they run)."""
         return Step(self, input_shape, self.compute_output_shape(input_shape))
 
-    def forward(self, x, step, training=False):
-        """(y, cache) for batch `x` as `step` says; cache is None when not training."""
+    def forward(self, x, step, training=False, part=None):
+        """(y, cache) for batch `x` as `step` says; cache is None when not training. `part` (a BatchPart, when
+        training) says which rows of the batch x holds: randomness is drawn by batch row."""
         raise NotImplementedError
 
-    def backward(self, dy, cache, step):
-        """(dx or None when step.need_dx is False, grads in get_weights() order) from forward's cache."""
+    def backward(self, dy, cache, step, part=None):
+        """(dx or None when step.need_dx is False, grads in get_weights() order) from forward's cache. Each grad is
+        an array (shards, *weight.shape): one partial per reduction shard of `part` (one for all rows when part is
+        None), which the plan adds in shard order."""
         raise NotImplementedError
 
     def __call__(self, inputs, training=False):

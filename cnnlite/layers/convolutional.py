@@ -2,6 +2,7 @@
 from cnnlite import _kernels, activations, initializers
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
 from cnnlite._validation import check_positive_int
+from cnnlite.engine.plan import shard_partials
 from cnnlite.layers.base import Layer
 from cnnlite.layers.core import _Activated
 
@@ -92,25 +93,31 @@ class Conv2D(_Activated, Layer):
             algorithms[key] = algo
         return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes)
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         pads = step.params["pads"]
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel,
                                     algo=step.algorithms["forward"])
         y, applied = self._activate(z, step)
         return y, ((x, y, applied) if training else None)
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         x, y, applied = cache
         dz = self._deactivate(dy, y, applied, step)
         pads, gate = step.params["pads"], self._relu_gate(y, step)
-        dw, db = _kernels.conv2d_backward_weights(dz, x, *self.kernel_size, *self.strides, *pads,
-                                                  need_db=self.use_bias, y=gate,
-                                                  algo=step.algorithms["weight_grad"])
+
+        def shard(start, stop):
+            dw, db = _kernels.conv2d_backward_weights(dz[start:stop], x[start:stop], *self.kernel_size,
+                                                      *self.strides, *pads, need_db=self.use_bias,
+                                                      y=None if gate is None else gate[start:stop],
+                                                      algo=step.algorithms["weight_grad"])
+            return [dw, db] if self.use_bias else [dw]
+
+        grads = shard_partials(part, len(x), [w.shape for w in self.weights], shard)
         dx = None
         if step.need_dx:
             dx = _kernels.conv2d_backward_input(dz, self.kernel, x.shape[1], x.shape[2], *self.strides, *pads,
                                                 y=gate, algo=step.algorithms["input_grad"])
-        return dx, ([dw, db] if self.use_bias else [dw])
+        return dx, grads
 
     def get_config(self):
         config = super().get_config()

@@ -5,7 +5,7 @@ import numpy as np
 
 from cnnlite import _kernels, activations, initializers
 from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
-from cnnlite.engine.plan import Step
+from cnnlite.engine.plan import Step, shard_partials
 from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
 
 
@@ -95,19 +95,27 @@ class Dense(_Activated, Layer):
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
                                     {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"})
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         x2 = _flat2d(x, self.kernel.shape[0])
         z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
         y, applied = self._activate(z, step)
         out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
         return out, ((x2, y, applied, x.shape) if training else None)
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         x2, y, applied, x_shape = cache
         dz = self._deactivate(_flat2d(dy, self.units), y, applied, step)
-        dx, dw, db = _kernels.dense_backward(dz, x2, self.kernel, need_dx=step.need_dx, need_db=self.use_bias,
-                                             y=self._relu_gate(y, step))
-        grads = [dw, db] if self.use_bias else [dw]
+        gate = self._relu_gate(y, step)
+        dx = None
+        if step.need_dx:
+            dx = _kernels.dense_backward(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False, y=gate)[0]
+
+        def shard(start, stop):
+            _, dw, db = _kernels.dense_backward(dz[start:stop], x2[start:stop], self.kernel, need_dx=False,
+                                                need_db=self.use_bias, y=None if gate is None else gate[start:stop])
+            return [dw, db] if self.use_bias else [dw]
+
+        grads = shard_partials(part, len(x2), [w.shape for w in self.weights], shard)
         if dx is None:
             return None, grads
         return (dx if len(x_shape) == 2 else dx.reshape(x_shape)), grads
@@ -130,11 +138,11 @@ class Activation(_Activated, Layer):
     def plan_step(self, input_shape, settings=None):
         return self._activated_step(input_shape, input_shape, None, kernel_relu=False)
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         y, applied = self._activate(x, step)
         return y, ((y, applied) if training else None)
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         y, applied = cache
         return (self._deactivate(dy, y, applied, step) if step.need_dx else None), []
 
@@ -166,10 +174,10 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], math.prod(input_shape[1:]))  # Python ints: np.prod wraps around silently
 
-    def forward(self, x, step, training=False):
-        return x.reshape(x.shape[0], -1), x.shape
+    def forward(self, x, step, training=False, part=None):
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape  # -1 cannot size an empty batch
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         return (dy.reshape(cache) if step.need_dx else None), []
 
     def get_config(self):
@@ -211,26 +219,31 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: noise_shape {self.noise_shape} does not broadcast to input shape {x.shape}")
         return shape
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         if not training or self.rate == 0.0:
             return x, None
         if self._seed_value is None:
             self._seed_value = self._draw_seed()
         self._step += 1
+        row = part.offset if part is not None else 0  # masks are drawn by batch row, wherever the rows run
         if self.noise_shape is None:
-            return _kernels.dropout_forward(x, self.rate, self._seed_value, self._step), ("elementwise", self._step)
-        ones = np.ones(self._resolved_noise_shape(x), np.float32)
-        mask = _kernels.dropout_forward(ones, self.rate, self._seed_value, self._step)
+            offset = row * (x.size // max(1, len(x)))
+            return (_kernels.dropout_forward(x, self.rate, self._seed_value, self._step, offset),
+                    ("elementwise", (self._step, offset)))
+        noise = self._resolved_noise_shape(x)
+        ones = np.ones(noise, np.float32)
+        offset = row * (ones.size // noise[0]) if noise[0] == len(x) else 0
+        mask = _kernels.dropout_forward(ones, self.rate, self._seed_value, self._step, offset)
         return np.multiply(x, mask, dtype=np.float32), ("broadcast", mask)
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         if not step.need_dx:
             return None, []
         if cache is None:
             return dy, []
         kind, value = cache
         if kind == "elementwise":
-            return _kernels.dropout_backward(dy, self.rate, self._seed_value, value), []
+            return _kernels.dropout_backward(dy, self.rate, self._seed_value, *value), []
         return np.multiply(dy, value, dtype=np.float32), []
 
     def get_rng_state(self):
@@ -289,10 +302,10 @@ class InputLayer(Layer):
             raise ValueError(f"InputLayer: the shape must have at least one dimension besides the batch, "
                              f"received {self._batch_input_shape}")
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         return x, None
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         return dy, []
 
     def get_config(self):

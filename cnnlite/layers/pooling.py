@@ -42,14 +42,14 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """Maximum over each `pool_size` window (strides default to `pool_size`)."""
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         y, argmax = _kernels.maxpool2d_forward(x, *step.params["window"])
         if not training:
             return y, None
         # With the previous layer's ReLU folded in, backward routes gradient only where y > 0.
         return y, (argmax, x.shape[1], x.shape[2], y if step.fold_previous_relu else None)
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         if not step.need_dx:
             return None, []
         argmax, h, w, gate = cache
@@ -59,11 +59,11 @@ class MaxPooling2D(_Pooling2D):
 class AveragePooling2D(_Pooling2D):
     """Mean over each `pool_size` window; with 'same' padding the padded cells are not counted."""
 
-    def forward(self, x, step, training=False):
+    def forward(self, x, step, training=False, part=None):
         y = _kernels.avgpool2d_forward(x, *step.params["window"])
         return y, ((x.shape[1], x.shape[2]) if training else None)
 
-    def backward(self, dy, cache, step):
+    def backward(self, dy, cache, step, part=None):
         if not step.need_dx:
             return None, []
         h, w = cache
