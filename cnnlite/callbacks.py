@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from cnnlite import plot
+from cnnlite import distributed, plot
 from cnnlite._validation import check_nonneg_int, is_int
 
 __all__ = [
@@ -49,6 +49,12 @@ _RUN_HOOKS = (
     "on_predict_begin", "on_predict_end",
 )
 HOOK_NAMES = _EPOCH_HOOKS + _BATCH_HOOKS + _RUN_HOOKS
+
+
+def _say(message):
+    """A callback's message, printed by rank 0 only when several processes train together (cnnlite.distributed)."""
+    if distributed.is_primary():
+        print(message)
 
 
 class Callback:
@@ -385,10 +391,10 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            _say(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                _say(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
 
 
@@ -480,7 +486,7 @@ class ModelCheckpoint(Callback):
     def _should_save(self, epoch, logs, filepath):
         if not self.save_best_only:
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+                _say(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
         current = logs.get(self.monitor)
         if current is None:
@@ -495,12 +501,12 @@ class ModelCheckpoint(Callback):
             return True
         if self._is_improvement(current):
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                _say(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
                       f"saving model to {filepath}")
             self.best = current
             return True
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+            _say(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
         return False
 
     def _save(self, epoch, batch, logs):
@@ -539,7 +545,7 @@ class TerminateOnNaN(Callback):
         if loss is not None and not math.isfinite(loss):
             if self.raise_error:
                 raise RuntimeError(f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}.")
-            print(f"Batch {batch}: Invalid loss, terminating training")
+            _say(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
 
 
@@ -649,7 +655,7 @@ class LivePlot(Callback):
         for key, series in self.history.items():
             series.append(values.get(key, math.nan))
         self._epochs += 1
-        if "loss" not in self.history:
+        if "loss" not in self.history or not distributed.is_primary():  # only rank 0 draws and writes
             return
         total = (self.params or {}).get("epochs")
         title = f"epoch {epoch + 1}" + (f"/{total}" if is_int(total) else "")

@@ -62,6 +62,23 @@ def test_backward_regenerates_the_forward_mask(rng):
     assert np.array_equal(K.dropout_backward(dy, 0.4, 9, 12) != 0, y != 0) is False
 
 
+@pytest.mark.parametrize("cuts", [(1,), (7, 40), (13, 14, 63)])
+def test_rows_with_an_offset_draw_the_whole_batchs_mask(rng, cuts):
+    # A process holding rows [r0, r1) of a batch (cnnlite.distributed) passes offset r0 * row size and must get
+    # exactly those rows of the mask of the whole batch, forward and backward.
+    x = positive_input((64, 5, 3), rng)
+    dy = positive_input(x.shape, rng)
+    whole = K.dropout_forward(x, 0.35, 77, 3)
+    whole_dx = K.dropout_backward(dy, 0.35, 77, 3)
+    row = x[0].size
+    bounds = (0,) + cuts + (len(x),)
+    parts = [K.dropout_forward(x[a:b], 0.35, 77, 3, a * row) for a, b in zip(bounds, bounds[1:])]
+    parts_dx = [K.dropout_backward(dy[a:b], 0.35, 77, 3, offset=a * row) for a, b in zip(bounds, bounds[1:])]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    np.testing.assert_array_equal(np.concatenate(parts_dx), whole_dx)
+    assert not np.array_equal(K.dropout_forward(x[cuts[0]:], 0.35, 77, 3) != 0, whole[cuts[0]:] != 0)
+
+
 def test_large_seeds_and_steps_are_accepted(rng):
     x = positive_input((1000,), rng)
     y = K.dropout_forward(x, 0.5, 2**64 - 1, np.uint64(2**63))

@@ -267,7 +267,8 @@ class ExecutionPlan:
           outside the kernel, and a max-pool's int32 argmax);
         - training: the batch and its targets, every step's kept output (the Tape: a max-pool also keeps its
           argmax, an activation outside the kernel its pre-activation while it runs), then the largest backward
-          step in flight (incoming gradient, pre-activation gradient, input gradient) and the weight gradients;
+          step in flight (incoming gradient, pre-activation gradient, input gradient) and the weight gradients
+          (one partial per reduction shard, and their sum);
         - plus the kernels' workspaces: per thread, the im2col/col2im chunks and per-chunk partials of a
           convolution (bounded, not proportional to the batch) and 64 MiB of GEMM packing, counted generously.
         """
@@ -318,7 +319,9 @@ class ExecutionPlan:
         backward_peak = max(2 * size(s.output_shape) + size(s.input_shape) for s in steps)
         weights = sum(int(w.size) for s in steps for w in getattr(s.layer, "weights", []) or []
                       if hasattr(w, "size"))
-        return n * (kept + max(forward_peak, backward_peak)) * f32 + 2 * weights * f32 + workspace
+        # the weight gradients: one partial per reduction shard, and their sum
+        partials = shard_count(n, self.gradient_shards) + 1
+        return n * (kept + max(forward_peak, backward_peak)) * f32 + partials * weights * f32 + workspace
 
     # ----- looking at it ----------------------------------------------------------------------------------------
     def as_dict(self):

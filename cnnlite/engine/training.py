@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from cnnlite import _memory, config, losses, metrics as metrics_mod, optimizers, profiler
+from cnnlite import _memory, config, distributed, losses, metrics as metrics_mod, optimizers, profiler
 from cnnlite.engine import data_adapter as da
 from cnnlite.engine.plan import build_plan
 from cnnlite.callbacks import CallbackList
@@ -212,19 +212,47 @@ class Model:
 
     # ----- the step functions ------------------------------------------------------------------------------------
     def _train_step(self, plan, xb, yb, timer):
-        """Forward, loss, backward and update on one batch; returns (batch loss, predictions for metrics)."""
-        out, tape = plan.forward(xb, True, timer, to_loss=True)
-        loss, dout, pred = self._loss_step(plan, out, yb, True, timer)
-        _, grads = plan.backward(dout, tape, timer)
+        """Forward, loss, backward and update on one batch; returns (batch loss, predictions for metrics).
+        With several processes (cnnlite.distributed) this rank runs its run of the batch's reduction shards; the
+        outputs are gathered so the loss and metrics see the whole batch, and the gradient partials are combined
+        across the ranks in shard order."""
+        world = distributed.world()
+        if world is None:
+            out, tape = plan.forward(xb, True, timer, to_loss=True)
+            loss, dout, pred = self._loss_step(plan, out, yb, True, timer)
+            _, grads = plan.backward(dout, tape, timer)
+        else:
+            part, start, stop = world.training_part(len(xb), plan.gradient_shards)
+            out, tape = plan.forward(xb[start:stop], True, timer, to_loss=True, part=part)
+            t0 = timer.clock()
+            out = world.gather_rows(out, world.training_rows(len(xb), plan.gradient_shards), out.shape[1:])
+            timer.op("distributed", "gather outputs", t0)
+            loss, dout, pred = self._loss_step(plan, out, yb, True, timer)
+            _, grads = plan.backward(np.ascontiguousarray(dout[start:stop]), tape, timer, combine=world.combine)
         t0 = timer.clock()
         self._apply_gradients(plan, grads)
         timer.op("optimizer", f"{type(self.optimizer).__name__} update", t0)
         return loss, pred
 
     def _test_step(self, plan, xb, yb, timer):
-        out, _ = plan.forward(xb, False, timer, to_loss=True)
+        out = self._inference(plan, xb, timer, to_loss=True)
         loss, _, pred = self._loss_step(plan, out, yb, False, timer)
         return loss, pred
+
+    @staticmethod
+    def _inference(plan, xb, timer, to_loss=False):
+        """The plan's inference output for batch xb; split across the ranks and gathered in batch order when
+        several processes run (every rank gets the whole batch's output)."""
+        world = distributed.world()
+        if world is None:
+            return plan.forward(xb, False, timer, to_loss=to_loss)[0]
+        rows = world.inference_rows(len(xb))
+        start, stop = rows[world.rank]
+        out = plan.forward(xb[start:stop], False, timer, to_loss=to_loss)[0]
+        t0 = timer.clock()
+        out = world.gather_rows(out, rows, out.shape[1:])
+        timer.op("distributed", "gather outputs", t0)
+        return out
 
     def _loss_step(self, plan, out, yb, need_grad, timer):
         """(batch loss, d(out) or None, predictions) of the plan's output: softmax + cross-entropy in one kernel
@@ -312,7 +340,7 @@ class Model:
         if prof is not None:
             if history is not None:
                 history.profile = prof
-            if verbose not in (0, False):
+            if verbose not in (0, False) and distributed.is_primary():
                 print(prof.table(), flush=True)
         return history
 
@@ -324,6 +352,8 @@ class Model:
         epochs = da.check_nonneg_int(epochs, "epochs", "fit")
         initial_epoch = da.check_nonneg_int(initial_epoch, "initial_epoch", "fit")
         verbose = da.check_verbose(verbose, "fit")
+        if not distributed.is_primary():
+            verbose = 0  # only rank 0 prints
         val_batch_size = da.check_batch_size(validation_batch_size or batch_size, "fit")
         validation_freq = da.check_nonneg_int(validation_freq, "validation_freq", "fit")
         if validation_freq == 0:
@@ -364,14 +394,30 @@ class Model:
         if val is not None and len(val[0]):
             _memory.check_batch_fits(self._current_plan(), min(val_batch_size, len(val[0])), False,
                                      "fit (validation)")
+        world = distributed.world()
+        if world is not None:
+            world.check_shards(batch_size, "fit")
+            world.check_same_data([x, y] + (list(val) if val is not None else []), "fit")
         self._ensure_rngs()
         self.build_optimizer()
+        if world is not None:
+            world.sync_model(self)  # rank 0's weights, optimizer state and random state everywhere
         metric_objs = self._resolved_metrics()
         plan = self._current_plan()
         batcher = da.Batcher([x, y], batch_size)
         self.stop_training = False
         cbs = CallbackList(callbacks, add_history=True, model=self, epochs=epochs, steps=batcher.steps,
                            verbose=verbose)
+        try:
+            return self._fit_epochs(x, y, val, batcher, plan, metric_objs, cbs, shuffle, batch_size, val_batch_size,
+                                    initial_epoch, epochs, verbose, validation_freq)
+        except BaseException as error:
+            if world is not None:  # the other ranks wait in a collective for this one: end them all
+                world.abort(error)
+            raise
+
+    def _fit_epochs(self, x, y, val, batcher, plan, metric_objs, cbs, shuffle, batch_size, val_batch_size,
+                    initial_epoch, epochs, verbose, validation_freq):
         history = self.history
         timer = profiler.timer("train")
         clock = timer.clock
@@ -462,6 +508,8 @@ class Model:
         self._check_not_training_elsewhere("evaluate")
         batch_size = da.check_batch_size(batch_size, "evaluate")
         verbose = da.check_verbose(verbose, "evaluate")
+        if not distributed.is_primary():
+            verbose = 0  # only rank 0 prints
         for key, value in (("sample_weight", sample_weight), ("steps", steps)):
             if value is not None:
                 raise NotImplementedError(f"evaluate: `{key}` is not supported by cnnlite, received {key}={value!r}")
@@ -489,6 +537,8 @@ class Model:
         """The model's outputs (probabilities for a softmax model) for `x`, computed in batches."""
         batch_size = da.check_batch_size(batch_size, "predict")
         verbose = da.check_verbose(verbose, "predict")
+        if not distributed.is_primary():
+            verbose = 0  # only rank 0 prints
         if steps is not None:
             raise NotImplementedError(f"predict: `steps` is not supported by cnnlite, received steps={steps!r}")
         self._check_not_training_elsewhere("predict")
@@ -505,7 +555,7 @@ class Model:
         t_start = timer.clock()
         for step, (start, stop, (xb,)) in enumerate(batcher.batches()):
             cbs.on_predict_batch_begin(step, {"batch": step, "size": stop - start})
-            out[start:stop] = plan.forward(xb, False, timer)[0]
+            out[start:stop] = self._inference(plan, xb, timer)
             cbs.on_predict_batch_end(step, {"outputs": out[start:stop]})
             if progbar is not None:
                 progbar.update(step + 1, (), finalize=stop == len(x))

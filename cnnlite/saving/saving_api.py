@@ -8,6 +8,7 @@ Reading: `keras_files.sniff` tells a Keras 3 zip, a Keras 3 weights store and a 
 goes to cnnlite_format's reader, which reads cnnlite 0.1 files and says what is wrong with the rest."""
 import os
 
+from cnnlite import distributed
 from cnnlite.saving import cnnlite_format, keras_files
 from cnnlite.saving.archive import check_path, require_built
 
@@ -46,15 +47,20 @@ def _checked(filepath, overwrite, what):
 
 def save_model(model, filepath, overwrite=True):
     """Save architecture, weights, compile settings and optimizer state: `.keras` writes a Keras 3 archive, `.h5` a
-    legacy Keras HDF5 model (both open in Keras; cnnlite reads them back and resumes training bit for bit)."""
+    legacy Keras HDF5 model (both open in Keras; cnnlite reads them back and resumes training bit for bit).
+    When several processes train together (cnnlite.distributed) only rank 0 writes; the others check and return."""
     path, kind = _checked(filepath, overwrite, "save_model")
+    if not distributed.is_primary():
+        return None
     return keras_files.save_keras(model, path) if kind == "keras" else keras_files.save_h5(model, path)
 
 
 def save_weights(model, filepath, overwrite=True):
     """Save the layers' weights and, when built, the optimizer state: `.weights.h5` in Keras 3's weights format,
-    `.weights.npz` in cnnlite's own."""
+    `.weights.npz` in cnnlite's own. Only rank 0 writes when several processes train together."""
     path, kind = _checked(filepath, overwrite, "save_weights")
+    if not distributed.is_primary():
+        return None
     if kind == "weights_h5":
         return keras_files.save_weights_h5(model, path)
     return cnnlite_format.save_weights(model, path, overwrite=overwrite)

@@ -1,0 +1,153 @@
+"""Data-parallel training over MPI (cnnlite.distributed): N processes under mpiexec end with bitwise the weights,
+History, predictions and evaluation of one process; only rank 0 prints and writes; a failing, killed or interrupted
+rank ends the job instead of hanging it.
+
+Each case runs tests/distributed_worker.py under `mpiexec -n N` (the MPICH wheel of the [test] extra brings it) and
+alone, each bounded by a timeout so a hang fails the test rather than stalling CI.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import needs
+
+needs.importorskip("mpi4py")
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+TIMEOUT = 300
+
+
+def _mpiexec():
+    beside = Path(sys.executable).with_name("mpiexec")
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        needs.missing("mpiexec is not installed (the [test] extra installs MPICH's wheel, which brings it)")
+    return found
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)  # cnnlite.distributed.init() gives each rank cores / ranks threads
+    root = Path(__file__).resolve().parent
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(root.parent / "benchmarks")]
+                                        + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _run(ranks, args, tmp_path, env=None, expect_ok=True):
+    cmd = [sys.executable, str(WORKER)] + [str(a) for a in args]
+    if ranks:
+        cmd = [_mpiexec(), "-n", str(ranks)] + cmd
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env or _env(), cwd=tmp_path)
+    if expect_ok:
+        assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _results(folder, ranks):
+    return [json.loads((Path(folder) / f"rank{r}.json").read_text()) for r in range(ranks)]
+
+
+def _same(one, other, keys=("weights", "history", "predict", "evaluate")):
+    return {k: one[k] == other[k] for k in keys}
+
+
+# (model, optimizer, ranks, batch): the chapter's networks and a layer mix beyond them (average pooling, tanh,
+# sigmoid, strides), with every optimizer; batch 300 has 4 reduction shards (300 // 64), so 3 ranks hold 1, 1, 2.
+CASES = [("full_cnn", "adam", 2, 300), ("cnn_8", "sgd", 3, 300), ("mlp_sigmoid", "rmsprop", 3, 300),
+         ("variants", "adam", 3, 256)]
+
+
+@pytest.mark.parametrize("model, optimizer, ranks, batch", CASES, ids=[f"{c[0]}-{c[1]}-n{c[2]}" for c in CASES])
+def test_n_processes_train_bitwise_like_one_process(tmp_path, model, optimizer, ranks, batch):
+    args = [model, "--optimizer", optimizer, "--batch", batch, "--n", 1100, "--epochs", 2]
+    _run(0, args[:1] + [tmp_path / "one"] + args[1:], tmp_path)
+    proc = _run(ranks, args[:1] + [tmp_path / "many"] + args[1:], tmp_path)
+    one = _results(tmp_path / "one", 1)[0]
+    for result in _results(tmp_path / "many", ranks):
+        assert result["size"] == ranks
+        assert _same(one, result) == dict.fromkeys(("weights", "history", "predict", "evaluate"), True), result["rank"]
+    # 1100 rows in batches of `batch`: the last batch is small (1 or 2 shards), so some rank sat out a step.
+    assert proc.stdout.count("Epoch 1/2") == 1 and proc.stdout.count("Epoch 2/2") == 1  # rank 0's progress only
+
+
+def test_only_rank_0_writes_the_checkpoint_and_resuming_on_another_count_gives_the_uninterrupted_run(tmp_path):
+    common = ["--batch", 256, "--n", 1024]
+    _run(0, ["full_cnn", tmp_path / "straight", "--epochs", 2] + common, tmp_path)
+    ckpt = tmp_path / "ckpt.keras"
+    proc = _run(2, ["full_cnn", tmp_path / "first", "--epochs", 1, "--save", ckpt] + common, tmp_path)
+    assert proc.stdout.count("saving model to") == 1  # ModelCheckpoint spoke (and wrote) on rank 0 only
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ckpt")) == ["ckpt.keras"]  # no temp left
+    _run(3, ["full_cnn", tmp_path / "resumed", "--epochs", 2, "--initial-epoch", 1, "--resume", ckpt] + common,
+         tmp_path)
+    straight = _results(tmp_path / "straight", 1)[0]
+    for result in _results(tmp_path / "resumed", 3):
+        assert _same(straight, result, ("weights", "predict", "evaluate")) == {"weights": True, "predict": True,
+                                                                             "evaluate": True}
+        assert result["history"]["loss"] == straight["history"]["loss"][1:]
+
+
+def test_an_exception_on_one_rank_ends_every_rank_with_the_error(tmp_path):
+    start = time.monotonic()
+    proc = _run(2, ["mlp_relu", tmp_path / "out", "--fail-on-rank", 1], tmp_path, expect_ok=False)
+    assert proc.returncode != 0
+    assert "ValueError: a failure on rank 1" in proc.stderr
+    assert "rank 1 of 2 failed; ending all ranks" in proc.stderr
+    assert not (tmp_path / "out").exists()  # rank 0 never finished
+    assert time.monotonic() - start < 60
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    start = time.monotonic()
+    proc = _run(3, ["mlp_relu", tmp_path / "out", "--kill-rank", 2], tmp_path, expect_ok=False)
+    assert proc.returncode != 0
+    assert not (tmp_path / "out").exists()
+    assert time.monotonic() - start < 60
+
+
+def test_ctrl_c_ends_every_rank(tmp_path):
+    cmd = [_mpiexec(), "-n", "2", sys.executable, str(WORKER), "full_cnn", str(tmp_path / "out"), "--epochs", "200"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                            cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        for line in proc.stdout:  # wait until the ranks train (their kernels running)
+            if "Epoch 2/200" in line or time.monotonic() > deadline:
+                break
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc != 0
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_ranks_than_reduction_shards_is_refused_on_every_rank(tmp_path):
+    proc = _run(3, ["mlp_relu", tmp_path / "out"], tmp_path, env=_env(CNNLITE_GRADIENT_SHARDS=2), expect_ok=False)
+    assert proc.returncode != 0
+    assert "3 processes but gradient_shards=2" in proc.stderr
+
+
+def test_ranks_given_different_data_are_refused(tmp_path):
+    proc = _run(2, ["mlp_relu", tmp_path / "out", "--perturb-rank", 1], tmp_path, expect_ok=False)
+    assert proc.returncode != 0
+    assert "every process must be given the same full arrays" in proc.stderr and "ranks [1]" in proc.stderr
+
+
+def test_without_mpiexec_init_changes_nothing(tmp_path):
+    code = ("import cnnlite.distributed as dist; w = dist.init(); "
+            "print(w, dist.rank(), dist.size(), dist.is_primary())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "0", "1", "True"]
