@@ -32,7 +32,7 @@ import numpy as np
 from cnnlite import _kernels, config
 from cnnlite.engine.plan import BatchPart, shard_bounds
 
-__all__ = ["init", "rank", "size", "is_primary", "barrier", "World"]
+__all__ = ["init", "rank", "size", "is_primary", "allgather", "barrier", "World"]
 
 _WORLD = None  # the World after init() with more than one process; None: one process
 
@@ -221,6 +221,11 @@ def size():
 def is_primary():
     """True on rank 0, the rank that prints and writes files (and in a single process)."""
     return _WORLD is None or _WORLD.rank == 0
+
+
+def allgather(value):
+    """[value of rank 0, value of rank 1, ...] on every rank (any picklable value; [value] in one process)."""
+    return [value] if _WORLD is None else _WORLD.comm.allgather(value)
 
 
 def barrier():

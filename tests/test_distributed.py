@@ -151,3 +151,22 @@ def test_without_mpiexec_init_changes_nothing(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "0", "1", "True"]
+
+
+def test_the_distributed_example_trains_the_full_network_like_one_process(tmp_path):
+    needs.importorskip("matplotlib")
+    example = Path(__file__).resolve().parent.parent / "examples" / "07_distributed.py"
+    env = _env(MPLBACKEND="Agg")
+    runs = {}
+    for ranks in (0, 2):
+        cmd = [sys.executable, str(example), "--quick", "--out", f"out{ranks}"]
+        cmd = ([_mpiexec(), "-n", str(ranks)] + cmd) if ranks else cmd
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        runs[ranks] = proc.stdout
+        assert proc.stdout.count("Test accuracy:") == 1 and proc.stdout.count("Epoch 1/1") == 1  # rank 0 only
+        assert sorted(p.name for p in (tmp_path / f"out{ranks}").iterdir()) == [
+            "07_distributed_history.png", "07_distributed_predictions.png"]
+    lines = {r: [l for l in out.splitlines() if "weights SHA-256" in l][0] for r, out in runs.items()}
+    assert "Processes: 2; weights SHA-256 on every rank (all agree)" in lines[2]
+    assert lines[0].split()[-1] == lines[2].split()[-1]  # the one-process weights, bit for bit
