@@ -19,18 +19,22 @@ check that they were given the same data. Only rank 0 prints progress and writes
 every rank, as Keras does on each worker. An exception on one rank while the ranks train, evaluate or predict
 together ends every rank (MPI_Abort) after printing it, and so does an uncaught exception anywhere once init() ran.
 
+`train_on_batch` and `test_on_batch` are collective the same way (the first train_on_batch broadcasts rank 0's
+state); `predict_on_batch` and `model(x)` run on the calling rank alone.
+
 Without mpiexec, or with one process, init() changes nothing: every call behaves exactly as without it.
 """
 import os
 import sys
 import time
 import traceback
+import warnings
 import zlib
 
 import numpy as np
 
 from cnnlite import _kernels, config
-from cnnlite.engine.plan import BatchPart, shard_bounds
+from cnnlite.engine.plan import MIN_SHARD_ROWS, BatchPart, shard_bounds, shard_count
 
 __all__ = ["init", "rank", "size", "is_primary", "allgather", "barrier", "World"]
 
@@ -56,6 +60,13 @@ class World:
                              f"one reduction shard of a batch. Run at most {count} processes, or raise it with "
                              f"cnnlite.config.set_gradient_shards(n) (the same n in the one-process run you compare "
                              f"with)")
+        shards = shard_count(batch_size, count)
+        if shards < self.size and self.rank == 0:
+            warnings.warn(f"{what}: a batch of {batch_size} rows has {shards} reduction shard(s) (one per "
+                          f"{MIN_SHARD_ROWS} rows at least), fewer than the {self.size} processes: "
+                          f"{self.size - shards} rank(s) sit out every such step (the result is still the one-process "
+                          f"result). Use batch_size >= {MIN_SHARD_ROWS * self.size} to keep every rank busy",
+                          RuntimeWarning, stacklevel=3)
 
     def training_part(self, batch_rows, shard_setting):
         """(BatchPart, start, stop): this rank's contiguous run of the batch's reduction shards, rows [start, stop)."""
@@ -175,6 +186,8 @@ def init(comm=None, threads=None):
     for a single process (then nothing changes). `comm` defaults to MPI.COMM_WORLD. The kernels' thread count per
     rank is `threads`, else OMP_NUM_THREADS when set, else the cores divided by the ranks on this node."""
     global _WORLD
+    if _WORLD is not None and (comm is None or comm is _WORLD.comm):
+        return _WORLD  # already joined
     try:
         from mpi4py import MPI
     except ImportError as e:

@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--save", default=None, help="a ModelCheckpoint file path (every epoch)")
     parser.add_argument("--resume", default=None, help="load this model file first, then train on")
     parser.add_argument("--initial-epoch", type=int, default=0)
+    parser.add_argument("--on-batch", action="store_true", help="train with train_on_batch instead of fit")
     args = parser.parse_args()
 
     import cnnlite
@@ -69,8 +70,14 @@ def main():
         np.random.seed(1)
         model = Sequential(build(*build_args))
         model.compile(loss="categorical_crossentropy", optimizer=args.optimizer or optimizer, metrics=["accuracy"])
-    history = model.fit(x, y, batch_size=args.batch, epochs=args.epochs, verbose=2, validation_data=(xt, yt),
-                        callbacks=callbacks, initial_epoch=args.initial_epoch)
+    if args.on_batch:
+        losses = [model.train_on_batch(x[i:i + args.batch], y[i:i + args.batch])
+                  for _ in range(args.epochs) for i in range(0, len(x), args.batch)]
+        history = type("History", (), {"history": {"train_on_batch": losses,
+                                                  "test_on_batch": model.test_on_batch(xt, yt)}})()
+    else:
+        history = model.fit(x, y, batch_size=args.batch, epochs=args.epochs, verbose=2, validation_data=(xt, yt),
+                            callbacks=callbacks, initial_epoch=args.initial_epoch)
 
     def digest(*arrays):
         h = hashlib.sha256()

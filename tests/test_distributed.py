@@ -79,6 +79,25 @@ def test_n_processes_train_bitwise_like_one_process(tmp_path, model, optimizer, 
     assert proc.stdout.count("Epoch 1/2") == 1 and proc.stdout.count("Epoch 2/2") == 1  # rank 0's progress only
 
 
+def test_train_on_batch_is_collective_and_bitwise_like_one_process(tmp_path):
+    args = ["full_cnn", "--on-batch", "--batch", 200, "--n", 600]
+    _run(0, args[:1] + [tmp_path / "one"] + args[1:], tmp_path)
+    _run(2, args[:1] + [tmp_path / "two"] + args[1:], tmp_path)
+    one = _results(tmp_path / "one", 1)[0]
+    for result in _results(tmp_path / "two", 2):
+        assert _same(one, result) == dict.fromkeys(("weights", "history", "predict", "evaluate"), True)
+
+
+def test_a_batch_with_fewer_shards_than_ranks_warns_and_still_gives_the_one_process_bits(tmp_path):
+    args = ["mlp_relu", "--batch", 100, "--n", 400]  # 100 rows: one shard, so the second rank sits out every step
+    _run(0, args[:1] + [tmp_path / "one"] + args[1:], tmp_path)
+    proc = _run(2, args[:1] + [tmp_path / "two"] + args[1:], tmp_path)
+    assert "1 rank(s) sit out every such step" in proc.stderr and "batch_size >= 128" in proc.stderr
+    one = _results(tmp_path / "one", 1)[0]
+    for result in _results(tmp_path / "two", 2):
+        assert _same(one, result) == dict.fromkeys(("weights", "history", "predict", "evaluate"), True)
+
+
 def test_only_rank_0_writes_the_checkpoint_and_resuming_on_another_count_gives_the_uninterrupted_run(tmp_path):
     common = ["--batch", 256, "--n", 1024]
     _run(0, ["full_cnn", tmp_path / "straight", "--epochs", 2] + common, tmp_path)

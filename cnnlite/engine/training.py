@@ -396,7 +396,7 @@ class Model:
                                      "fit (validation)")
         world = distributed.world()
         if world is not None:
-            world.check_shards(batch_size, "fit")
+            world.check_shards(min(batch_size, len(x)), "fit")
             world.check_same_data([x, y] + (list(val) if val is not None else []), "fit")
         self._ensure_rngs()
         self.build_optimizer()
@@ -585,7 +585,14 @@ class Model:
                                          "train_on_batch" if training else "test_on_batch")
             if training:
                 self._ensure_rngs()
+                first = not self.optimizer.built
                 self.build_optimizer()
+                world = distributed.world()
+                if world is not None:
+                    world.check_shards(len(x), "train_on_batch")
+                    world.check_same_data([x, y], "train_on_batch")
+                    if first:  # as fit does at its start: rank 0's state everywhere
+                        world.sync_model(self)
             plan = self._current_plan()
             tracker = self._tracker(reset_metrics)
             loss, pred = (self._train_step if training else self._test_step)(plan, x, y, timer)
