@@ -3,7 +3,8 @@ History, predictions and evaluation of one process; only rank 0 prints and write
 rank ends the job instead of hanging it.
 
 Each case runs tests/distributed_worker.py under `mpiexec -n N` (the MPICH wheel of the [test] extra brings it) and
-alone, each bounded by a timeout so a hang fails the test rather than stalling CI.
+alone, each bounded by a timeout so a hang fails the test rather than stalling CI. The trainings are marked slow
+(the sanitizer step leaves them out; the test command runs them all).
 """
 import json
 import os
@@ -66,6 +67,7 @@ CASES = [("full_cnn", "adam", 2, 300), ("cnn_8", "sgd", 3, 300), ("mlp_sigmoid",
          ("variants", "adam", 3, 256)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, optimizer, ranks, batch", CASES, ids=[f"{c[0]}-{c[1]}-n{c[2]}" for c in CASES])
 def test_n_processes_train_bitwise_like_one_process(tmp_path, model, optimizer, ranks, batch):
     args = [model, "--optimizer", optimizer, "--batch", batch, "--n", 1100, "--epochs", 2]
@@ -79,6 +81,7 @@ def test_n_processes_train_bitwise_like_one_process(tmp_path, model, optimizer, 
     assert proc.stdout.count("Epoch 1/2") == 1 and proc.stdout.count("Epoch 2/2") == 1  # rank 0's progress only
 
 
+@pytest.mark.slow
 def test_train_on_batch_is_collective_and_bitwise_like_one_process(tmp_path):
     args = ["full_cnn", "--on-batch", "--batch", 200, "--n", 600]
     _run(0, args[:1] + [tmp_path / "one"] + args[1:], tmp_path)
@@ -98,6 +101,7 @@ def test_a_batch_with_fewer_shards_than_ranks_warns_and_still_gives_the_one_proc
         assert _same(one, result) == dict.fromkeys(("weights", "history", "predict", "evaluate"), True)
 
 
+@pytest.mark.slow
 def test_only_rank_0_writes_the_checkpoint_and_resuming_on_another_count_gives_the_uninterrupted_run(tmp_path):
     common = ["--batch", 256, "--n", 1024]
     _run(0, ["full_cnn", tmp_path / "straight", "--epochs", 2] + common, tmp_path)
@@ -132,6 +136,7 @@ def test_a_killed_rank_ends_the_job(tmp_path):
     assert time.monotonic() - start < 60
 
 
+@pytest.mark.slow
 def test_ctrl_c_ends_every_rank(tmp_path):
     cmd = [_mpiexec(), "-n", "2", sys.executable, str(WORKER), "full_cnn", str(tmp_path / "out"), "--epochs", "200"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
@@ -172,6 +177,7 @@ def test_without_mpiexec_init_changes_nothing(tmp_path):
     assert out.stdout.split() == ["None", "0", "1", "True"]
 
 
+@pytest.mark.slow
 def test_the_distributed_example_trains_the_full_network_like_one_process(tmp_path):
     needs.importorskip("matplotlib")
     example = Path(__file__).resolve().parent.parent / "examples" / "07_distributed.py"
