@@ -472,4 +472,20 @@ void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const flo
   }
 }
 
+void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy, const float* x,
+                                    const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
+                                    Conv2dAlgo algo) {
+  require_shard_bounds(bounds, shards, g.n, "conv2d_backward_weights");
+  require_applies(algo, Conv2dPass::kBackwardWeights, g);
+  const idx dk_size = g.depth() * g.cout, in_image = g.h * g.w * g.cin, out_image = g.pixels() * g.cout;
+  parallel_for(shards, [&](idx s) {
+    Conv2dGeometry rows = g;
+    rows.n = bounds[s + 1] - bounds[s];
+    const idx r0 = bounds[s];
+    conv2d_backward_weights(dk_parts + s * dk_size, dbias_parts ? dbias_parts + s * g.cout : nullptr,
+                            dy + r0 * out_image, x + r0 * in_image,
+                            relu_y_gate ? relu_y_gate + r0 * out_image : nullptr, rows, algo);
+  }, shards >= available_threads());
+}
+
 }  // namespace cnnlite

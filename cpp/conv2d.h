@@ -68,4 +68,13 @@ void conv2d_backward_input(float* dx, const float* dy, const float* k, const flo
 void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate,
                              const Conv2dGeometry& g, Conv2dAlgo algo);
 
+// One weight gradient per reduction shard: dk_parts (shards, kh, kw, cin, cout), dbias_parts (shards, cout; may be
+// null), shard s being rows [bounds[s], bounds[s + 1]) of dy and x (bounds: shards + 1 increasing row indices from 0
+// to g.n, checked). Each shard's gradient has the bits conv2d_backward_weights gives for those rows alone; shards run
+// side by side on one thread each when there are at least as many as threads (no barrier per shard), else one after
+// the other with the threads inside each.
+void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy, const float* x,
+                                    const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
+                                    Conv2dAlgo algo);
+
 }  // namespace cnnlite

@@ -46,4 +46,15 @@ void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const f
   if (dw) sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
 }
 
+void dense_backward_weights_shards(float* dw_parts, float* dbias_parts, const float* dy, const float* x, idx n,
+                                   idx in, idx out, const float* relu_y, const idx* bounds, idx shards) {
+  check_sizes("dense_backward_weights_shards", n, in, out);
+  require_shard_bounds(bounds, shards, n, "dense_backward_weights_shards");
+  parallel_for(shards, [&](idx s) {
+    const idx r0 = bounds[s];
+    dense_backward(nullptr, dw_parts + s * in * out, dbias_parts ? dbias_parts + s * out : nullptr, dy + r0 * out,
+                   x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, relu_y ? relu_y + r0 * out : nullptr);
+  }, shards >= available_threads());
+}
+
 }  // namespace cnnlite

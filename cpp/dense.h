@@ -17,4 +17,10 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
                     idx out, const float* relu_y = nullptr);
 
+// One weight gradient per reduction shard: dw_parts (shards, in, out), dbias_parts (shards, out; may be null), shard s
+// being rows [bounds[s], bounds[s + 1]) of dy, x and relu_y (bounds: shards + 1 increasing row indices from 0 to n,
+// checked); each has the bits dense_backward gives for those rows alone (run as conv2d_backward_weights_shards).
+void dense_backward_weights_shards(float* dw_parts, float* dbias_parts, const float* dy, const float* x, idx n,
+                                   idx in, idx out, const float* relu_y, const idx* bounds, idx shards);
+
 }  // namespace cnnlite

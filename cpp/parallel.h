@@ -8,6 +8,8 @@
 #pragma once
 #include <algorithm>
 #include <exception>
+#include <stdexcept>
+#include <string>
 
 #include "common.h"
 #include "threads.h"
@@ -119,6 +121,14 @@ void sum_over_chunks(float* total, float* partials, idx chunks, idx size, idx wa
       add_in_order(total + e0, partials + e0, w1 - w0, size, e1 - e0);
     }, parallel && size >= 4 * kSlice);
   }
+}
+
+// Reduction shards (the engine's row ranges of a batch): std::invalid_argument naming `fn` unless bounds holds
+// shards + 1 strictly increasing row indices from 0 to n.
+inline void require_shard_bounds(const idx* bounds, idx shards, idx n, const char* fn) {
+  bool ok = shards >= 1 && bounds[0] == 0 && bounds[shards] == n;
+  for (idx s = 0; ok && s < shards; ++s) ok = bounds[s + 1] > bounds[s];
+  if (!ok) throw std::invalid_argument(std::string(fn) + ": shards must be increasing row indices from 0 to n");
 }
 
 // The calling thread's workspace of type T for the (translation-unit local) tag type Tag: allocated on first use,

@@ -73,3 +73,22 @@ cdef bint _flag(object v, str name) except -1:
     if not isinstance(v, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(v).__name__} {v!r}")
     return bool(v)
+
+
+cdef object _shard_bounds(object shards, int64_t n):
+    """shards: the reduction shards' row boundaries [0, b1, ..., n] (a sequence of ints, increasing) as int64."""
+    if isinstance(shards, (str, bytes)) or not hasattr(shards, "__len__"):
+        raise TypeError(f"shards must be a sequence of row indices [0, ..., n], got {type(shards).__name__}")
+    values = list(shards)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"shards must hold ints, got {values!r}")
+    ok = len(values) >= 2 and values[0] == 0 and values[len(values) - 1] == n
+    cdef Py_ssize_t i
+    if ok:
+        for i in range(1, len(values)):
+            if values[i] <= values[i - 1]:
+                ok = False
+    if not ok:
+        raise ValueError(f"shards must be increasing row indices from 0 to n={n}, got {values!r}")
+    return np.ascontiguousarray(values, dtype=np.int64)

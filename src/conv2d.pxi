@@ -10,6 +10,9 @@ cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_backward_weights "cnnlite::conv2d_backward_weights"(
         float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate, const Conv2dGeometry& g,
         Conv2dAlgo algo) except + nogil
+    void c_conv2d_backward_weights_shards "cnnlite::conv2d_backward_weights_shards"(
+        float* dk_parts, float* dbias_parts, const float* dy, const float* x, const float* relu_y_gate,
+        const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, Conv2dAlgo algo) except + nogil
 
 
 cdef void _conv2d_check_x(object x) except *:
@@ -110,6 +113,34 @@ def conv2d_backward_weights(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left
     c_sync_thread()
     with nogil:
         c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a)
+    return dw, db
+
+
+def conv2d_backward_weights_shards(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, shards,
+                                   need_db=True, y=None, algo=None):
+    """(dw (S, kh, kw, cin, cout), db (S, cout) or None): conv2d_backward_weights of each reduction shard, rows
+    [shards[s], shards[s + 1]) of dy and x, for the S + 1 row boundaries `shards` (0 first, n last)."""
+    _conv2d_check_x(x)
+    _f32(dy, "dy", 4)
+    cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
+                                             _positive(kw, "kw"), dy.shape[3], sh, sw, pad_top, pad_bottom, pad_left,
+                                             pad_right)
+    _conv2d_dy(dy, y, g)
+    bounds = _shard_bounds(shards, g.n)
+    cdef int64_t count = len(bounds) - 1
+    cdef bint c_need_db = _flag(need_db, "need_db")
+    cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kBackwardWeights, g)
+    dw = np.empty((count, g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
+    db = np.empty((count, g.cout), dtype=np.float32) if c_need_db else None
+    cdef float* pdw = _fptr(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdy = _fptr(dy)
+    cdef const float* px = _fptr(x)
+    cdef const float* pgate = _fptr_or_null(y)
+    cdef const int64_t* pb = <const int64_t*> cnp.PyArray_DATA(bounds)
+    c_sync_thread()
+    with nogil:
+        c_conv2d_backward_weights_shards(pdw, pdb, pdy, px, pgate, g, pb, count, a)
     return dw, db
 
 

@@ -5,6 +5,9 @@ cdef extern from "dense.h" namespace "cnnlite":
     void c_dense_backward "cnnlite::dense_backward"(float* dx, float* dw, float* dbias, const float* dy,
                                                     const float* x, const float* w, int64_t n, int64_t n_in,
                                                     int64_t n_out, const float* relu_y) except + nogil
+    void c_dense_backward_weights_shards "cnnlite::dense_backward_weights_shards"(
+        float* dw_parts, float* dbias_parts, const float* dy, const float* x, int64_t n, int64_t n_in, int64_t n_out,
+        const float* relu_y, const int64_t* bounds, int64_t shards) except + nogil
 
 
 cdef void _dense_weights(object w, object b) except *:
@@ -62,3 +65,31 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None, need_dw=True):
     with nogil:
         c_dense_backward(pdx, pdw, pdb, pdy, px, pw, n, n_in, n_out, prelu_y)
     return dx, dw, db
+
+
+def dense_backward_weights_shards(dy, x, shards, need_db=True, y=None):
+    """(dw (S, in, out), db (S, out) or None): dense_backward's weight gradients of each reduction shard, rows
+    [shards[s], shards[s + 1]) of dy (n, out) and x (n, in) (and y, as for dense_backward)."""
+    _f32(dy, "dy", 2)
+    _f32(x, "x", 2)
+    if x.shape[1] == 0 or dy.shape[1] == 0:
+        raise ValueError(f"x and dy must have non-zero feature dimensions, got shapes {x.shape} and {dy.shape}")
+    _expect_shape(dy, "dy", (x.shape[0], dy.shape[1]))
+    if y is not None:
+        _f32(y, "y", 2)
+        _expect_shape(y, "y", dy.shape)
+    cdef int64_t n = x.shape[0], n_in = x.shape[1], n_out = dy.shape[1]
+    bounds = _shard_bounds(shards, n)
+    cdef int64_t count = len(bounds) - 1
+    dw = np.empty((count, n_in, n_out), dtype=np.float32)
+    db = np.empty((count, n_out), dtype=np.float32) if _flag(need_db, "need_db") else None
+    cdef float* pdw = _fptr(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdy = _fptr(dy)
+    cdef const float* px = _fptr(x)
+    cdef const float* prelu_y = _fptr_or_null(y)
+    cdef const int64_t* pb = <const int64_t*> cnp.PyArray_DATA(bounds)
+    c_sync_thread()
+    with nogil:
+        c_dense_backward_weights_shards(pdw, pdb, pdy, px, n, n_in, n_out, prelu_y, pb, count)
+    return dw, db

@@ -59,6 +59,12 @@ BINDINGS = {
                                                                         "y": f32(2, 2, 2, 3)}),
                            {0: "dy", 1: "argmax", "y": "y"}),
     "partials_sum": (K.partials_sum, lambda: [f32(3, 4, 2)], {0: "parts"}),
+    "dense_backward_weights_shards": (K.dense_backward_weights_shards,
+                                      lambda: ([f32(3, 5), f32(3, 4), [0, 1, 3]], {"y": np.abs(f32(3, 5))}),
+                                      {0: "dy", 1: "x", "y": "y"}),
+    "conv2d_backward_weights_shards": (K.conv2d_backward_weights_shards,
+                                       lambda: ([f32(2, 3, 3, 4), f32(2, 5, 5, 3), 3, 3, 1, 1, 0, 0, 0, 0, [0, 1, 2]],
+                                                {"y": np.abs(f32(2, 3, 3, 4))}), {0: "dy", 1: "x", "y": "y"}),
     "sparse_softmax_xent": (K.sparse_softmax_xent, lambda: [f32(3, 4), np.array([0, 3, 1], np.int64)],
                             {0: "logits", 1: "labels"}),
     "sigmoid_forward": (K.sigmoid_forward, lambda: [f32(3, 4)], {0: "x"}),
@@ -177,7 +183,8 @@ def test_a_strided_view_is_rejected_not_misread(binding, index, name):
 # The axis to grow so that the shape conflicts with the other arguments (default: the last one).
 CONFLICTING_AXIS = {("gemm", "b"): 0, ("dense_forward", "w"): 0, ("dense_backward", "w"): 0,
                     ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
-                    ("conv2d_backward_weights", "dy"): 1}
+                    ("conv2d_backward_weights", "dy"): 1, ("conv2d_backward_weights_shards", "dy"): 1,
+                    ("dense_backward_weights_shards", "dy"): 0}
 
 
 def _grow(a, axis):
@@ -195,7 +202,8 @@ def test_a_wrong_shape_is_rejected_with_the_argument_name(binding, index, name):
                                ("take_rows", "src"), ("take_rows", "rows"),
                                ("sparse_softmax_xent", "logits"),   # a mismatch is reported on labels (its case)
                                # w / x define the geometry here: a mismatch is reported on dy (its case)
-                               ("conv2d_backward_input", "w"), ("conv2d_backward_weights", "x")):
+                               ("conv2d_backward_input", "w"), ("conv2d_backward_weights", "x"),
+                               ("conv2d_backward_weights_shards", "x"), ("dense_backward_weights_shards", "x")):
         pytest.skip("any shape is valid for this argument")
     with pytest.raises(ValueError, match=name):
         call()
@@ -274,6 +282,12 @@ GEOMETRY = [
     ("dropout_forward", [f32(3), "0.5", 0, 0], TypeError, r"rate must be a float"),
     ("dropout_forward", [f32(3), 0.5, -1, 0], ValueError, r"seed must be an int in \[0, 2\*\*64\)"),
     ("dropout_forward", [f32(3), 0.5, 1, 0, -5], ValueError, r"offset must be an int in \[0, 2\*\*64\)"),
+    ("dense_backward_weights_shards", [f32(3, 5), f32(3, 4), [0, 2]], ValueError, r"shards must be increasing row indices from 0 to n=3, got \[0, 2\]"),
+    ("dense_backward_weights_shards", [f32(3, 5), f32(3, 4), [0, 2, 2, 3]], ValueError, r"shards must be increasing"),
+    ("dense_backward_weights_shards", [f32(3, 5), f32(3, 4), [0]], ValueError, r"shards must be increasing"),
+    ("dense_backward_weights_shards", [f32(3, 5), f32(3, 4), [0, 1.5, 3]], TypeError, r"shards must hold ints"),
+    ("dense_backward_weights_shards", [f32(3, 5), f32(3, 4), 3], TypeError, r"shards must be a sequence"),
+    ("conv2d_backward_weights_shards", [f32(2, 3, 3, 4), f32(2, 5, 5, 3), 3, 3, 1, 1, 0, 0, 0, 0, [1, 2]], ValueError, r"shards must be increasing row indices from 0 to n=2"),
     ("partials_sum", [f32(0, 3)], ValueError, r"parts must have a leading axis of at least 1 partial"),
     ("partials_sum", [np.zeros((), np.float32)], ValueError, r"parts must have a leading axis"),
     ("adam_update", [f32(3), f32(3), f32(3), f32(3), float("nan"), 0.9, 0.999, 1e-7], ValueError, r"lr_t must be"),

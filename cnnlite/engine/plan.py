@@ -152,15 +152,14 @@ class BatchPart:
         return f"<BatchPart offset={self.offset} shards={list(self.shards)}>"
 
 
-def shard_partials(part, n, weight_shapes, compute):
-    """One partial per shard of `part` (or one for all n rows when part is None) for each weight: arrays
-    (shards, *shape) filled by `compute(start, stop)`, which returns that row range's gradients in weight order."""
-    shards = part.shards if part is not None else ((0, n),)
-    out = [np.empty((len(shards),) + tuple(shape), np.float32) for shape in weight_shapes]
-    for s, (start, stop) in enumerate(shards):
-        for partials, grad in zip(out, compute(start, stop)):
-            partials[s] = grad
-    return out
+def shard_partials(part, n, weights, compute):
+    """The per-shard weight-gradient partials of a step: `compute(bounds)` with the shards' row boundaries
+    [0, b1, ..., n] (one shard of all n rows when part is None) returns arrays (shards, *weight.shape) in weight
+    order; a part holding no rows gets empty (0, *shape) arrays."""
+    if part is not None and not part.shards:
+        return [np.empty((0,) + tuple(w.shape), np.float32) for w in weights]
+    bounds = [0, n] if part is None else [a for a, _ in part.shards] + [part.shards[-1][1]]
+    return compute(bounds)
 
 
 def sum_partials(step_partials):

@@ -105,14 +105,13 @@ class Conv2D(_Activated, Layer):
         dz = self._deactivate(dy, y, applied, step)
         pads, gate = step.params["pads"], self._relu_gate(y, step)
 
-        def shard(start, stop):
-            dw, db = _kernels.conv2d_backward_weights(dz[start:stop], x[start:stop], *self.kernel_size,
-                                                      *self.strides, *pads, need_db=self.use_bias,
-                                                      y=None if gate is None else gate[start:stop],
-                                                      algo=step.algorithms["weight_grad"])
+        def shards(bounds):
+            dw, db = _kernels.conv2d_backward_weights_shards(dz, x, *self.kernel_size, *self.strides, *pads, bounds,
+                                                             need_db=self.use_bias, y=gate,
+                                                             algo=step.algorithms["weight_grad"])
             return [dw, db] if self.use_bias else [dw]
 
-        grads = shard_partials(part, len(x), [w.shape for w in self.weights], shard)
+        grads = shard_partials(part, len(x), self.weights, shards)
         dx = None
         if step.need_dx:
             dx = _kernels.conv2d_backward_input(dz, self.kernel, x.shape[1], x.shape[2], *self.strides, *pads,

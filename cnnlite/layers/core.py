@@ -110,12 +110,11 @@ class Dense(_Activated, Layer):
         if step.need_dx:
             dx = _kernels.dense_backward(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False, y=gate)[0]
 
-        def shard(start, stop):
-            _, dw, db = _kernels.dense_backward(dz[start:stop], x2[start:stop], self.kernel, need_dx=False,
-                                                need_db=self.use_bias, y=None if gate is None else gate[start:stop])
+        def shards(bounds):
+            dw, db = _kernels.dense_backward_weights_shards(dz, x2, bounds, need_db=self.use_bias, y=gate)
             return [dw, db] if self.use_bias else [dw]
 
-        grads = shard_partials(part, len(x2), [w.shape for w in self.weights], shard)
+        grads = shard_partials(part, len(x2), self.weights, shards)
         if dx is None:
             return None, grads
         return (dx if len(x_shape) == 2 else dx.reshape(x_shape)), grads
