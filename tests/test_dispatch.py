@@ -10,7 +10,8 @@ from cnnlite import config
 from cnnlite.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from cnnlite.models import Sequential
 
-PASSES = {"conv2d_forward": "forward", "conv2d_backward_input": "input_grad", "conv2d_backward_weights": "weight_grad"}
+PASSES = {"conv2d_forward": "forward", "conv2d_backward_input": "input_grad",
+          "conv2d_backward_weights_shards": "weight_grad"}
 
 
 def _chapter_cnn():
@@ -48,10 +49,10 @@ def test_the_plan_names_the_algorithm_each_kernel_call_runs(forced, monkeypatch)
                 noted = any(f"forced {forced} does not apply to the {key.replace('_', ' ')}" in n for n in step.notes)
                 assert (algo == forced) != noted, (i, key, algo, step.notes)
         expected.append(("conv2d_forward", step.algorithms["forward"]))
-    # the order of the calls: forwards in layer order, then each layer's weight and (except the first) input
-    # gradient in reverse layer order
+    # the order of the calls: forwards in layer order, then each layer's weight gradient (every reduction shard in
+    # one call) and (except the first) input gradient in reverse layer order
     for step in reversed(conv_steps):
-        expected.append(("conv2d_backward_weights", step.algorithms["weight_grad"]))
+        expected.append(("conv2d_backward_weights_shards", step.algorithms["weight_grad"]))
         if step.need_dx:
             expected.append(("conv2d_backward_input", step.algorithms["input_grad"]))
     assert calls == expected

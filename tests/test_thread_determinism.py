@@ -54,6 +54,8 @@ def _cases():
     xd, wd, bd, dyd = f32(rng, 1000, 784), f32(rng, 784, 128, scale=0.05), f32(rng, 128), f32(rng, 1000, 128)
     cases["dense_forward"] = lambda: K.dense_forward(xd, wd, bd, relu=True)
     cases["dense_backward"] = lambda: K.dense_backward(dyd, xd, wd, y=np.maximum(dyd, 0))
+    cases["dense_backward_weights_shards"] = lambda: K.dense_backward_weights_shards(
+        dyd, xd, [0, 83, 166, 250, 333, 416, 500, 583, 666, 750, 833, 916, 1000], y=np.maximum(dyd, 0))
     # the full network's second convolution: 3x3, 16 -> 32 channels, 26x26 -> 24x24, batch 64
     x, w, bias = f32(rng, 64, 26, 26, 16), f32(rng, 3, 3, 16, 32, scale=0.1), f32(rng, 32)
     dy = f32(rng, 64, 24, 24, 32)
@@ -64,6 +66,11 @@ def _cases():
             dy, w, 26, 26, 1, 1, 0, 0, 0, 0, y=np.maximum(dy, 0), algo=algo)
         cases[f"conv2d_backward_weights_{algo}"] = lambda algo=algo: K.conv2d_backward_weights(
             dy, x, 3, 3, 1, 1, 0, 0, 0, 0, algo=algo)
+        # the engine's call: the batch's reduction shards side by side (5 shards) and one after the other (1)
+        for bounds in ([0, 12, 25, 38, 51, 64], [0, 64]):
+            cases[f"conv2d_backward_weights_shards_{algo}_{len(bounds) - 1}"] = (
+                lambda algo=algo, bounds=bounds: K.conv2d_backward_weights_shards(
+                    dy, x, 3, 3, 1, 1, 0, 0, 0, 0, bounds, y=np.maximum(dy, 0), algo=algo))
     # the first convolution of the chapter's networks: one input channel, the direct kernel
     x1, w1, dy1 = f32(rng, 512, 28, 28, 1), f32(rng, 3, 3, 1, 16), f32(rng, 512, 28, 28, 16)
     cases["conv2d_forward_direct"] = lambda: K.conv2d_forward(x1, w1, None, 1, 1, 1, 1, 1, 1, algo="direct")
@@ -182,13 +189,15 @@ NETWORKS = {
                  (784,), 1000, 10, set()),
     "cnn8": (lambda: Sequential([Conv2D(8, (3, 3), padding="same", activation="relu", input_shape=(28, 28, 1)),
                                  Flatten(), Dense(10, activation="softmax")]),
-             (28, 28, 1), 1000, 2, {"conv2d_forward", "conv2d_backward_weights", "dense_forward", "dense_backward"}),
+             (28, 28, 1), 1000, 2, {"conv2d_forward", "conv2d_backward_weights_shards", "dense_forward",
+                                    "dense_backward_weights_shards"}),
     "full": (lambda: Sequential([Conv2D(16, 3, activation="relu", input_shape=(28, 28, 1)),
                                  Conv2D(32, 3, activation="relu"), MaxPooling2D(2),
                                  Conv2D(64, 3, activation="relu"), MaxPooling2D(2), Dropout(0.25), Flatten(),
                                  Dense(128, activation="relu"), Dropout(0.25), Dense(10, activation="softmax")]),
-             (28, 28, 1), 256, 2, {"conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights",
-                                "maxpool2d_forward", "maxpool2d_backward", "dense_forward", "dense_backward"}),
+             (28, 28, 1), 256, 2, {"conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights_shards",
+                                "maxpool2d_forward", "maxpool2d_backward", "dense_forward", "dense_backward",
+                                "dense_backward_weights_shards"}),
 }
 
 

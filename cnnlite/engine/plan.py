@@ -152,14 +152,15 @@ class BatchPart:
         return f"<BatchPart offset={self.offset} shards={list(self.shards)}>"
 
 
-def shard_partials(part, n, weights, compute):
+def shard_partials(part, n, weights, compute, rows_per_sample=1):
     """The per-shard weight-gradient partials of a step: `compute(bounds)` with the shards' row boundaries
-    [0, b1, ..., n] (one shard of all n rows when part is None) returns arrays (shards, *weight.shape) in weight
-    order; a part holding no rows gets empty (0, *shape) arrays."""
+    [0, b1, ..., n * rows_per_sample] (one shard of all n samples when part is None; a Dense on (n, t, features)
+    inputs has t rows per sample) returns arrays (shards, *weight.shape) in weight order; a part holding no rows
+    gets empty (0, *shape) arrays."""
     if part is not None and not part.shards:
         return [np.empty((0,) + tuple(w.shape), np.float32) for w in weights]
     bounds = [0, n] if part is None else [a for a, _ in part.shards] + [part.shards[-1][1]]
-    return compute(bounds)
+    return compute([b * rows_per_sample for b in bounds])
 
 
 def sum_partials(step_partials):

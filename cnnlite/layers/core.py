@@ -114,7 +114,8 @@ class Dense(_Activated, Layer):
             dw, db = _kernels.dense_backward_weights_shards(dz, x2, bounds, need_db=self.use_bias, y=gate)
             return [dw, db] if self.use_bias else [dw]
 
-        grads = shard_partials(part, len(x2), self.weights, shards)
+        samples = x_shape[0]
+        grads = shard_partials(part, samples, self.weights, shards, len(x2) // samples if samples else 1)
         if dx is None:
             return None, grads
         return (dx if len(x_shape) == 2 else dx.reshape(x_shape)), grads
