@@ -3,7 +3,15 @@
 Reading never trusts a declared size: a dataset's shape and dtype are checked against what the caller expects and its
 storage size against the bytes the file really holds before anything is read. Only numeric datasets and string
 attributes are read (h5py never unpickles; object/reference/vlen dtypes are refused).
+
+HDF5 checksums only the datasets (fletcher32, which cnnlite writes); attributes, names and the structure have none,
+so damage there could load a different model. Files cnnlite writes are therefore sealed: `seal` reads the file back
+with its own reader and stores the SHA-256 of what the reader returned (`content_digest`) as the attribute
+CHECKSUM_ATTR; the file's cnnlite extras say that a checksum belongs to it (SEALED_KEY), so hiding the attribute is
+damage too. `check_seal` compares on every read. Files without cnnlite's extras (Keras wrote them) have no seal and
+are read as they are.
 """
+import hashlib
 import json
 import os
 import re
@@ -11,6 +19,8 @@ import re
 import numpy as np
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+CHECKSUM_ATTR = "cnnlite_sha256"
+SEALED_KEY = "hdf5_sha256"  # in the extras: where CHECKSUM_ATTR is
 _MAX_ATTR_BYTES = 64 << 20
 
 
@@ -185,3 +195,54 @@ def string_array(names):
     """A list of str as the fixed-length bytes array Keras writes for weight_names/layer_names."""
     encoded = [n.encode("utf-8") for n in names]
     return np.array(encoded, dtype=f"S{max([len(e) for e in encoded] + [1])}")
+
+
+# --- the seal of files cnnlite writes --------------------------------------------------------------------------
+
+def content_digest(parts):
+    """SHA-256 (hex) of plain data as a reader returns it: dicts, lists, str, numbers, None and arrays (dtype,
+    shape and bytes), in a form that tells every type and boundary apart."""
+    digest = hashlib.sha256()
+    _feed(digest, parts)
+    return digest.hexdigest()
+
+
+def _feed(digest, obj):
+    if isinstance(obj, np.ndarray):
+        digest.update(f"a{obj.dtype.str}{obj.shape}".encode())
+        digest.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        digest.update(f"d{len(obj)}".encode())
+        for key in sorted(obj, key=repr):
+            _feed(digest, key)
+            _feed(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"l{len(obj)}".encode())
+        for item in obj:
+            _feed(digest, item)
+    else:
+        text = f"{type(obj).__name__}:{obj!r}".encode()
+        digest.update(f"s{len(text)}:".encode() + text)
+
+
+def seal(target, read, holder):
+    """Add CHECKSUM_ATTR to group `holder` of the closed HDF5 file `target` (a path or a binary file object): the
+    digest of `read(target)`, the reader's parts read back from what was just written (so writer and reader agree
+    by construction)."""
+    parts = read(target)
+    h5py = import_h5py(target, "write")
+    with h5py.File(target, "r+") as f:
+        f[holder].attrs[CHECKSUM_ATTR] = content_digest(parts)
+
+
+def check_seal(reader, holder, parts, extras):
+    """ValueError naming the file unless `parts` match the seal in group `holder` (None: no such group); a file
+    without seal passes unless its `extras` say cnnlite sealed it."""
+    stored = None if holder is None else reader.attr(holder, CHECKSUM_ATTR)
+    if stored is None:
+        if isinstance(extras, dict) and extras.get(SEALED_KEY) is not None:
+            raise reader.error(f"cnnlite wrote it with a checksum ({CHECKSUM_ATTR!r}), which is missing: damaged")
+        return
+    if stored != content_digest(parts):
+        raise reader.error(f"its content does not match the SHA-256 checksum cnnlite wrote with it "
+                           f"({CHECKSUM_ATTR!r}): damaged")

@@ -329,7 +329,7 @@ def save_weights_h5(model, path):
     keys = keras_format.store_keys([type(layer).__name__ for layer in model.layers])
     layers = [(key, layer.name, layer.get_weights()) for key, layer in zip(keys, model.layers)]
     _atomic_write_bytes(path, keras_format.weights_store_bytes(layers, _optimizer_state(model), model.name,
-                                                               _extras(model)))
+                                                               _extras(model), sealed=True))
 
 
 def save_h5(model, path):
