@@ -12,6 +12,10 @@ here (a few seconds); CNNLITE_MUTATION_ROUNDS=N for a long hunt."""
 import dataclasses
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 import tracemalloc
 import zipfile
@@ -125,6 +129,13 @@ def hotspots(data):
     signatures = HDF5_SIGNATURES if data.startswith(b"\x89HDF") else \
         (b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07", b"\x93NUMPY")
     return [i for i in range(len(data)) if any(data.startswith(s, i) for s in signatures)]
+
+
+@pytest.fixture(autouse=True)
+def _short_hdf5_bound(monkeypatch):
+    """A read that makes the HDF5 library hang ends after 2 s here (the default is 10 s), well inside the
+    harness's 5 s per mutation."""
+    monkeypatch.setenv("CNNLITE_HDF5_TIMEOUT", "2")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -246,6 +257,88 @@ def test_a_member_claiming_more_bytes_than_the_archive_holds_is_refused_before_r
         tracemalloc.stop()
     assert path in str(err.value), str(err.value)
     assert peak < 8 << 20, peak
+
+
+# --- HDF5: a file on which the HDF5 library never returns --------------------------------------------------------
+
+def _zero_first_global_heap_object(data):
+    """The damage a hand-run hunt found (zero 50 bytes at 937 of a saved .h5): a global heap collection ("GCOL",
+    where h5py keeps variable-length string attributes) whose object header is all zeros. HDF5 reads it as a free
+    object of size 0 and its decoder (H5HG__cache_heap_deserialize) steps 0 bytes forward, for ever."""
+    data = bytearray(data)
+    at = data.index(b"GCOL") + 16  # signature, version, 3 reserved, 8-byte collection size
+    data[at:at + 16] = bytes(16)   # object index, reference count, reserved, size
+    return bytes(data)
+
+
+def _in_subprocess(code, *args, seconds=60, env=None):
+    """Run `code` in a fresh interpreter under a timeout, so a hang fails the test instead of stalling the run."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=seconds,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **(env or {})))
+
+
+_LOAD_ONE = """
+import sys
+import test_model_mutations as t
+fmt = next(f for f in t.FORMATS if f.id == sys.argv[2])
+try:
+    fmt.load(sys.argv[1])
+    print("loaded")
+except (ValueError, OSError) as e:
+    print(f"{type(e).__name__}: {e}")
+"""
+
+_H5PY_READS_EVERY_ATTRIBUTE = """
+import sys, h5py
+def read_attributes(obj):
+    for key in obj.attrs:
+        obj.attrs[key]
+with h5py.File(sys.argv[1], "r") as f:
+    read_attributes(f)
+    f.visititems(lambda name, obj: read_attributes(obj))
+"""
+
+
+@pytest.mark.parametrize("fmt_id", ["legacy-h5-load_model", "legacy-h5-load_weights", "weights-h5-load_weights",
+                                    "keras3-load_model"])
+def test_a_file_on_which_the_hdf5_library_never_returns_is_a_value_error_in_bounded_time(fmt_id, original, tmp_path):
+    fmt = next(f for f in FORMATS if f.id == fmt_id)
+    valid = str(tmp_path / ("valid" + fmt.suffix))
+    fmt.write(original, valid)
+    path = str(tmp_path / ("loops" + fmt.suffix))
+    if fmt.suffix == ".keras":  # the weights store inside the zip, every CRC correct
+        with zipfile.ZipFile(valid) as zf:
+            store = _zero_first_global_heap_object(zf.read("model.weights.h5"))
+        _rewrite_member(valid, path, "model.weights.h5", store)
+        hdf5_file = str(tmp_path / "store.h5")
+        with open(hdf5_file, "wb") as f:
+            f.write(store)
+    else:
+        with open(valid, "rb") as f:
+            damaged = _zero_first_global_heap_object(f.read())
+        with open(path, "wb") as f:
+            f.write(damaged)
+        hdf5_file = path
+    try:  # the premise: h5py itself does not return on this file
+        _in_subprocess(_H5PY_READS_EVERY_ATTRIBUTE, hdf5_file, seconds=3)
+        pytest.skip("this HDF5 library returns on a zeroed global heap object; nothing left to bound")
+    except subprocess.TimeoutExpired:
+        pass
+    t0 = time.perf_counter()
+    done = _in_subprocess(_LOAD_ONE, path, fmt_id, env={"CNNLITE_HDF5_TIMEOUT": "1"})
+    elapsed = time.perf_counter() - t0
+    assert done.stdout.startswith("ValueError: ") and path in done.stdout, done.stdout + done.stderr
+    assert re.search(r"the HDF5 library did not finish reading it within 1(\.\d+)? s", done.stdout), done.stdout
+    assert elapsed < 30, elapsed
+
+
+def test_a_read_that_kills_the_hdf5_library_is_a_value_error_not_a_dead_process():
+    # No file is known to crash this HDF5 build, so the child's death is provoked directly: the caller survives it
+    from cnnlite.saving import h5_bounded
+
+    with pytest.raises(ValueError, match=r"cannot load 'crash\.h5': the HDF5 library crashed reading it \(signal 6\)"):
+        h5_bounded.preflight("crash.h5", os.abort)
+    h5_bounded.preflight("fine.h5", lambda: None)  # and a read that returns lets the caller go on
 
 
 # --- HDF5: damaged metadata of a file cnnlite wrote is refused, not loaded as another model -------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnlite.saving import h5
+from cnnlite.saving import h5, h5_bounded
 from cnnlite.saving.archive import ZipReader, write_members
 
 CONFIG = "config.json"
@@ -131,7 +131,10 @@ def read_archive(path):
             raise archive.error(f"{CONFIG!r} is not an object")
         if WEIGHTS not in archive:
             raise archive.error(f"the archive has no {WEIGHTS!r}, so it is not a Keras 3 file")
-        weights = read_weights_store(io.BytesIO(archive.read_bytes(WEIGHTS)), f"{path}::{WEIGHTS}")
+        store, label = archive.read_bytes(WEIGHTS), f"{path}::{WEIGHTS}"
+        # a crafted store with valid CRCs could still make the HDF5 library hang: bounded like an .h5 file
+        h5_bounded.preflight(label, lambda: read_weights_store(io.BytesIO(store), label), len(store))
+        weights = read_weights_store(io.BytesIO(store), label)
         if EXTRAS in archive:
             extras = archive.read_json(EXTRAS, min(_MAX_JSON, archive.plausible_size(EXTRAS)))
             weights.extras = extras if isinstance(extras, dict) else None
