@@ -94,19 +94,22 @@ class Reader:
     def array(self, dataset, shape=None, kinds="f", what=None):
         """The dataset as a NumPy array after checking dtype (`kinds`: allowed dtype kinds), shape and size."""
         what = what or dataset.name
-        dtype = dataset.dtype
+        try:  # h5py builds these from the file's datatype and dataspace messages, which may be damaged
+            dtype, shape_found, compression = dataset.dtype, tuple(dataset.shape), dataset.compression
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:  # e.g. "Insufficient precision ..."
+            raise self.error(f"{what} has an unreadable datatype or shape ({e})") from None
         if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
             raise self.error(f"{what} has dtype {dtype}, expected {'float' if kinds == 'f' else 'integer'} numbers")
         if dtype.kind == "f" and dtype.itemsize not in (2, 4, 8):
             raise self.error(f"{what} has dtype {dtype}, expected float32")
-        if shape is not None and tuple(dataset.shape) != tuple(shape):
-            raise self.error(f"{what} has shape {tuple(dataset.shape)}, expected {tuple(shape)}")
-        nbytes = int(np.prod(dataset.shape, dtype=np.int64)) * dtype.itemsize
+        if shape is not None and shape_found != tuple(shape):
+            raise self.error(f"{what} has shape {shape_found}, expected {tuple(shape)}")
+        nbytes = int(np.prod(shape_found, dtype=np.int64)) * dtype.itemsize
         try:
             stored = dataset.id.get_storage_size()
         except Exception:  # noqa: BLE001 - h5py raises several kinds here
             stored = None
-        if nbytes and dataset.compression is None and stored is not None and stored < nbytes:
+        if nbytes and compression is None and stored is not None and stored < nbytes:
             raise self.error(f"{what} declares {nbytes} bytes but the file stores {stored} (truncated?)")
         if nbytes > self.size * 1100 + (1 << 20):  # even compressed data cannot expand beyond this
             raise self.error(f"{what} declares {nbytes} bytes, impossible in a file of {self.size} bytes")
