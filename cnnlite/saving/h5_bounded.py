@@ -73,16 +73,27 @@ def preflight(label, walk, size=0):
         _kill(pid)
         raise ValueError(f"cannot load {label!r}: the HDF5 library did not finish reading it within {seconds:.3g} s "
                          "(damaged metadata can make it loop forever); CNNLITE_HDF5_TIMEOUT sets the limit")
-    _, status = os.waitpid(pid, 0)
+    status = _reap(pid)
     if report != b"1":
-        how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exit status {os.waitstatus_to_exitcode(status)}")
+        how = ("exit status unknown" if status is None else f"signal {os.WTERMSIG(status)}"
+               if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}")
         raise ValueError(f"cannot load {label!r}: the HDF5 library crashed reading it ({how}); the file is damaged")
 
 
 def _kill(pid):
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:  # it ended (and was reaped) meanwhile
+        return
+    _reap(pid)
+
+
+def _reap(pid):
+    """The child's wait status, or None when it was reaped already (SIGCHLD set to SIG_IGN reaps children)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
 
 
 def _child(walk):
