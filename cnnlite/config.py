@@ -13,6 +13,7 @@
 | mirrors | `CNNLITE_MNIST_MIRRORS`, `CNNLITE_FASHION_MNIST_MIRRORS` | URLs (spaces or commas) replacing the built-in download mirrors; read at each call. |
 | Keras's cache | `KERAS_HOME` (`~/.keras`) | where the loaders also look for checksum-verified data sets Keras downloaded; read at each call. |
 | memory check | `CNNLITE_MEMORY_CHECK` (`1`) | `0` skips the check that refuses, before allocating, a batch whose activations cannot fit in the memory available (cnnlite/_memory.py); read at each call. |
+| HDF5 time bound | `CNNLITE_HDF5_TIMEOUT` (`10`) | seconds (plus 1 per 10 MB of file) an HDF5 file (`.h5`, `.weights.h5`, the store inside `.keras`) may take to read: the read runs first in a forked child, and one that hangs or crashes the HDF5 library is a `ValueError` naming the file (cnnlite/saving/h5_bounded.py); `0` reads in-process without a bound; read at each call. |
 
 The settings a plan depends on are read through `plan_settings()`; change them with `set_conv_algo(...)` or, for
 a block of code, `with cnnlite.config.override(conv_algo="gemm"): ...` (thread-local to that block's context).

@@ -108,3 +108,9 @@ def test_benchmarks_quick_with_peers_print_ratios(tmp_path):
         assert f"cnnlite/{peer}" in out
     out = _run("bench_memory.py", ["--quick", "--model", "mlp_relu", "--frameworks", "cnnlite", peers[0]], tmp_path)
     assert f"peak ratio cnnlite/{peers[0]}" in out
+
+
+@needs_api
+def test_hdf5_load_bound_benchmark_runs(tmp_path):
+    out = _run("bench_hdf5_load.py", ["--quick"], tmp_path)
+    assert out.count("bounded") == 3 and "small" in out, out

@@ -3,7 +3,15 @@
 Reading never trusts a declared size: a dataset's shape and dtype are checked against what the caller expects and its
 storage size against the bytes the file really holds before anything is read. Only numeric datasets and string
 attributes are read (h5py never unpickles; object/reference/vlen dtypes are refused).
+
+HDF5 checksums only the datasets (fletcher32, which cnnlite writes); attributes, names and the structure have none,
+so damage there could load a different model. Files cnnlite writes are therefore sealed: `seal` reads the file back
+with its own reader and stores the SHA-256 of what the reader returned (`content_digest`) as the attribute
+CHECKSUM_ATTR; the file's cnnlite extras say that a checksum belongs to it (SEALED_KEY), so hiding the attribute is
+damage too. `check_seal` compares on every read. Files without cnnlite's extras (Keras wrote them) have no seal and
+are read as they are.
 """
+import hashlib
 import json
 import os
 import re
@@ -11,6 +19,8 @@ import re
 import numpy as np
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+CHECKSUM_ATTR = "cnnlite_sha256"
+SEALED_KEY = "hdf5_sha256"  # in the extras: where CHECKSUM_ATTR is
 _MAX_ATTR_BYTES = 64 << 20
 
 
@@ -84,19 +94,22 @@ class Reader:
     def array(self, dataset, shape=None, kinds="f", what=None):
         """The dataset as a NumPy array after checking dtype (`kinds`: allowed dtype kinds), shape and size."""
         what = what or dataset.name
-        dtype = dataset.dtype
+        try:  # h5py builds these from the file's datatype and dataspace messages, which may be damaged
+            dtype, shape_found, compression = dataset.dtype, tuple(dataset.shape), dataset.compression
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:  # e.g. "Insufficient precision ..."
+            raise self.error(f"{what} has an unreadable datatype or shape ({e})") from None
         if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
             raise self.error(f"{what} has dtype {dtype}, expected {'float' if kinds == 'f' else 'integer'} numbers")
         if dtype.kind == "f" and dtype.itemsize not in (2, 4, 8):
             raise self.error(f"{what} has dtype {dtype}, expected float32")
-        if shape is not None and tuple(dataset.shape) != tuple(shape):
-            raise self.error(f"{what} has shape {tuple(dataset.shape)}, expected {tuple(shape)}")
-        nbytes = int(np.prod(dataset.shape, dtype=np.int64)) * dtype.itemsize
+        if shape is not None and shape_found != tuple(shape):
+            raise self.error(f"{what} has shape {shape_found}, expected {tuple(shape)}")
+        nbytes = int(np.prod(shape_found, dtype=np.int64)) * dtype.itemsize
         try:
             stored = dataset.id.get_storage_size()
         except Exception:  # noqa: BLE001 - h5py raises several kinds here
             stored = None
-        if nbytes and dataset.compression is None and stored is not None and stored < nbytes:
+        if nbytes and compression is None and stored is not None and stored < nbytes:
             raise self.error(f"{what} declares {nbytes} bytes but the file stores {stored} (truncated?)")
         if nbytes > self.size * 1100 + (1 << 20):  # even compressed data cannot expand beyond this
             raise self.error(f"{what} declares {nbytes} bytes, impossible in a file of {self.size} bytes")
@@ -185,3 +198,54 @@ def string_array(names):
     """A list of str as the fixed-length bytes array Keras writes for weight_names/layer_names."""
     encoded = [n.encode("utf-8") for n in names]
     return np.array(encoded, dtype=f"S{max([len(e) for e in encoded] + [1])}")
+
+
+# --- the seal of files cnnlite writes --------------------------------------------------------------------------
+
+def content_digest(parts):
+    """SHA-256 (hex) of plain data as a reader returns it: dicts, lists, str, numbers, None and arrays (dtype,
+    shape and bytes), in a form that tells every type and boundary apart."""
+    digest = hashlib.sha256()
+    _feed(digest, parts)
+    return digest.hexdigest()
+
+
+def _feed(digest, obj):
+    if isinstance(obj, np.ndarray):
+        digest.update(f"a{obj.dtype.str}{obj.shape}".encode())
+        digest.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        digest.update(f"d{len(obj)}".encode())
+        for key in sorted(obj, key=repr):
+            _feed(digest, key)
+            _feed(digest, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"l{len(obj)}".encode())
+        for item in obj:
+            _feed(digest, item)
+    else:
+        text = f"{type(obj).__name__}:{obj!r}".encode()
+        digest.update(f"s{len(text)}:".encode() + text)
+
+
+def seal(target, read, holder):
+    """Add CHECKSUM_ATTR to group `holder` of the closed HDF5 file `target` (a path or a binary file object): the
+    digest of `read(target)`, the reader's parts read back from what was just written (so writer and reader agree
+    by construction)."""
+    parts = read(target)
+    h5py = import_h5py(target, "write")
+    with h5py.File(target, "r+") as f:
+        f[holder].attrs[CHECKSUM_ATTR] = content_digest(parts)
+
+
+def check_seal(reader, holder, parts, extras):
+    """ValueError naming the file unless `parts` match the seal in group `holder` (None: no such group); a file
+    without seal passes unless its `extras` say cnnlite sealed it."""
+    stored = None if holder is None else reader.attr(holder, CHECKSUM_ATTR)
+    if stored is None:
+        if isinstance(extras, dict) and extras.get(SEALED_KEY) is not None:
+            raise reader.error(f"cnnlite wrote it with a checksum ({CHECKSUM_ATTR!r}), which is missing: damaged")
+        return
+    if stored != content_digest(parts):
+        raise reader.error(f"its content does not match the SHA-256 checksum cnnlite wrote with it "
+                           f"({CHECKSUM_ATTR!r}): damaged")

@@ -18,7 +18,7 @@ import zipfile
 import numpy as np
 
 from cnnlite._version import __version__
-from cnnlite.saving import convert, h5, keras_format, legacy_h5
+from cnnlite.saving import convert, h5, h5_bounded, keras_format, legacy_h5
 from cnnlite.saving.archive import atomic_write, check_path
 from cnnlite.saving.model_state import (optimizer_mismatch, restore_optimizer, restore_training_state,
                                         training_state)
@@ -33,15 +33,13 @@ _SLOT_KINDS = {"Adam": ["momentum", "velocity"], "SGD": ["momentum"], "RMSprop":
 
 def sniff(path):
     """'cnnlite' (cnnlite's own 0.1 zip), 'keras' (Keras 3 .keras zip), 'weights_h5' (Keras 3 weights store),
-    'legacy_h5' (legacy Keras HDF5) or None (something else; the caller's reader then says what is wrong)."""
+    'legacy_h5' (legacy Keras HDF5) or None (something else; the caller's reader then says what is wrong).
+    An HDF5 file is first read in full in a bounded child (h5_bounded): one that makes the HDF5 library hang or
+    crash is a ValueError naming it here, and the reads that follow in this process are the ones the child made."""
     path = os.fspath(path)
     if h5.is_hdf5(path):
-        h5py = h5.import_h5py(path)
-        try:
-            with h5py.File(path, "r") as f:
-                return "weights_h5" if "layers" in f and "model_weights" not in f else "legacy_h5"
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError):  # h5py's forms of a damaged file
-            return "legacy_h5"  # its reader reports the damage
+        h5_bounded.preflight(path, lambda: _read_hdf5(path), os.path.getsize(path))
+        return _hdf5_kind(path)
     try:
         if not zipfile.is_zipfile(path):
             return None
@@ -52,6 +50,22 @@ def sniff(path):
     if keras_format.WEIGHTS in names:
         return "keras"
     return "cnnlite" if "config.json" in names else None
+
+
+def _hdf5_kind(path):
+    h5py = h5.import_h5py(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return "weights_h5" if "layers" in f and "model_weights" not in f else "legacy_h5"
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError):  # h5py's forms of a damaged file
+        return "legacy_h5"  # its reader reports the damage
+
+
+def _read_hdf5(path):
+    """Everything a load reads of an HDF5 file (what the bounded child runs)."""
+    if _hdf5_kind(path) == "weights_h5":
+        return keras_format.read_weights_store(path, path)
+    return legacy_h5.read(path)
 
 
 class _Failure:
@@ -188,10 +202,10 @@ def _finish(model, spec_compile, data_optimizer, extras, fail, compile):
     return model
 
 
-def load_model(path, compile=True):
-    """A cnnlite model from a Keras `.keras` or legacy `.h5` file (`sniff` says which)."""
+def load_model(path, compile=True, kind=None):
+    """A cnnlite model from a Keras `.keras` or legacy `.h5` file (`kind`: what `sniff` says, when known)."""
     fail = _Failure(path)
-    kind = sniff(path)
+    kind = kind or sniff(path)
     if kind == "keras":
         data = keras_format.read_archive(path)
         spec = dict(data.config)
@@ -222,10 +236,11 @@ def load_model(path, compile=True):
     fail("not a Keras file")
 
 
-def load_weights(model, path):
-    """Weights (and, when the model is compiled with a fitting optimizer, its state) from a Keras file."""
+def load_weights(model, path, kind=None):
+    """Weights (and, when the model is compiled with a fitting optimizer, its state) from a Keras file (`kind`: what
+    `sniff` says, when known)."""
     fail = _Failure(path)
-    kind = sniff(path)
+    kind = kind or sniff(path)
     if kind == "keras":
         data = keras_format.read_archive(path).weights
         plan = _plan_store_weights(model, data, fail)
@@ -329,7 +344,7 @@ def save_weights_h5(model, path):
     keys = keras_format.store_keys([type(layer).__name__ for layer in model.layers])
     layers = [(key, layer.name, layer.get_weights()) for key, layer in zip(keys, model.layers)]
     _atomic_write_bytes(path, keras_format.weights_store_bytes(layers, _optimizer_state(model), model.name,
-                                                               _extras(model)))
+                                                               _extras(model), sealed=True))
 
 
 def save_h5(model, path):

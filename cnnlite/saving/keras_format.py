@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnlite.saving import h5
+from cnnlite.saving import h5, h5_bounded
 from cnnlite.saving.archive import ZipReader, write_members
 
 CONFIG = "config.json"
@@ -73,8 +73,13 @@ def _numbered(reader, group):
     return [reader.get(group, str(i), "dataset") for i in range(len(keys))]
 
 
-def read_weights_store(source, label):
-    """WeightsData from a Keras 3 weights store (a path or a file object)."""
+def _parts(data):
+    """What the seal of a `.weights.h5` covers: everything read_weights_store returns."""
+    return [data.layers, data.optimizer, data.extras]
+
+
+def read_weights_store(source, label, verify=True):
+    """WeightsData from a Keras 3 weights store (a path or a file object); `verify`: check the seal, if any."""
     with h5.Reader(source, label) as reader:
         f = reader.file
         data = WeightsData()
@@ -111,6 +116,8 @@ def read_weights_store(source, label):
                                    "learning rate first")
         extras = reader.json_attr(f, EXTRAS_ATTR)
         data.extras = extras if isinstance(extras, dict) else None
+        if verify:
+            h5.check_seal(reader, reader.get(f, "vars", "group"), _parts(data), data.extras)
         return data
 
 
@@ -124,7 +131,10 @@ def read_archive(path):
             raise archive.error(f"{CONFIG!r} is not an object")
         if WEIGHTS not in archive:
             raise archive.error(f"the archive has no {WEIGHTS!r}, so it is not a Keras 3 file")
-        weights = read_weights_store(io.BytesIO(archive.read_bytes(WEIGHTS)), f"{path}::{WEIGHTS}")
+        store, label = archive.read_bytes(WEIGHTS), f"{path}::{WEIGHTS}"
+        # a crafted store with valid CRCs could still make the HDF5 library hang: bounded like an .h5 file
+        h5_bounded.preflight(label, lambda: read_weights_store(io.BytesIO(store), label), len(store))
+        weights = read_weights_store(io.BytesIO(store), label)
         if EXTRAS in archive:
             extras = archive.read_json(EXTRAS, min(_MAX_JSON, archive.plausible_size(EXTRAS)))
             weights.extras = extras if isinstance(extras, dict) else None
@@ -134,10 +144,14 @@ def read_archive(path):
 
 # --- writing ---------------------------------------------------------------------------------------------------
 
-def write_weights_store(target, layers, optimizer=None, model_name="sequential", extras=None):
+def write_weights_store(target, layers, optimizer=None, model_name="sequential", extras=None, sealed=False):
     """Write a Keras 3 weights store. `layers`: [(store key, layer name, [arrays])] in model order; `optimizer`:
-    {"name", "iterations", "learning_rate", "slots"} or None."""
+    {"name", "iterations", "learning_rate", "slots"} or None. `sealed` (a `.weights.h5` file; inside a `.keras`
+    zip the member's CRC-32 does this): the SHA-256 of what read_weights_store returns goes into attribute
+    h5.CHECKSUM_ATTR of /vars, away from the extras in the root's header."""
     h5py = h5.import_h5py(target, "write")
+    if sealed and extras is not None:
+        extras = dict(extras, **{h5.SEALED_KEY: f"/vars/{h5.CHECKSUM_ATTR}"})
     with h5py.File(target, "w", track_order=False) as f:
         group = f.create_group("layers")
         for key, name, arrays in layers:
@@ -155,6 +169,9 @@ def write_weights_store(target, layers, optimizer=None, model_name="sequential",
         f.create_group("vars").attrs["name"] = model_name
         if extras is not None:
             f.attrs[EXTRAS_ATTR] = json.dumps(extras, sort_keys=True, allow_nan=False)
+    if sealed:
+        h5.seal(target, lambda source: _parts(read_weights_store(source, "the file being written", verify=False)),
+                "vars")
 
 
 def write_archive(f, config, metadata, weights_bytes, extras=None):
@@ -166,7 +183,7 @@ def write_archive(f, config, metadata, weights_bytes, extras=None):
     write_members(f, members)
 
 
-def weights_store_bytes(layers, optimizer=None, model_name="sequential", extras=None):
+def weights_store_bytes(layers, optimizer=None, model_name="sequential", extras=None, sealed=False):
     buffer = io.BytesIO()
-    write_weights_store(buffer, layers, optimizer, model_name, extras)
+    write_weights_store(buffer, layers, optimizer, model_name, extras, sealed)
     return buffer.getvalue()

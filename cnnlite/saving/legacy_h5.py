@@ -9,6 +9,8 @@ variables it was originally built with"), even from its own files; under another
 and trains, and cnnlite still resumes exactly. Both names are read.
 A weights-only legacy file (Keras 2 `save_weights('w.h5')`) is the `model_weights` group at the root. Name lists
 may be split over `weight_names0`, `weight_names1`, ... (HDF5's attribute size limit), as Keras does.
+cnnlite seals the files it writes (h5.seal: the SHA-256 of what `read` returns, attribute h5.CHECKSUM_ATTR of
+/model_weights, away from the extras in the root's header, so one damaged spot cannot hide both).
 """
 import json
 import re
@@ -79,8 +81,15 @@ def _read_optimizer(reader, group):
             "name": names[0].split("/")[0] if names else None}
 
 
-def read(path):
-    with h5.Reader(path, path) as reader:
+def _parts(data):
+    """What the seal covers: everything `read` returns."""
+    return [data.keras_version, data.model_config, data.training_config, data.layers, data.optimizer, data.extras]
+
+
+def read(source, label=None, verify=True):
+    """LegacyData from a path or binary file object (`label` names it in errors); `verify`: check the seal."""
+    label = source if label is None else label
+    with h5.Reader(source, label) as reader:
         f = reader.file
         data = LegacyData()
         data.keras_version = reader.attr(f, "keras_version")
@@ -111,13 +120,17 @@ def read(path):
             optimizer = reader.get(f, OPTIMIZER_GROUP, "group")
         if optimizer is not None:
             data.optimizer = _read_optimizer(reader, optimizer)
+        if verify:
+            h5.check_seal(reader, weights, _parts(data), data.extras)
         return data
 
 
 def write(target, model_config, training_config, layers, optimizer=None, extras=None, keras_version="3.0.0"):
     """`layers`: [(layer name, [(weight name, array)])]; `optimizer`: {"name", "iterations", "learning_rate",
-    "slot_names", "slots"} in Keras 3's variable order."""
+    "slot_names", "slots"} in Keras 3's variable order. The file is sealed (see h5.seal)."""
     h5py = h5.import_h5py(target, "write")
+    if extras is not None:
+        extras = dict(extras, **{h5.SEALED_KEY: f"/model_weights/{h5.CHECKSUM_ATTR}"})
     with h5py.File(target, "w") as f:
         f.attrs["backend"] = "tensorflow"
         f.attrs["keras_version"] = keras_version
@@ -145,6 +158,7 @@ def write(target, model_config, training_config, layers, optimizer=None, extras=
             h5.write_dataset(group, names[1], np.asarray(optimizer["learning_rate"], dtype=np.float32))
             for name, array in zip(names[2:], optimizer["slots"]):
                 h5.write_dataset(group, name, np.ascontiguousarray(array, dtype=np.float32))
+    h5.seal(target, lambda source: _parts(read(source, "the file being written", verify=False)), "model_weights")
 
 
 def slot_names(prefix, weight_paths, kinds):

@@ -89,8 +89,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     path = check_path(filepath, "load_model")
     if custom_objects:
         raise ValueError("load_model: custom_objects are not supported; cnnlite models use only built-in layers")
-    if _keras_kind(path) in KERAS_KINDS:
-        return _load_keras(keras_files.load_model, path, compile=compile)
+    kind = _keras_kind(path)
+    if kind in KERAS_KINDS:
+        return _load_keras(keras_files.load_model, path, compile=compile, kind=kind)
     return cnnlite_format.load_model(path, compile=compile, safe_mode=safe_mode)
 
 
@@ -99,6 +100,7 @@ def load_weights(model, filepath):
     writes, or Keras writes, into a built `model`; shapes are checked before anything is set."""
     path = check_path(filepath, "load_weights")
     require_built(model, path)
-    if _keras_kind(path) in KERAS_KINDS:
-        return _load_keras(lambda p: keras_files.load_weights(model, p), path)
+    kind = _keras_kind(path)
+    if kind in KERAS_KINDS:
+        return _load_keras(lambda p: keras_files.load_weights(model, p, kind), path)
     return cnnlite_format.load_weights(model, path)
