@@ -1,6 +1,7 @@
 """Keras's files: the chapter's three networks as Keras 3 saved them (tests/keras_files, made by make_fixtures.py)
-load with Keras's predictions and train on; cnnlite writes .keras/.h5/.weights.h5 that it reads back exactly; and,
-when Keras is importable, files cnnlite writes load in Keras with cnnlite's predictions."""
+load with Keras's predictions and train on; cnnlite writes .keras/.h5/.weights.h5 that it reads back exactly; and
+files cnnlite writes load in Keras with cnnlite's predictions (where Keras is importable: .ci/run's Keras step, whose
+CNNLITE_REQUIRE_KERAS=1 makes a missing Keras a failure; Keras is never a dependency of cnnlite)."""
 import io
 import json
 import os
@@ -9,6 +10,8 @@ import zipfile
 
 import numpy as np
 import pytest
+
+import needs
 
 from cnnlite import callbacks, models, optimizers, saving
 from cnnlite.saving import keras_files
@@ -286,19 +289,28 @@ def test_declared_sizes_are_checked_before_reading(tmp_path):
 
 
 def _keras():
+    """Keras with the TensorFlow backend, or the reason it cannot be imported."""
     try:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import keras as keras_module  # noqa: F401
-        return keras_module
-    except Exception:  # noqa: BLE001 - any import failure means: no Keras here
-        return None
+        return keras_module, None
+    except Exception as err:  # noqa: BLE001 - any import failure means: no Keras here
+        return None, f"{type(err).__name__}: {err}"
 
 
-@pytest.mark.skipif(_keras() is None, reason="Keras is not importable (it is never a dependency of cnnlite)")
+@pytest.fixture(scope="module")
+def keras():
+    module, error = _keras()
+    if module is None:
+        needs.outside_the_suite(f"Keras is not importable ({error})", "CNNLITE_REQUIRE_KERAS",
+                                "these tests run in .ci/run's Keras step (.venv-keras, with TensorFlow)")
+    return module
+
+
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 @pytest.mark.parametrize("make", ["mlp", "cnn8", "full"])
-def test_keras_loads_what_cnnlite_saves_with_cnnlite_predictions(tmp_path, suffix, make):
-    k = _keras()
+def test_keras_loads_what_cnnlite_saves_with_cnnlite_predictions(tmp_path, suffix, make, keras):
+    k = keras
     model = models.load_model(HERE / f"{make}.keras")
     model.fit(*train_sample(make), batch_size=16, epochs=1, verbose=0)
     path = tmp_path / f"cnnlite-{make}{suffix}"
