@@ -1,7 +1,9 @@
 """The benchmark scripts run with tiny settings and print their tables and ratios. cnnlite's side needs the Keras-like
-API (skipped until it imports). The test with a real peer (PyTorch from the peer interpreter, see BENCHMARKS.md) runs
-only with CNNLITE_BENCH_PEERS=1: on the shared 2-core machine every suite run would otherwise start several PyTorch
-processes. Scripts run by path from a temporary directory, so the installed cnnlite is the one measured."""
+API (skipped until it imports). The test with real peers (from the peer interpreter, see BENCHMARKS.md) is a
+benchmark run, opt-in: CNNLITE_BENCH_PEERS=1 runs it against PyTorch, CNNLITE_BENCH_PEERS=keras (or torch,keras)
+against those, and a requested peer the peer interpreter cannot import fails it. On the shared 2-core machine every
+suite run would otherwise start several peer processes; .ci/run runs it with Keras in its Keras step. Scripts run by
+path from a temporary directory, so the installed cnnlite is the one measured."""
 import importlib.util
 import json
 import os
@@ -41,10 +43,24 @@ def _run(script, args, tmp_path, timeout=240):
     return r.stdout
 
 
-def _peers_available():
-    """Peers importable by the peer interpreter; PyTorch alone is enough here (TensorFlow's import costs ~10 s)."""
+def _peers_requested():
+    """The peers CNNLITE_BENCH_PEERS names: '1' is PyTorch alone (TensorFlow's import costs ~10 s), else a comma list
+    (torch, keras); unset or '0': none (the benchmark test is skipped)."""
+    value = os.environ.get("CNNLITE_BENCH_PEERS", "").strip()
+    if value in ("", "0"):
+        return []
+    return ["torch"] if value == "1" else [fw.strip() for fw in value.split(",") if fw.strip()]
+
+
+def _peers_available(requested):
+    """The requested peers, each importable by the peer interpreter (a requested peer that is not fails the test)."""
     peer = _common.default_peer_python()
-    return [fw for fw in ("torch",) if bench_e2e.available(peer, fw)[0]]
+    for fw in requested:
+        known = sorted(set(bench_e2e.IMPORT_CHECK) - {"cnnlite"})
+        assert fw in known, f"CNNLITE_BENCH_PEERS names {fw!r}; the peers are {known}"
+        ok, why = bench_e2e.available(peer, fw)
+        assert ok, f"CNNLITE_BENCH_PEERS asks for {fw}, which {peer} cannot import: {why} (see BENCHMARKS.md)"
+    return requested
 
 
 def test_load_data_shapes_and_ranges():
@@ -97,11 +113,10 @@ def test_bench_memory_quick_prints_peaks(tmp_path):
 
 @pytest.mark.slow
 @needs_api
-@pytest.mark.skipif(os.environ.get("CNNLITE_BENCH_PEERS") != "1", reason="set CNNLITE_BENCH_PEERS=1 to run")
+@pytest.mark.skipif(not _peers_requested(), reason="a benchmark run against peer frameworks, opt-in (not a missing "
+                    "package): CNNLITE_BENCH_PEERS=1 (PyTorch) or =keras; .ci/run's Keras step runs it with Keras")
 def test_benchmarks_quick_with_peers_print_ratios(tmp_path):
-    peers = _peers_available()
-    if not peers:
-        pytest.skip("no peer framework importable (see BENCHMARKS.md for the peer venv)")
+    peers = _peers_available(_peers_requested())
     out = _run("bench_e2e.py", ["--quick", "--threads", "1", "--models", "mlp_relu", "--no-gemm", "--no-validation",
                                 "--frameworks", "cnnlite"] + peers, tmp_path)
     for peer in peers:
