@@ -39,6 +39,12 @@ def layer_cases():
                     cases.append((f"conv{k[0]}x{k[1]} s{s[0]}{s[1]} {padding} {size[0]}x{size[1]}",
                                   {"layer": "Conv2D", "filters": 4, "kernel_size": k, "strides": s,
                                    "padding": padding}, (3,) + size + (3,)))
+    # Winograd's geometry (3x3, stride 1, enough channels: the full network's conv2/conv3 run it in every pass)
+    for size in [(12, 12), (26, 26)]:
+        for padding in ["same", "valid"]:
+            cases.append((f"conv3x3 s11 {padding} {size[0]}x{size[1]}x16 (winograd)",
+                          {"layer": "Conv2D", "filters": 32, "kernel_size": (3, 3), "strides": (1, 1),
+                           "padding": padding}, (3,) + size + (16,)))
     for size in [(7, 7), (8, 8), (9, 6), (5, 5)]:
         for pool, s in [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 2), (1, 1)), ((3, 3), (1, 1)), ((3, 2), (2, 3))]:
             for padding in ["same", "valid"]:
