@@ -172,7 +172,8 @@ def test_ranks_given_different_data_are_refused(tmp_path):
 def test_without_mpiexec_init_changes_nothing(tmp_path):
     code = ("import cnnlite.distributed as dist; w = dist.init(); "
             "print(w, dist.rank(), dist.size(), dist.is_primary())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, env=_env(),
+                         cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "0", "1", "True"]
 

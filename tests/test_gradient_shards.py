@@ -88,11 +88,11 @@ def test_set_gradient_shards_returns_the_previous_default():
 
 
 @pytest.mark.parametrize("value, expected, warns", [("3", 3, False), ("0", 12, True), ("many", 12, True)])
-def test_the_environment_sets_the_default(value, expected, warns):
+def test_the_environment_sets_the_default(value, expected, warns, tmp_path):
     code = "import warnings, cnnlite; print(cnnlite.config.get('gradient_shards'))"
     env = dict(os.environ, CNNLITE_GRADIENT_SHARDS=value)
     out = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, env=env,
-                         timeout=120)
+                         timeout=120, cwd=tmp_path)  # not the checkout: import the installed cnnlite
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(expected)]
     assert ("CNNLITE_GRADIENT_SHARDS" in out.stderr) == warns

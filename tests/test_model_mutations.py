@@ -275,8 +275,10 @@ def _zero_first_global_heap_object(data):
 
 def _in_subprocess(code, *args, seconds=60, env=None):
     """Run `code` in a fresh interpreter under a timeout, so a hang fails the test instead of stalling the run."""
+    # cwd: the tests' folder, so `-c` code imports the installed cnnlite, never a source checkout's (CI runs from one)
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=seconds,
-                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **(env or {})))
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **(env or {})),
+                          cwd=os.path.dirname(os.path.abspath(__file__)))
 
 
 _LOAD_ONE = """
