@@ -17,4 +17,15 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
                     idx out, const float* relu_y = nullptr);
 
+// The mixed_bfloat16 pair (gemm_bf16.h): the same products with x, w and dz rounded to bfloat16 and accumulated in
+// float32 (vdpbf16ps, or its portable twin: same bits); the bias, the ReLU and the bias gradient stay float32, the
+// bias gradient computed exactly as dense_backward's. Results do not depend on the thread count.
+// y (n, out) = bf16(x) (n, in) @ bf16(w) (in, out) + bias (out) [then max(y, 0) when relu]; bias may be null.
+void dense_bf16_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out,
+                        bool relu = false);
+// dx (n, in) = bf16(dz) @ bf16(w)^T, dw (in, out) = bf16(x)^T @ bf16(dz), dbias (out) = column sums of dz (float32),
+// dz as in dense_backward; each may be null.
+void dense_bf16_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n,
+                         idx in, idx out, const float* relu_y = nullptr);
+
 }  // namespace cnnlite

@@ -54,6 +54,9 @@ def _cases():
     xd, wd, bd, dyd = f32(rng, 1000, 784), f32(rng, 784, 128, scale=0.05), f32(rng, 128), f32(rng, 1000, 128)
     cases["dense_forward"] = lambda: K.dense_forward(xd, wd, bd, relu=True)
     cases["dense_backward"] = lambda: K.dense_backward(dyd, xd, wd, y=np.maximum(dyd, 0))
+    cases["gemm_bf16"] = lambda: K.gemm_bf16(a, b)
+    cases["dense_bf16_forward"] = lambda: K.dense_bf16_forward(xd, wd, bd, relu=True)
+    cases["dense_bf16_backward"] = lambda: K.dense_bf16_backward(dyd, xd, wd, y=np.maximum(dyd, 0))
     # the full network's second convolution: 3x3, 16 -> 32 channels, 26x26 -> 24x24, batch 64
     x, w, bias = f32(rng, 64, 26, 26, 16), f32(rng, 3, 3, 16, 32, scale=0.1), f32(rng, 32)
     dy = f32(rng, 64, 24, 24, 32)

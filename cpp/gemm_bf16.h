@@ -1,0 +1,50 @@
+// Mixed-precision GEMM (cnnlite.mixed_precision's "mixed_bfloat16"): both operands rounded from float32 to bfloat16,
+// products accumulated in float32, as AVX512_BF16's vdpbf16ps does. One micro-kernel on CPUs with AVX512_BF16 (when
+// the ISA level in use is avx512), and a portable one that gives the same bits everywhere else.
+#pragma once
+#include <cstdint>
+
+#include "common.h"
+
+namespace cnnlite {
+
+// float32 -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN, subnormals become a zero of their sign
+// (the instruction treats subnormal inputs as zero), a finite value past the largest bfloat16 becomes an infinity.
+uint16_t bf16_round(float x);
+// The bfloat16 `h` as the float32 it stands for (exact).
+float bf16_to_float(uint16_t h);
+
+// c (m, n) = bf16(op(a)) (m, k) @ bf16(op(b)) (k, n) [+ bias (n) in float32] [then max(c, 0) when relu], overwriting
+// c (row-major, leading dimension n). op(a) = a (m, k) or, with trans_a, a^T where a is (k, m); op(b) = b (k, n) or,
+// with trans_b, b^T where b is (n, k); all contiguous. For each output element, over k-pairs q = 0, 1, ...:
+//   acc = ftz(acc + a[i][2q+1] * b[2q+1][j]); acc = ftz(acc + a[i][2q] * b[2q][j])      (acc from +0; odd k: a
+// zero pair element), each step rounded to nearest even, a subnormal result flushed to a zero of its sign: the
+// vdpbf16ps order. The order depends on k alone; every element is computed by one micro-kernel call, so the bits are
+// the same for any thread count, and the same for the AVX512_BF16 and portable kernels (products of two bfloat16 are
+// exact in float32; only a product below FLT_MIN in magnitude, |values| ~1e-19, could round differently).
+// Throws std::invalid_argument on negative sizes or null pointers. Runs serially inside a parallel region.
+void gemm_bf16(float* c, const float* a, const float* b, const float* bias, idx m, idx n, idx k, bool trans_a,
+               bool trans_b, bool relu = false);
+
+// "avx512_bf16" when gemm_bf16 runs the vdpbf16ps micro-kernel (the CPU has AVX512_BF16 and the ISA level in use is
+// avx512), else "portable".
+const char* gemm_bf16_isa();
+
+// True when this CPU has AVX512_BF16 (whatever the ISA cap).
+bool cpu_has_avx512_bf16();
+
+namespace gemm_bf16_detail {
+
+constexpr int kMR = 12;  // micro-tile rows
+// One micro-tile: c (mv x nv, leading dimension ldc) = the pair-wise dot products of an a-sliver (kp pairs x kMR
+// rows, a[q * kMR + i] = bf16 pair (low: k = 2q, high: k = 2q + 1) of row i) and a b-sliver (kp pairs x nr columns,
+// b[q * nr + j]) [+ bias (nv)] [relu]. nr = 16 * nv_vectors.
+using MicroFn = void (*)(idx kp, const uint32_t* a, const uint32_t* b, float* c, idx ldc, idx mv, idx nv,
+                         const float* bias, bool relu);
+#ifdef CNNLITE_X86
+MicroFn micro_avx512bf16(int nv_vectors);  // gemm_bf16_avx512bf16.cpp
+#endif
+
+}  // namespace gemm_bf16_detail
+
+}  // namespace cnnlite
