@@ -91,7 +91,10 @@ class Conv2D(_Activated, Layer):
                 else:
                     notes.append(f"forced {forced} does not apply to the {key.replace('_', ' ')}: {algo}")
             algorithms[key] = algo
-        return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes)
+        if self.compute_dtype == "bfloat16":
+            notes.append("mixed_bfloat16 policy: no bfloat16 convolution kernel yet, runs float32")
+        return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes,
+                                    precision="float32")
 
     def forward(self, x, step, training=False, part=None):
         pads = step.params["pads"]

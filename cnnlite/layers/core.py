@@ -30,14 +30,16 @@ class _Activated:
         self.bias_initializer = initializers.get(bias_initializer)
         check_unsupported(owner, **unsupported)
 
-    def _activated_step(self, input_shape, output_shape, algorithms, kernel_relu=True, params=None, notes=()):
+    def _activated_step(self, input_shape, output_shape, algorithms, kernel_relu=True, params=None, notes=(),
+                        precision=None):
         relu = kernel_relu and self.activation is activations.relu
         if relu:
             epilogue = "bias+relu" if self.use_bias else "relu"
         else:
             epilogue = "bias" if getattr(self, "use_bias", False) else None
         return Step(self, input_shape, output_shape, algorithms, relu_in_kernel=relu, epilogue=epilogue,
-                    ends_in_softmax=self.activation is activations.softmax, params=params, notes=notes)
+                    ends_in_softmax=self.activation is activations.softmax, params=params, notes=notes,
+                    precision=precision)
 
     def _activate(self, z, step):
         """(output, whether the activation was applied here)."""
@@ -92,12 +94,20 @@ class Dense(_Activated, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def plan_step(self, input_shape, settings=None):
+        """Three GEMMs; in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy, else float32."""
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
-                                    {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"})
+                                    {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"},
+                                    precision=self.compute_dtype)
+
+    @staticmethod
+    def _kernels_for(step):
+        if step.precision == "bfloat16":
+            return _kernels.dense_bf16_forward, _kernels.dense_bf16_backward
+        return _kernels.dense_forward, _kernels.dense_backward
 
     def forward(self, x, step, training=False, part=None):
         x2 = _flat2d(x, self.kernel.shape[0])
-        z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
+        z = self._kernels_for(step)[0](x2, self.kernel, self.bias, relu=step.relu_in_kernel)
         y, applied = self._activate(z, step)
         out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
         return out, ((x2, y, applied, x.shape) if training else None)
@@ -106,12 +116,13 @@ class Dense(_Activated, Layer):
         x2, y, applied, x_shape = cache
         dz = self._deactivate(_flat2d(dy, self.units), y, applied, step)
         gate = self._relu_gate(y, step)
+        dense_backward = self._kernels_for(step)[1]
         dx = None
         if step.need_dx:
-            dx = _kernels.dense_backward(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False, y=gate)[0]
+            dx = dense_backward(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False, y=gate)[0]
 
         def shard(start, stop):
-            _, dw, db = _kernels.dense_backward(dz[start:stop], x2[start:stop], self.kernel, need_dx=False,
+            _, dw, db = dense_backward(dz[start:stop], x2[start:stop], self.kernel, need_dx=False,
                                                 need_db=self.use_bias, y=None if gate is None else gate[start:stop])
             return [dw, db] if self.use_bias else [dw]
 
