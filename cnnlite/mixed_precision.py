@@ -105,6 +105,17 @@ def global_policy():
     return _GLOBAL[0]
 
 
+# The weight gradients stay float32 under mixed_bfloat16: their products' depth is a reduction shard's rows (Dense)
+# or one Winograd tile block (Conv2D), too shallow for the bfloat16 operand packing to pay (measured on this
+# project's Zen 4: BENCHMARKS.md, mixed precision), and float32 there only adds accuracy.
+WEIGHT_GRAD_NOTE = "float32 weight grad (a shallow product: bfloat16 does not pay)"
+
+
+def pass_precisions(bf16, passes):
+    """The per-pass precisions of a step: "bfloat16" for the passes named in `passes` when `bf16`, else "float32"."""
+    return {p: "bfloat16" if bf16 and p in passes else "float32" for p in ("forward", "input_grad", "weight_grad")}
+
+
 def layer_policy(dtype, owner):
     """The Policy of a layer constructed with `dtype` (None: the global policy); ValueError naming `dtype`."""
     if dtype is None:

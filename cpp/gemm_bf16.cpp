@@ -63,7 +63,7 @@ inline float ftz(float x) { return std::fabs(x) < FLT_MIN ? std::copysign(0.0f, 
 // The portable micro-kernel: vdpbf16ps emulated element by element (high pair element first, each step rounded,
 // subnormal results flushed). Inputs are never subnormal (bf16_round flushed them), nor is acc.
 template <int NV>
-void micro_portable(idx kp, const uint32_t* a, const uint32_t* b, float* c, idx ldc, idx mv, idx nv,
+void micro_portable(idx kp, const uint32_t* a, idx ars, const uint32_t* b, float* c, idx ldc, idx mv, idx nv,
                     const float* bias, bool relu) {
   constexpr int NR = 16 * NV;
   float acc[kMR][NR];
@@ -76,14 +76,15 @@ void micro_portable(idx kp, const uint32_t* a, const uint32_t* b, float* c, idx 
       bh[j] = bf16_to_float(static_cast<uint16_t>(b[j] >> 16));
     }
     for (int i = 0; i < kMR; ++i) {
-      const float al = bf16_to_float(static_cast<uint16_t>(a[i] & 0xFFFFu));
-      const float ah = bf16_to_float(static_cast<uint16_t>(a[i] >> 16));
+      const uint32_t pair = ars > 0 ? a[i * ars] : a[i];
+      const float al = bf16_to_float(static_cast<uint16_t>(pair & 0xFFFFu));
+      const float ah = bf16_to_float(static_cast<uint16_t>(pair >> 16));
       for (int j = 0; j < NR; ++j) {
         float t = ftz(acc[i][j] + ah * bh[j]);
         acc[i][j] = ftz(t + al * bl[j]);
       }
     }
-    a += kMR;
+    a += ars > 0 ? 1 : kMR;
     b += NR;
   }
   for (idx i = 0; i < mv; ++i)
@@ -101,6 +102,48 @@ MicroFn micro_for(int nv_vectors) {
   return nv_vectors == 1 ? micro_portable<1> : micro_portable<2>;
 }
 
+void convert_rows_portable(uint32_t* dst, idx dst_ld, const float* x, idx ld, idx rows, idx k) {
+  const idx kfull = k / 2;
+  for (idx r = 0; r < rows; ++r) {
+    const alias_u32* u = reinterpret_cast<const alias_u32*>(x + r * ld);
+    uint32_t* __restrict d = dst + r * dst_ld;
+    for (idx q = 0; q < kfull; ++q) d[q] = round_bits(u[2 * q]) | (round_bits(u[2 * q + 1]) << 16);
+    if (k % 2) d[kfull] = round_bits(u[2 * kfull]);
+  }
+}
+
+void pair_rows_portable(uint32_t* d, const float* lo, const float* hi, idx count) {
+  const alias_u32* l = reinterpret_cast<const alias_u32*>(lo);
+  const alias_u32* h = reinterpret_cast<const alias_u32*>(hi);
+  for (idx r = 0; r < count; ++r) d[r] = round_bits(l[r]) | (h ? round_bits(h[r]) << 16 : 0u);
+}
+
+gemm_bf16_detail::PairFn pair_for() {
+#ifdef CNNLITE_X86
+  if (use_avx512_bf16()) return gemm_bf16_detail::pair_rows_avx512bf16();
+#endif
+  return pair_rows_portable;
+}
+
+gemm_bf16_detail::ConvertFn convert_for() {
+#ifdef CNNLITE_X86
+  if (use_avx512_bf16()) return gemm_bf16_detail::convert_rows_avx512bf16();
+#endif
+  return convert_rows_portable;
+}
+
+// Row-major a-slivers of op(a) = a (m x k, leading dimension lda): rows [0, m_sl * kMR) of dst (kp words each),
+// rows past m zero.
+void convert_a(uint32_t* dst, const float* a, idx lda, idx m, idx k, idx m_sl, gemm_bf16_detail::ConvertFn convert,
+               bool parallel) {
+  const idx kp = (k + 1) / 2;
+  parallel_for(m_sl, [&](idx s) {
+    const idx r0 = s * kMR, rows = std::min<idx>(kMR, m - r0);
+    convert(dst + r0 * kp, kp, a + r0 * lda, lda, rows, k);
+    std::fill(dst + (r0 + rows) * kp, dst + (r0 + kMR) * kp, 0u);
+  }, parallel);
+}
+
 inline idx ceil_div(idx a, idx b) { return (a + b - 1) / b; }
 
 // Packs rows [r0, r0 + rows) of op(x) (rows x k; element (r, p) at x[r * ld + p], or x[p * ld + r] when trans) into
@@ -109,15 +152,11 @@ void pack_sliver(uint32_t* __restrict dst, const float* x, idx ld, bool trans, i
   const idx kp = ceil_div(k, 2), kfull = k / 2;
   const alias_u32* u = reinterpret_cast<const alias_u32*>(x);
   if (trans) {  // rows of op(x) are columns of x: each k step reads `rows` contiguous floats
+    const gemm_bf16_detail::PairFn pair = pair_for();
     for (idx q = 0; q < kp; ++q) {
-      const alias_u32* lo = u + (2 * q) * ld + r0;
-      const alias_u32* hi = lo + ld;
+      const float* lo = x + (2 * q) * ld + r0;
       uint32_t* __restrict d = dst + q * width;
-      if (q < kfull) {
-        for (idx r = 0; r < rows; ++r) d[r] = round_bits(lo[r]) | (round_bits(hi[r]) << 16);
-      } else {
-        for (idx r = 0; r < rows; ++r) d[r] = round_bits(lo[r]);
-      }
+      pair(d, lo, q < kfull ? lo + ld : nullptr, rows);
       for (idx r = rows; r < width; ++r) d[r] = 0;
     }
     return;
@@ -171,9 +210,14 @@ void gemm_bf16(float* c, const float* a, const float* b, const float* bias, idx 
   const idx lda = trans_a ? m : k, ldb = trans_b ? k : n;
   // op(b) (k x n) packed as slivers of its columns: column j of op(b) is row j of op(b)^T, which is b itself when
   // trans_b, else b read transposed.
-  parallel_for(m_sl, [&](idx s) {
-    pack_sliver(ap + s * kp * kMR, a, lda, trans_a, s * kMR, std::min<idx>(kMR, m - s * kMR), k, kMR);
-  }, parallel);
+  // op(a) = a: row-major pairs (a vector conversion, no transposition); a^T: pair-major slivers.
+  if (trans_a)
+    parallel_for(m_sl, [&](idx s) {
+      pack_sliver(ap + s * kp * kMR, a, lda, true, s * kMR, std::min<idx>(kMR, m - s * kMR), k, kMR);
+    }, parallel);
+  else
+    convert_a(ap, a, lda, m, k, m_sl, convert_for(), parallel);
+  const idx ars = trans_a ? 0 : kp;
   parallel_for(n_sl, [&](idx s) {
     pack_sliver(bp + s * kp * NR, b, ldb, !trans_b, s * NR, std::min<idx>(NR, n - s * NR), k, NR);
   }, parallel);
@@ -186,9 +230,44 @@ void gemm_bf16(float* c, const float* a, const float* b, const float* bias, idx 
     const float* bias_j = bias ? bias + j0 : nullptr;
     for (idx s = rt * kSliversPerTask; s < std::min(m_sl, (rt + 1) * kSliversPerTask); ++s) {
       const idx i0 = s * kMR;
-      micro(kp, ap + s * kp * kMR, bs, c + i0 * n + j0, n, std::min<idx>(kMR, m - i0), nv, bias_j, relu);
+      micro(kp, ap + s * kp * kMR, ars, bs, c + i0 * n + j0, n, std::min<idx>(kMR, m - i0), nv, bias_j, relu);
     }
   }, parallel);
+}
+
+namespace {
+struct PackedSliverTag;
+inline int packed_nr(idx n) { return n <= 16 ? 16 : 32; }
+}  // namespace
+
+idx gemm_bf16_packed_size(idx k, idx n) {
+  if (k <= 0 || n <= 0) throw std::invalid_argument("gemm_bf16_packed_size: k and n must be > 0");
+  const idx nr = packed_nr(n);
+  return checked_product("gemm_bf16_packed_size", {ceil_div(n, nr), ceil_div(k, 2), nr});
+}
+
+void gemm_bf16_pack_b(uint32_t* bp, const float* b, idx ldb, idx k, idx n) {
+  if (k <= 0 || n <= 0 || ldb < n) throw std::invalid_argument("gemm_bf16_pack_b: bad sizes");
+  const idx nr = packed_nr(n), kp = ceil_div(k, 2);
+  for (idx s = 0; s * nr < n; ++s)
+    pack_sliver(bp + s * kp * nr, b, ldb, true, s * nr, std::min<idx>(nr, n - s * nr), k, static_cast<int>(nr));
+}
+
+void gemm_bf16_packed(float* c, idx ldc, const float* a, idx lda, const uint32_t* bp, idx m, idx n, idx k) {
+  if (m < 0 || n <= 0 || k <= 0 || lda < k || ldc < n) throw std::invalid_argument("gemm_bf16_packed: bad sizes");
+  if (m == 0) return;
+  const idx nr = packed_nr(n), kp = ceil_div(k, 2);
+  const MicroFn micro = micro_for(nr == 16 ? 1 : 2);
+  const idx m_sl = ceil_div(m, kMR);
+  uint32_t* ap = reinterpret_cast<uint32_t*>(
+      thread_workspace<PackedSliverTag>().get(checked_product("gemm_bf16_packed", {m_sl, kMR, kp})));
+  convert_a(ap, a, lda, m, k, m_sl, convert_for(), false);
+  for (idx i0 = 0; i0 < m; i0 += kMR) {
+    const idx rows = std::min<idx>(kMR, m - i0);
+    for (idx j0 = 0; j0 < n; j0 += nr)
+      micro(kp, ap + i0 * kp, kp, bp + (j0 / nr) * kp * nr, c + i0 * ldc + j0, ldc, rows, std::min<idx>(nr, n - j0),
+            nullptr, false);
+  }
 }
 
 }  // namespace cnnlite

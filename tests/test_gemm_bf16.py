@@ -164,3 +164,108 @@ def test_bitwise_identical_at_1_to_4_threads(rng, m, n, k):
     for t in (2, 3, 4):
         with threads(t):
             assert np.array_equal(bits(K.gemm_bf16(a, b)), bits(ref)), t
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no AVX512_BF16: only the portable kernel runs")
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_hardware_and_portable_rounding_agree_on_special_values(rng, ta, tb):
+    """vcvtne2ps2bf16 / vcvtneps2bf16 (the AVX512_BF16 packing) and bf16_round (the portable one): the same bits for
+    ties, overflow, infinities, NaNs, subnormals and zeros, seen through a product with a one-hot operand."""
+    special = np.array([1.00390625, 1.01171875, -2.5, 3.39e38, 3.4028235e38, np.inf, -np.inf, 1e-40, -1e-40, 0.0,
+                        -0.0, 1.1754944e-38, 1.1754942e-38, 65504.0, 1.0 + 2 ** -8 + 2 ** -23], np.float32)
+    nan_bits = np.array([0x7FC00000, 0x7F800001, 0xFFA00001, 0x7FFFFFFF], np.uint32).view(np.float32)
+    vals = np.concatenate([special, nan_bits, rng.standard_normal(45).astype(np.float32)])
+    one = np.ones((1, 1), np.float32)
+    col, row = vals.reshape(-1, 1), vals.reshape(1, -1)
+    cases = [((row if ta else col), one, ta, False),     # the values as a: k = 1, c[i] = bf16(v[i])
+             (one, (col if tb else row), False, tb)]     # as b
+    for args in cases:
+        hw = K.gemm_bf16(*args)
+        with isa("generic"):
+            portable = K.gemm_bf16(*args)
+        assert np.array_equal(np.isnan(hw), np.isnan(portable)) and np.isnan(hw).sum() == 4
+        ok = ~np.isnan(hw)
+        assert np.array_equal(bits(hw[ok]), bits(portable[ok]))
+        assert np.array_equal(bits(hw[ok]), bits((bf16(vals).reshape(hw.shape) + np.float32(0))[ok]))
+
+
+# ----- Winograd with bfloat16 products (conv2d_* precision='bfloat16') ---------------------------------------------
+
+def _conv_case(rng, n=3, h=9, cin=5, cout=7):
+    x = rng.standard_normal((n, h, h, cin)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, cin, cout)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    dy = rng.standard_normal((n, h - 2, h - 2, cout)).astype(np.float32)
+    return x, w, b, dy
+
+
+def _winograd_bf16(x, w, b, dy, gate=None):
+    h = x.shape[1]
+    y = K.conv2d_forward(x, w, b, 1, 1, 0, 0, 0, 0, relu=True, algo="winograd", precision="bfloat16")
+    gate = y if gate is None else gate
+    dx = K.conv2d_backward_input(dy, w, h, h, 1, 1, 0, 0, 0, 0, y=gate, algo="winograd", precision="bfloat16")
+    dw, db = K.conv2d_backward_weights(dy, x, 3, 3, 1, 1, 0, 0, 0, 0, y=gate, algo="winograd", precision="bfloat16")
+    return y, dx, dw, db
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 5, 7), (2, 12, 16, 32), (2, 8, 32, 64), (1, 5, 1, 17)])
+def test_winograd_bf16_is_close_to_float32_at_bfloat16_precision(rng, shape):
+    x, w, b, dy = _conv_case(rng, *shape)
+    h = x.shape[1]
+    y32 = K.conv2d_forward(x, w, b, 1, 1, 0, 0, 0, 0, relu=True, algo="gemm")
+    y, dx, dw, db = _winograd_bf16(x, w, b, dy, gate=y32)  # the same ReLU mask for both
+    dx32 = K.conv2d_backward_input(dy, w, h, h, 1, 1, 0, 0, 0, 0, y=y32, algo="gemm")
+    dw32, db32 = K.conv2d_backward_weights(dy, x, 3, 3, 1, 1, 0, 0, 0, 0, y=y32, algo="gemm")
+    for got, want in ((y, y32), (dx, dx32), (dw, dw32)):
+        assert np.abs(got - want).max() <= 2e-2 * np.abs(want).max()  # bfloat16 operands: ~3 significant digits
+    mask_agrees = (y > 0) == (y32 > 0)
+    assert mask_agrees.mean() > 0.99
+    # the weight gradient's products take bfloat16 operands too when asked; the bias gradient is float32
+    np.testing.assert_allclose(db, db32, rtol=1e-4, atol=1e-4 * np.abs(db32).max())
+
+
+def test_winograd_bf16_differs_from_float32_and_its_forward_is_the_bf16_products(rng):
+    x, w, b, dy = _conv_case(rng, 2, 6, 4, 3)
+    y = K.conv2d_forward(x, w, None, 1, 1, 0, 0, 0, 0, algo="winograd", precision="bfloat16")
+    assert not np.array_equal(y, K.conv2d_forward(x, w, None, 1, 1, 0, 0, 0, 0, algo="winograd"))
+    assert np.array_equal(K.conv2d_forward(x, w, None, 1, 1, 0, 0, 0, 0, algo="winograd", precision="float32"),
+                          K.conv2d_forward(x, w, None, 1, 1, 0, 0, 0, 0, algo="winograd"))
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="this CPU has no AVX512_BF16: only the portable kernel runs")
+def test_winograd_bf16_hardware_and_portable_give_the_same_bits(rng):
+    case = _conv_case(rng, 4, 14, 16, 32)
+    hw = _winograd_bf16(*case)
+    # the transforms are additions only: the same bits on every level; the products: the bf16 kernels
+    with isa("avx2"):
+        portable = _winograd_bf16(*case)
+    for a, b in zip(hw, portable):
+        assert np.array_equal(bits(a), bits(b))
+
+
+def test_winograd_bf16_is_bitwise_identical_at_1_to_4_threads(rng):
+    case = _conv_case(rng, 16, 26, 16, 32)
+    with threads(1):
+        ref = _winograd_bf16(*case)
+    for t in (2, 3, 4):
+        with threads(t):
+            got = _winograd_bf16(*case)
+        assert all(np.array_equal(bits(a), bits(b)) for a, b in zip(ref, got)), t
+
+
+@pytest.mark.parametrize("call", ["forward", "backward_input", "backward_weights", "backward"])
+def test_conv2d_precision_argument_is_checked(rng, call):
+    x, w, b, dy = _conv_case(rng)
+    calls = {
+        "forward": lambda **kw: K.conv2d_forward(x, w, b, 1, 1, 0, 0, 0, 0, **kw),
+        "backward_input": lambda **kw: K.conv2d_backward_input(dy, w, 9, 9, 1, 1, 0, 0, 0, 0, **kw),
+        "backward_weights": lambda **kw: K.conv2d_backward_weights(dy, x, 3, 3, 1, 1, 0, 0, 0, 0, **kw),
+        "backward": lambda **kw: K.conv2d_backward(dy, x, w, 1, 1, 0, 0, 0, 0, **kw)}
+    f = calls[call]
+    for bad in ("bf16", "float16", 3, True):
+        with pytest.raises(ValueError, match="precision must be None, 'float32' or 'bfloat16'"):
+            f(precision=bad)
+    algo = {"backward": {"algo_input": "gemm", "algo_weights": "gemm"}}.get(call, {"algo": "gemm"})
+    with pytest.raises(ValueError, match="precision 'bfloat16' needs algo 'winograd'"):
+        f(precision="bfloat16", **algo)

@@ -106,12 +106,17 @@ def test_the_plan_shows_each_steps_precision():
     dense = [s for s in model.plan.steps if s.kind == "Dense"]
     assert all(s.precision == "bfloat16" for s in dense)
     conv = next(s for s in model.plan.steps if s.kind == "Conv2D")
-    assert conv.precision == "float32" and any("no bfloat16 convolution" in n for n in conv.notes)
-    assert next(s for s in model.plan.steps if s.kind == "MaxPooling2D").precision is None
+    assert conv.precision == "float32" and any("no bfloat16 direct kernel" in n for n in conv.notes)
+    assert next(s for s in model.plan.steps if s.kind == "MaxPooling2D").precision == "float32"
+    assert next(s for s in model.plan.steps if s.kind == "Dropout").precision is None
+    # the weight gradients stay float32, the forward pass and input gradient run bfloat16
+    assert all(s.precisions == {"forward": "bfloat16", "input_grad": "bfloat16", "weight_grad": "float32"}
+               for s in dense)
+    assert all(mixed_precision.WEIGHT_GRAD_NOTE in s.notes for s in dense)
     table = model.plan.table()
     assert "Precision" in table.splitlines()[2] and "bfloat16" in table
     assert model.plan.as_dict()["steps"][-1]["precision"] == "bfloat16"
-    assert steps[dense[0].name].summary().startswith("bfloat16 gemm/gemm/gemm")
+    assert steps[dense[0].name].summary().startswith("gemm bf16/gemm bf16/gemm;")
     loss_row = table.splitlines()[-2]
     assert "loss" in loss_row and "float32" in loss_row
     fp32 = compiled(network("float32"))
@@ -158,10 +163,26 @@ def test_mixed_training_is_bitwise_identical_across_threads_and_kernels():
         with threads(n):
             got = _train_mlp()
         assert all(np.array_equal(a, b) for a, b in zip(ref, got)), n
-    for level in ("avx2", "generic"):  # the portable bfloat16 kernel: the same bits as vdpbf16ps
+
+
+
+def test_a_bfloat16_step_gives_the_same_bits_on_every_isa_level():
+    """The portable bfloat16 kernel (a CPU without AVX512_BF16, or a capped ISA) gives vdpbf16ps's bits: a Dense
+    step's forward pass and input gradient (its weight gradient is float32, whose bits are per level)."""
+    rng = np.random.default_rng(1)
+    model = compiled(models.Sequential([Dense(40, activation="relu", input_shape=(70,), dtype="mixed_bfloat16"),
+                                        Dense(10, activation="softmax")]))
+    step, layer = model.plan.steps[0], model.layers[0]
+    x = rng.standard_normal((33, 70)).astype(np.float32)
+    dy = rng.standard_normal((33, 40)).astype(np.float32)
+    y, cache = layer.forward(x, step, training=True)
+    step.need_dx = True
+    dx, _ = layer.backward(dy, cache, step)
+    for level in ("avx2", "generic"):
         with isa(level):
-            got = _train_mlp()
-        assert all(np.array_equal(a, b) for a, b in zip(ref, got)), level
+            y2, cache2 = layer.forward(x, step, training=True)
+            dx2, _ = layer.backward(dy, cache2, step)
+        assert np.array_equal(y, y2) and np.array_equal(dx, dx2), level
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5", "model.save"])
@@ -179,6 +200,21 @@ def test_a_model_saved_under_the_policy_round_trips(tmp_path, suffix):
     assert [l.dtype_policy.name for l in loaded.layers] == [l.dtype_policy.name for l in model.layers]
     assert [s.precision for s in loaded.plan.steps] == [s.precision for s in model.plan.steps]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_winograd_convolutions_run_bfloat16_products_under_the_policy():
+    model = compiled(models.Sequential([Conv2D(16, (3, 3), input_shape=(12, 12, 16), activation="relu",
+                                               dtype="mixed_bfloat16"), Flatten(),
+                                        Dense(10, activation="softmax")]))
+    step = model.plan.steps[0]
+    assert step.algorithms["forward"] == "winograd" and step.precisions["forward"] == "bfloat16"
+    x = np.random.default_rng(0).random((4, 12, 12, 16), dtype=np.float32)
+    layer = model.layers[0]
+    want = K.conv2d_forward(x, layer.kernel, layer.bias, 1, 1, 0, 0, 0, 0, relu=True, algo="winograd",
+                            precision="bfloat16")
+    np.testing.assert_array_equal(layer.forward(x, step)[0], want)
+    assert not np.array_equal(want, K.conv2d_forward(x, layer.kernel, layer.bias, 1, 1, 0, 0, 0, 0, relu=True,
+                                                     algo="winograd"))
 
 
 def test_a_float32_file_loads_float32_under_a_global_mixed_policy(tmp_path):

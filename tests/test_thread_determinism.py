@@ -67,6 +67,12 @@ def _cases():
             dy, w, 26, 26, 1, 1, 0, 0, 0, 0, y=np.maximum(dy, 0), algo=algo)
         cases[f"conv2d_backward_weights_{algo}"] = lambda algo=algo: K.conv2d_backward_weights(
             dy, x, 3, 3, 1, 1, 0, 0, 0, 0, algo=algo)
+    cases["conv2d_forward_winograd_bf16"] = lambda: K.conv2d_forward(x, w, bias, 1, 1, 0, 0, 0, 0, relu=True,
+                                                                     algo="winograd", precision="bfloat16")
+    cases["conv2d_backward_input_winograd_bf16"] = lambda: K.conv2d_backward_input(
+        dy, w, 26, 26, 1, 1, 0, 0, 0, 0, y=np.maximum(dy, 0), algo="winograd", precision="bfloat16")
+    cases["conv2d_backward_weights_winograd_bf16"] = lambda: K.conv2d_backward_weights(
+        dy, x, 3, 3, 1, 1, 0, 0, 0, 0, algo="winograd", precision="bfloat16")
     # the first convolution of the chapter's networks: one input channel, the direct kernel
     x1, w1, dy1 = f32(rng, 512, 28, 28, 1), f32(rng, 3, 3, 1, 16), f32(rng, 512, 28, 28, 16)
     cases["conv2d_forward_direct"] = lambda: K.conv2d_forward(x1, w1, None, 1, 1, 1, 1, 1, 1, algo="direct")

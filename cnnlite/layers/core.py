@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from cnnlite import _kernels, activations, initializers
+from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
 from cnnlite.engine.plan import Step, shard_partials
 from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
@@ -31,7 +31,7 @@ class _Activated:
         check_unsupported(owner, **unsupported)
 
     def _activated_step(self, input_shape, output_shape, algorithms, kernel_relu=True, params=None, notes=(),
-                        precision=None):
+                        precisions=None):
         relu = kernel_relu and self.activation is activations.relu
         if relu:
             epilogue = "bias+relu" if self.use_bias else "relu"
@@ -39,7 +39,7 @@ class _Activated:
             epilogue = "bias" if getattr(self, "use_bias", False) else None
         return Step(self, input_shape, output_shape, algorithms, relu_in_kernel=relu, epilogue=epilogue,
                     ends_in_softmax=self.activation is activations.softmax, params=params, notes=notes,
-                    precision=precision)
+                    precisions=precisions)
 
     def _activate(self, z, step):
         """(output, whether the activation was applied here)."""
@@ -94,20 +94,23 @@ class Dense(_Activated, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def plan_step(self, input_shape, settings=None):
-        """Three GEMMs; in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy, else float32."""
+        """Three GEMMs. Under the mixed_bfloat16 policy the forward pass and the input gradient run in bfloat16
+        (dense_bf16_*); the weight gradient stays float32 (mixed_precision.WEIGHT_GRAD_NOTE says why)."""
+        bf16 = self.compute_dtype == "bfloat16"
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
                                     {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"},
-                                    precision=self.compute_dtype)
+                                    notes=[mixed_precision.WEIGHT_GRAD_NOTE] if bf16 else (),
+                                    precisions=mixed_precision.pass_precisions(bf16, ("forward", "input_grad")))
 
     @staticmethod
-    def _kernels_for(step):
-        if step.precision == "bfloat16":
-            return _kernels.dense_bf16_forward, _kernels.dense_bf16_backward
-        return _kernels.dense_forward, _kernels.dense_backward
+    def _kernel(step, name):
+        if step.precisions.get(name) == "bfloat16":
+            return _kernels.dense_bf16_forward if name == "forward" else _kernels.dense_bf16_backward
+        return _kernels.dense_forward if name == "forward" else _kernels.dense_backward
 
     def forward(self, x, step, training=False, part=None):
         x2 = _flat2d(x, self.kernel.shape[0])
-        z = self._kernels_for(step)[0](x2, self.kernel, self.bias, relu=step.relu_in_kernel)
+        z = self._kernel(step, "forward")(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
         y, applied = self._activate(z, step)
         out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
         return out, ((x2, y, applied, x.shape) if training else None)
@@ -116,13 +119,14 @@ class Dense(_Activated, Layer):
         x2, y, applied, x_shape = cache
         dz = self._deactivate(_flat2d(dy, self.units), y, applied, step)
         gate = self._relu_gate(y, step)
-        dense_backward = self._kernels_for(step)[1]
         dx = None
         if step.need_dx:
-            dx = dense_backward(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False, y=gate)[0]
+            dx = self._kernel(step, "input_grad")(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False,
+                                                   y=gate)[0]
+        weight_grad = self._kernel(step, "weight_grad")
 
         def shard(start, stop):
-            _, dw, db = dense_backward(dz[start:stop], x2[start:stop], self.kernel, need_dx=False,
+            _, dw, db = weight_grad(dz[start:stop], x2[start:stop], self.kernel, need_dx=False,
                                                 need_db=self.use_bias, y=None if gate is None else gate[start:stop])
             return [dw, db] if self.use_bias else [dw]
 
