@@ -16,8 +16,9 @@ the optimizer, the softmax and the loss. Unlike Keras, the activations between l
 operands of the products are rounded), so a model under the policy is a little closer to float32 than Keras's.
 Results stay bitwise identical for any thread count.
 
-Which passes actually run in bfloat16 is a decision of the execution plan: `print(model.plan)` shows each step's
-precision, and a step whose algorithm has no bfloat16 kernel (today: the convolutions) says it runs float32.
+Which passes actually run in bfloat16 is a decision of the execution plan: `print(model.plan)` shows `bf16` after
+each such pass. Today: Dense's three GEMMs and the Winograd convolutions' three passes; a convolution run by the
+direct or GEMM algorithm stays float32 (its step's note says so).
 
 A layer takes the global policy in force when it is constructed (`dtype=None`), as in Keras; the policy is process
 wide. Without it, nothing changes: the float32 kernels and their bits are exactly those of a build without this
@@ -105,15 +106,12 @@ def global_policy():
     return _GLOBAL[0]
 
 
-# The weight gradients stay float32 under mixed_bfloat16: their products' depth is a reduction shard's rows (Dense)
-# or one Winograd tile block (Conv2D), too shallow for the bfloat16 operand packing to pay (measured on this
-# project's Zen 4: BENCHMARKS.md, mixed precision), and float32 there only adds accuracy.
-WEIGHT_GRAD_NOTE = "float32 weight grad (a shallow product: bfloat16 does not pay)"
+PASSES = ("forward", "input_grad", "weight_grad")
 
 
 def pass_precisions(bf16, passes):
     """The per-pass precisions of a step: "bfloat16" for the passes named in `passes` when `bf16`, else "float32"."""
-    return {p: "bfloat16" if bf16 and p in passes else "float32" for p in ("forward", "input_grad", "weight_grad")}
+    return {p: "bfloat16" if bf16 and p in passes else "float32" for p in PASSES}
 
 
 def layer_policy(dtype, owner):

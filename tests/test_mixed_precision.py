@@ -109,14 +109,12 @@ def test_the_plan_shows_each_steps_precision():
     assert conv.precision == "float32" and any("no bfloat16 direct kernel" in n for n in conv.notes)
     assert next(s for s in model.plan.steps if s.kind == "MaxPooling2D").precision == "float32"
     assert next(s for s in model.plan.steps if s.kind == "Dropout").precision is None
-    # the weight gradients stay float32, the forward pass and input gradient run bfloat16
-    assert all(s.precisions == {"forward": "bfloat16", "input_grad": "bfloat16", "weight_grad": "float32"}
+    assert all(s.precisions == {"forward": "bfloat16", "input_grad": "bfloat16", "weight_grad": "bfloat16"}
                for s in dense)
-    assert all(mixed_precision.WEIGHT_GRAD_NOTE in s.notes for s in dense)
     table = model.plan.table()
     assert "Precision" in table.splitlines()[2] and "bfloat16" in table
     assert model.plan.as_dict()["steps"][-1]["precision"] == "bfloat16"
-    assert steps[dense[0].name].summary().startswith("gemm bf16/gemm bf16/gemm;")
+    assert steps[dense[0].name].summary().startswith("gemm bf16/gemm bf16/gemm bf16;")
     loss_row = table.splitlines()[-2]
     assert "loss" in loss_row and "float32" in loss_row
     fp32 = compiled(network("float32"))
@@ -163,12 +161,16 @@ def test_mixed_training_is_bitwise_identical_across_threads_and_kernels():
         with threads(n):
             got = _train_mlp()
         assert all(np.array_equal(a, b) for a, b in zip(ref, got)), n
+    for level in ("avx2", "generic"):  # every product in bfloat16: the portable kernel gives vdpbf16ps's bits
+        with isa(level):
+            got = _train_mlp()
+        assert all(np.array_equal(a, b) for a, b in zip(ref, got)), level
 
 
 
 def test_a_bfloat16_step_gives_the_same_bits_on_every_isa_level():
     """The portable bfloat16 kernel (a CPU without AVX512_BF16, or a capped ISA) gives vdpbf16ps's bits: a Dense
-    step's forward pass and input gradient (its weight gradient is float32, whose bits are per level)."""
+    step's forward pass and input gradient."""
     rng = np.random.default_rng(1)
     model = compiled(models.Sequential([Dense(40, activation="relu", input_shape=(70,), dtype="mixed_bfloat16"),
                                         Dense(10, activation="softmax")]))

@@ -91,15 +91,14 @@ class Conv2D(_Activated, Layer):
                 else:
                     notes.append(f"forced {forced} does not apply to the {key.replace('_', ' ')}: {algo}")
             algorithms[key] = algo
-        # Under mixed_bfloat16 the forward pass and the input gradient take bfloat16 operands in their products
-        # where Winograd runs them (the only convolution with a bfloat16 kernel); the rest stays float32.
+        # Under mixed_bfloat16 the passes Winograd runs take bfloat16 operands in their products (the only
+        # convolution with a bfloat16 kernel); the others stay float32, which a note says.
         precisions = None
         if self.compute_dtype == "bfloat16":
             precisions = mixed_precision.pass_precisions(
-                True, [k for k in ("forward", "input_grad") if algorithms[k] == "winograd"])
+                True, [k for k in mixed_precision.PASSES if algorithms[k] == "winograd"])
             if algorithms["forward"] != "winograd":
                 notes.append(f"float32 forward: no bfloat16 {algorithms['forward']} kernel")
-            notes.append(mixed_precision.WEIGHT_GRAD_NOTE)
         return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes,
                                     precisions=precisions)
 

@@ -94,13 +94,11 @@ class Dense(_Activated, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def plan_step(self, input_shape, settings=None):
-        """Three GEMMs. Under the mixed_bfloat16 policy the forward pass and the input gradient run in bfloat16
-        (dense_bf16_*); the weight gradient stays float32 (mixed_precision.WEIGHT_GRAD_NOTE says why)."""
+        """Three GEMMs, all three in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy."""
         bf16 = self.compute_dtype == "bfloat16"
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
                                     {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"},
-                                    notes=[mixed_precision.WEIGHT_GRAD_NOTE] if bf16 else (),
-                                    precisions=mixed_precision.pass_precisions(bf16, ("forward", "input_grad")))
+                                    precisions=mixed_precision.pass_precisions(bf16, mixed_precision.PASSES))
 
     @staticmethod
     def _kernel(step, name):
