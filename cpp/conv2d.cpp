@@ -439,34 +439,45 @@ Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, Isa level) {
   return g.cin >= min_cin ? Conv2dAlgo::kWinograd : Conv2dAlgo::kGemm;
 }
 
+namespace {
+void require_bf16_winograd(bool bf16, Conv2dAlgo algo) {
+  if (bf16 && algo != Conv2dAlgo::kWinograd)
+    throw std::invalid_argument(std::string("precision 'bfloat16' needs algo 'winograd' (the convolution with a "
+                                            "bfloat16 kernel), got algo '") + conv2d_algo_name(algo) + "'");
+}
+}  // namespace
+
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
-                    Conv2dAlgo algo, bool relu) {
+                    Conv2dAlgo algo, bool relu, bool bf16) {
   require_applies(algo, Conv2dPass::kForward, g);
+  require_bf16_winograd(bf16, algo);
   switch (algo) {
-    case Conv2dAlgo::kWinograd: return winograd_conv2d_forward(y, x, k, bias, g, relu);
+    case Conv2dAlgo::kWinograd: return winograd_conv2d_forward(y, x, k, bias, g, relu, bf16);
     case Conv2dAlgo::kDirect: return conv2d_direct_forward(y, x, k, bias, g, relu);
     case Conv2dAlgo::kGemm: return forward_impl(y, x, k, bias, relu, g);
   }
 }
 
 void conv2d_backward_input(float* dx, const float* dy, const float* k, const float* relu_y_gate,
-                           const Conv2dGeometry& g, Conv2dAlgo algo) {
+                           const Conv2dGeometry& g, Conv2dAlgo algo, bool bf16) {
   require_applies(algo, Conv2dPass::kBackwardInput, g);
+  require_bf16_winograd(bf16, algo);
   if (g.n == 0) return;
-  if (algo == Conv2dAlgo::kWinograd) return winograd_conv2d_backward_input(dx, dy, relu_y_gate, k, g);
+  if (algo == Conv2dAlgo::kWinograd) return winograd_conv2d_backward_input(dx, dy, relu_y_gate, k, g, bf16);
   backward_input_gemm(dx, dy, k, relu_y_gate, g);
 }
 
 void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate,
-                             const Conv2dGeometry& g, Conv2dAlgo algo) {
+                             const Conv2dGeometry& g, Conv2dAlgo algo, bool bf16) {
   require_applies(algo, Conv2dPass::kBackwardWeights, g);
+  require_bf16_winograd(bf16, algo);
   if (g.n == 0) {
     std::fill(dk, dk + g.depth() * g.cout, 0.0f);
     if (dbias) std::fill(dbias, dbias + g.cout, 0.0f);
     return;
   }
   switch (algo) {
-    case Conv2dAlgo::kWinograd: return winograd_conv2d_backward_weights(dk, dbias, dy, relu_y_gate, x, g);
+    case Conv2dAlgo::kWinograd: return winograd_conv2d_backward_weights(dk, dbias, dy, relu_y_gate, x, g, bf16);
     case Conv2dAlgo::kDirect: return conv2d_direct_backward_weights(dk, dbias, dy, relu_y_gate, x, g);
     case Conv2dAlgo::kGemm: return backward_weights_gemm(dk, dbias, dy, x, relu_y_gate, g);
   }
@@ -474,9 +485,10 @@ void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const flo
 
 void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy, const float* x,
                                     const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
-                                    Conv2dAlgo algo) {
+                                    Conv2dAlgo algo, bool bf16) {
   require_shard_bounds(bounds, shards, g.n, "conv2d_backward_weights");
   require_applies(algo, Conv2dPass::kBackwardWeights, g);
+  require_bf16_winograd(bf16, algo);
   const idx dk_size = g.depth() * g.cout, in_image = g.h * g.w * g.cin, out_image = g.pixels() * g.cout;
   parallel_for(shards, [&](idx s) {
     Conv2dGeometry rows = g;
@@ -484,7 +496,7 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
     const idx r0 = bounds[s];
     conv2d_backward_weights(dk_parts + s * dk_size, dbias_parts ? dbias_parts + s * g.cout : nullptr,
                             dy + r0 * out_image, x + r0 * in_image,
-                            relu_y_gate ? relu_y_gate + r0 * out_image : nullptr, rows, algo);
+                            relu_y_gate ? relu_y_gate + r0 * out_image : nullptr, rows, algo, bf16);
   }, shards >= available_threads());
 }
 

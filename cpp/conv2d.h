@@ -52,29 +52,31 @@ bool conv2d_algo_applies(Conv2dAlgo algo, Conv2dPass pass, const Conv2dGeometry&
 Conv2dAlgo conv2d_choose(Conv2dPass pass, const Conv2dGeometry& g, Isa level);
 
 // y (n, oh, ow, cout) = conv(x (n, h, w, cin), k (kh, kw, cin, cout)) + bias (cout) [then max(y, 0) when relu,
-// fused into the store]; bias may be null.
+// fused into the store]; bias may be null. bf16: the mixed_bfloat16 products (conv2d_winograd.h), for algo
+// winograd only (std::invalid_argument else), as for the two gradients below.
 void conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
-                    Conv2dAlgo algo, bool relu);
+                    Conv2dAlgo algo, bool relu, bool bf16 = false);
 
 // dx (n, h, w, cin) from dy (n, oh, ow, cout) and k (kh, kw, cin, cout); overwrites dx. relu_y_gate (n, oh, ow,
 // cout), optional: the output of conv2d_forward(..., relu = true); dy is then masked by relu_y_gate > 0 chunk by
 // chunk, never as a full-size array (the gradient of the ReLU'd convolution). Not for the direct algorithm.
 void conv2d_backward_input(float* dx, const float* dy, const float* k, const float* relu_y_gate,
-                           const Conv2dGeometry& g, Conv2dAlgo algo);
+                           const Conv2dGeometry& g, Conv2dAlgo algo, bool bf16 = false);
 
 // dk (kh, kw, cin, cout) and dbias (cout; may be null: not computed) from dy (n, oh, ow, cout) and x (n, h, w, cin);
 // overwrites both. relu_y_gate as for conv2d_backward_input (masked per chunk, fused with the bias-gradient sum).
 // Summed over fixed chunks in chunk order, so results do not depend on the thread count.
 void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate,
-                             const Conv2dGeometry& g, Conv2dAlgo algo);
+                             const Conv2dGeometry& g, Conv2dAlgo algo, bool bf16 = false);
 
 // One weight gradient per reduction shard: dk_parts (shards, kh, kw, cin, cout), dbias_parts (shards, cout; may be
 // null), shard s being rows [bounds[s], bounds[s + 1]) of dy and x (bounds: shards + 1 increasing row indices from 0
-// to g.n, checked). Each shard's gradient has the bits conv2d_backward_weights gives for those rows alone; shards run
+// to g.n, checked). Each shard's gradient has the bits conv2d_backward_weights (with the same bf16) gives for those
+// rows alone; shards run
 // side by side on one thread each when there are at least as many as threads (no barrier per shard), else one after
 // the other with the threads inside each.
 void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy, const float* x,
                                     const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
-                                    Conv2dAlgo algo);
+                                    Conv2dAlgo algo, bool bf16 = false);
 
 }  // namespace cnnlite

@@ -6,6 +6,7 @@
 
 #include "dispatch.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "parallel.h"
 
 // The transforms are plain C++ loops over channels, built per ISA level (CNNLITE_ISA_VARIANTS, dispatch.h). They only
@@ -281,6 +282,7 @@ struct PatchTag;
 struct BiasTag;
 struct GradPartialsTag;
 struct GradTotalTag;
+struct GradProductTag;
 Workspace& weights_workspace() { return thread_workspace<WeightsTag>(); }
 Workspace& packed_workspace() { return thread_workspace<PackedTag>(); }
 Workspace& block_workspace() { return thread_workspace<BlockTag>(); }
@@ -290,9 +292,10 @@ Workspace& grad_partials_workspace() { return thread_workspace<GradPartialsTag>(
 Workspace& grad_total_workspace() { return thread_workspace<GradTotalTag>(); }
 
 // y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.
+// bf16: up holds the transforms packed by gemm_bf16_pack_b (as words) and the 16 products run gemm_bf16_packed.
 void winograd_run(float* y, const float* x, const float* gate, const float* up, const float* bias, bool relu,
-                  const Plan& p) {
-  const idx packed = sgemm_packed_size(p.cin, p.cout);
+                  const Plan& p, bool bf16) {
+  const idx packed = bf16 ? gemm_bf16_packed_size(p.cin, p.cout) : sgemm_packed_size(p.cin, p.cout);
   const idx chunks = (p.tiles + p.block - 1) / p.block;
   auto body = [&](idx c) {
     const idx t0 = c * p.block, t1 = std::min(p.tiles, t0 + p.block), count = t1 - t0;
@@ -300,22 +303,33 @@ void winograd_run(float* y, const float* x, const float* gate, const float* up, 
     float* m = v + kTaps * p.block * p.cin;
     float* patch = patch_workspace().get(kTaps * std::max(p.cin, p.cout));
     transform_inputs(v, x, gate, patch, p, t0, t1);
-    for (int q = 0; q < kTaps; ++q)
-      sgemm_packed(count, p.cout, p.cin, v + q * p.block * p.cin, p.cin, up + q * packed, m + q * p.block * p.cout,
-                   p.cout);
+    for (int q = 0; q < kTaps; ++q) {
+      if (bf16)
+        gemm_bf16_packed(m + q * p.block * p.cout, p.cout, v + q * p.block * p.cin, p.cin,
+                         reinterpret_cast<const uint32_t*>(up + q * packed), count, p.cout, p.cin);
+      else
+        sgemm_packed(count, p.cout, p.cin, v + q * p.block * p.cin, p.cin, up + q * packed, m + q * p.block * p.cout,
+                     p.cout);
+    }
     transform_outputs(y, m, bias, patch, relu, p, t0, t1);
   };
   parallel_for(chunks, body);
 }
 
-// The packed transformed weights (16 blocks of sgemm_packed_size(cin', cout') floats) in the calling thread's workspace.
-const float* packed_weights(const float* k, idx cin, idx cout, bool rotated) {
+// The packed transformed weights (16 blocks of sgemm_packed_size(cin', cout') floats, or with bf16 of
+// gemm_bf16_packed_size words) in the calling thread's workspace.
+const float* packed_weights(const float* k, idx cin, idx cout, bool rotated, bool bf16) {
   const idx in2 = rotated ? cout : cin, out2 = rotated ? cin : cout;
   float* u = weights_workspace().get(kTaps * in2 * out2);
   transform_weights(u, k, cin, cout, rotated);
-  const idx packed = sgemm_packed_size(in2, out2);
+  const idx packed = bf16 ? gemm_bf16_packed_size(in2, out2) : sgemm_packed_size(in2, out2);
   float* up = packed_workspace().get(kTaps * packed);
-  for (int q = 0; q < kTaps; ++q) sgemm_pack_b(up + q * packed, u + q * in2 * out2, out2, in2, out2);
+  for (int q = 0; q < kTaps; ++q) {
+    if (bf16)
+      gemm_bf16_pack_b(reinterpret_cast<uint32_t*>(up + q * packed), u + q * in2 * out2, out2, in2, out2);
+    else
+      sgemm_pack_b(up + q * packed, u + q * in2 * out2, out2, in2, out2);
+  }
   return up;
 }
 
@@ -445,25 +459,25 @@ bool winograd_backward_input_applies(const Conv2dGeometry& g) {
 }
 
 void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
-                             bool relu) {
+                             bool relu, bool bf16) {
   const Plan p(g);
   if (p.tiles == 0) return;
-  const float* up = packed_weights(k, g.cin, g.cout, false);
-  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, g.cout), relu, p);
+  const float* up = packed_weights(k, g.cin, g.cout, false, bf16);
+  winograd_run(y, x, nullptr, up, bias_or_zeros(bias, g.cout), relu, p, bf16);
 }
 
 void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k,
-                                    const Conv2dGeometry& g) {
+                                    const Conv2dGeometry& g, bool bf16) {
   // dx = corr(dy padded by 2 - pad, k rotated by 180 degrees with cin and cout swapped): an (oh, ow) input, (h, w) out.
   const Conv2dGeometry t{g.n, g.oh, g.ow, g.cout, 3, 3, g.cin, 1, 1, 2 - g.pt, 2 - g.pb, 2 - g.pl, 2 - g.pr, g.h, g.w};
   const Plan p(t);
   if (p.tiles == 0) return;
-  const float* up = packed_weights(k, g.cin, g.cout, true);
-  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, g.cin), false, p);
+  const float* up = packed_weights(k, g.cin, g.cout, true, bf16);
+  winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, g.cin), false, p, bf16);
 }
 
 void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                      const Conv2dGeometry& g) {
+                                      const Conv2dGeometry& g, bool bf16) {
   const Plan p(g);
   const idx cin = g.cin, cout = g.cout;
   // Per chunk of tiles a partial (du^T (16, cout, cin), db (cout)): each block's 16 products Mg^T V are added to it
@@ -488,6 +502,17 @@ void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, 
       const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
       // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
       // (measured: see BENCHMARKS.md, Winograd section).
+      if (bf16) {  // each block's product in float32 from bf16 operands, then added to the chunk's partial
+        float* prod = thread_workspace<GradProductTag>().get(cin * cout);
+        for (int q = 0; q < kTaps; ++q) {
+          float* dst = part + q * cin * cout;
+          gemm_bf16(beta == 0.0f ? dst : prod, mg + q * p.block * cout, v + q * p.block * cin, nullptr, cout, cin,
+                    t1 - t0, true, false);
+          if (beta != 0.0f)
+            for (idx e = 0; e < cin * cout; ++e) dst[e] += prod[e];
+        }
+        continue;
+      }
       for (int q = 0; q < kTaps; ++q)
         sgemm(true, false, cout, cin, t1 - t0, 1.0f, mg + q * p.block * cout, cout, v + q * p.block * cin, cin, beta,
               part + q * cin * cout, cin);

@@ -18,13 +18,13 @@ bool winograd_backward_input_applies(const Conv2dGeometry& g);
 // y (n, oh, ow, cout) = corr(x (n, h, w, cin), k (3, 3, cin, cout)) + bias (cout), then max(., 0) when relu. bias may
 // be null. Needs winograd_forward_applies(g).
 void winograd_conv2d_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
-                             bool relu);
+                             bool relu, bool bf16 = false);
 
 // dx (n, h, w, cin) of winograd_conv2d_forward's convolution (without ReLU) from dy (n, oh, ow, cout) and k; when
 // gate (n, oh, ow, cout) is not null, dy is first masked by gate > 0 (the ReLU's backward, gate being its output).
 // Needs winograd_backward_input_applies(g). Overwrites dx.
 void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gate, const float* k,
-                                    const Conv2dGeometry& g);
+                                    const Conv2dGeometry& g, bool bf16 = false);
 
 // dk (3, 3, cin, cout) and dbias (cout, may be null) of winograd_conv2d_forward's convolution (without ReLU) from
 // dy (n, oh, ow, cout) and x; with gate (n, oh, ow, cout) dy is first masked by gate > 0. F(2x2, 3x3) for the weight
@@ -32,6 +32,11 @@ void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gat
 // dk = G^T dU G. Sums over fixed chunks of tiles, added in chunk order: results do not depend on the thread count.
 // Overwrites dk and dbias. Needs winograd_forward_applies(g) and n > 0.
 void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                      const Conv2dGeometry& g);
+                                      const Conv2dGeometry& g, bool bf16 = false);
+
+// bf16 (the mixed_bfloat16 policy): each pass's 16 products per tile block take their operands (the transformed
+// input / output gradient and the transformed weights U) rounded to bfloat16 and accumulate in float32 (gemm_bf16.h,
+// vdpbf16ps or its portable twin: the same bits); the transforms, the bias, the ReLU and every sum across blocks stay
+// float32. Bitwise identical for any thread count.
 
 }  // namespace cnnlite

@@ -5,6 +5,7 @@
 
 #include "activations.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "parallel.h"
 
 namespace cnnlite {
@@ -19,6 +20,25 @@ void check_sizes(const char* fn, idx n, idx in, idx out) {
                                 " in=" + std::to_string(in) + " out=" + std::to_string(out));
 }
 
+// dbias (out) = column sums of dz; returns dz: dy, or dy * (relu_y > 0) in a workspace when relu_y is given.
+// The bias gradient is serial, row by row: a fixed order, vectorised across the columns; n * out is small next to
+// the GEMMs.
+const float* bias_gradient(float* dbias, const float* dy, const float* relu_y, idx n, idx out, const char* fn) {
+  if (relu_y) {
+    float* dz = thread_workspace<DzTag>().get(checked_product(fn, {n, out}));
+    relu_backward_column_sums(dz, dbias, dy, relu_y, n, out);
+    return dz;
+  }
+  if (dbias) {
+    for (idx j = 0; j < out; ++j) dbias[j] = 0.0f;
+    for (idx r = 0; r < n; ++r) {
+      const float* row = dy + r * out;
+      for (idx j = 0; j < out; ++j) dbias[j] += row[j];
+    }
+  }
+  return dy;
+}
+
 }  // namespace
 
 void dense_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out, bool relu) {
@@ -29,31 +49,35 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
                     idx out, const float* relu_y) {
   check_sizes("dense_backward", n, in, out);
-  // The bias gradient is serial, row by row: a fixed order, vectorised across the columns; n * out is small next to
-  // the GEMMs.
-  if (relu_y) {
-    float* dz = thread_workspace<DzTag>().get(checked_product("dense_backward", {n, out}));
-    relu_backward_column_sums(dz, dbias, dy, relu_y, n, out);
-    dy = dz;
-  } else if (dbias) {
-    for (idx j = 0; j < out; ++j) dbias[j] = 0.0f;
-    for (idx r = 0; r < n; ++r) {
-      const float* row = dy + r * out;
-      for (idx j = 0; j < out; ++j) dbias[j] += row[j];
-    }
-  }
+  dy = bias_gradient(dbias, dy, relu_y, n, out, "dense_backward");
   if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
   if (dw) sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
 }
 
+void dense_bf16_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out,
+                        bool relu) {
+  check_sizes("dense_bf16_forward", n, in, out);
+  gemm_bf16(y, x, w, bias, n, out, in, false, false, relu);
+}
+
+void dense_bf16_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n,
+                         idx in, idx out, const float* relu_y) {
+  check_sizes("dense_bf16_backward", n, in, out);
+  dy = bias_gradient(dbias, dy, relu_y, n, out, "dense_bf16_backward");
+  if (dx) gemm_bf16(dx, dy, w, nullptr, n, in, out, false, true);
+  if (dw) gemm_bf16(dw, x, dy, nullptr, in, out, n, true, false);
+}
+
 void dense_backward_weights_shards(float* dw_parts, float* dbias_parts, const float* dy, const float* x, idx n,
-                                   idx in, idx out, const float* relu_y, const idx* bounds, idx shards) {
+                                   idx in, idx out, const float* relu_y, const idx* bounds, idx shards,
+                                   bool bf16) {
   check_sizes("dense_backward_weights_shards", n, in, out);
   require_shard_bounds(bounds, shards, n, "dense_backward_weights_shards");
   parallel_for(shards, [&](idx s) {
     const idx r0 = bounds[s];
-    dense_backward(nullptr, dw_parts + s * in * out, dbias_parts ? dbias_parts + s * out : nullptr, dy + r0 * out,
-                   x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, relu_y ? relu_y + r0 * out : nullptr);
+    const auto backward = bf16 ? dense_bf16_backward : dense_backward;
+    backward(nullptr, dw_parts + s * in * out, dbias_parts ? dbias_parts + s * out : nullptr, dy + r0 * out,
+             x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, relu_y ? relu_y + r0 * out : nullptr);
   }, shards >= available_threads());
 }
 

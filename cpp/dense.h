@@ -17,10 +17,23 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
                     idx out, const float* relu_y = nullptr);
 
+// The mixed_bfloat16 pair (gemm_bf16.h): the same products with x, w and dz rounded to bfloat16 and accumulated in
+// float32 (vdpbf16ps, or its portable twin: same bits); the bias, the ReLU and the bias gradient stay float32, the
+// bias gradient computed exactly as dense_backward's. Results do not depend on the thread count.
+// y (n, out) = bf16(x) (n, in) @ bf16(w) (in, out) + bias (out) [then max(y, 0) when relu]; bias may be null.
+void dense_bf16_forward(float* y, const float* x, const float* w, const float* bias, idx n, idx in, idx out,
+                        bool relu = false);
+// dx (n, in) = bf16(dz) @ bf16(w)^T, dw (in, out) = bf16(x)^T @ bf16(dz), dbias (out) = column sums of dz (float32),
+// dz as in dense_backward; each may be null.
+void dense_bf16_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n,
+                         idx in, idx out, const float* relu_y = nullptr);
+
 // One weight gradient per reduction shard: dw_parts (shards, in, out), dbias_parts (shards, out; may be null), shard s
 // being rows [bounds[s], bounds[s + 1]) of dy, x and relu_y (bounds: shards + 1 increasing row indices from 0 to n,
-// checked); each has the bits dense_backward gives for those rows alone (run as conv2d_backward_weights_shards).
+// checked); each has the bits dense_backward (dense_bf16_backward when bf16) gives for those rows alone (run as
+// conv2d_backward_weights_shards).
 void dense_backward_weights_shards(float* dw_parts, float* dbias_parts, const float* dy, const float* x, idx n,
-                                   idx in, idx out, const float* relu_y, const idx* bounds, idx shards);
+                                   idx in, idx out, const float* relu_y, const idx* bounds, idx shards,
+                                   bool bf16 = false);
 
 }  // namespace cnnlite

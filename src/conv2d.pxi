@@ -3,16 +3,25 @@
 cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_forward "cnnlite::conv2d_forward"(
         float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g, Conv2dAlgo algo,
-        bint relu) except + nogil
+        bint relu, bint bf16) except + nogil
     void c_conv2d_backward_input "cnnlite::conv2d_backward_input"(
         float* dx, const float* dy, const float* k, const float* relu_y_gate, const Conv2dGeometry& g,
-        Conv2dAlgo algo) except + nogil
+        Conv2dAlgo algo, bint bf16) except + nogil
     void c_conv2d_backward_weights "cnnlite::conv2d_backward_weights"(
         float* dk, float* dbias, const float* dy, const float* x, const float* relu_y_gate, const Conv2dGeometry& g,
-        Conv2dAlgo algo) except + nogil
+        Conv2dAlgo algo, bint bf16) except + nogil
     void c_conv2d_backward_weights_shards "cnnlite::conv2d_backward_weights_shards"(
         float* dk_parts, float* dbias_parts, const float* dy, const float* x, const float* relu_y_gate,
-        const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, Conv2dAlgo algo) except + nogil
+        const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, Conv2dAlgo algo, bint bf16) except + nogil
+
+
+cdef bint _bf16(object precision, str argname) except -1:
+    """precision None or 'float32' -> False, 'bfloat16' -> True (the mixed_bfloat16 products), else ValueError."""
+    if precision is None or (isinstance(precision, str) and precision == "float32"):
+        return False
+    if isinstance(precision, str) and precision == "bfloat16":
+        return True
+    raise ValueError(f"{argname} must be None, 'float32' or 'bfloat16', got {precision!r}")
 
 
 cdef void _conv2d_check_x(object x) except *:
@@ -48,16 +57,19 @@ cdef object _conv2d_dy(object dy, object y, const Conv2dGeometry& g):
         _expect_shape(y, "y", (g.n, g.oh, g.ow, g.cout))
 
 
-def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, relu=False, algo=None):
+def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, relu=False, algo=None,
+                   precision=None):
     """y (n, oh, ow, cout) = conv(x (n, h, w, cin), w (kh, kw, cin, cout)) + b, then max(y, 0) if relu;
     oh = (h + pt + pb - kh)//sh + 1. algo: None (the automatic choice, conv2d_algo) or 'gemm', 'winograd', 'direct'
-    (ValueError when it does not apply)."""
+    (ValueError when it does not apply). precision: None / 'float32', or 'bfloat16' (winograd only: its products on
+    bfloat16-rounded operands, accumulated in float32)."""
     cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
     if b is not None:
         _f32(b, "b", 1)
         _expect_shape(b, "b", (w.shape[3],))
     cdef bint c_relu = _flag(relu, "relu")
     cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kForward, g)
+    cdef bint bf16 = _bf16(precision, "precision")
     y = np.empty((g.n, g.oh, g.ow, g.cout), dtype=np.float32)
     cdef float* py = _fptr(y)
     cdef const float* px = _fptr(x)
@@ -65,14 +77,16 @@ def conv2d_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, re
     cdef const float* pbias = _fptr_or_null(b)
     c_sync_thread()
     with nogil:
-        c_conv2d_forward(py, px, pk, pbias, g, a, c_relu)
+        c_conv2d_forward(py, px, pk, pbias, g, a, c_relu, bf16)
     return y
 
 
-def conv2d_backward_input(dy, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, pad_right, y=None, algo=None):
+def conv2d_backward_input(dy, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, pad_right, y=None, algo=None,
+                          precision=None):
     """dx (n, h, wd, cin) of conv2d_forward for an input of height h and width wd, from dy (n, oh, ow, cout) and
     w (kh, kw, cin, cout); with y (the output of conv2d_forward(..., relu=True)) that of the ReLU'd convolution, dy
-    being masked by y > 0 in the kernel. algo: None (automatic) or 'gemm', 'winograd' (not 'direct')."""
+    being masked by y > 0 in the kernel. algo: None (automatic) or 'gemm', 'winograd' (not 'direct'). precision as
+    for conv2d_forward."""
     _f32(dy, "dy", 4)
     _conv2d_check_w(w)
     cdef Conv2dGeometry g = _conv2d_geometry(dy.shape[0], _positive(h, "h"), _positive(wd, "wd"), w.shape[2],
@@ -80,6 +94,7 @@ def conv2d_backward_input(dy, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, p
                                              pad_left, pad_right)
     _conv2d_dy(dy, y, g)
     cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kBackwardInput, g)
+    cdef bint bf16 = _bf16(precision, "precision")
     dx = np.empty((g.n, g.h, g.w, g.cin), dtype=np.float32)
     cdef float* pdx = _fptr(dx)
     cdef const float* pdy = _fptr(dy)
@@ -87,14 +102,15 @@ def conv2d_backward_input(dy, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, p
     cdef const float* pgate = _fptr_or_null(y)
     c_sync_thread()
     with nogil:
-        c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a)
+        c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a, bf16)
     return dx
 
 
 def conv2d_backward_weights(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_db=True, y=None,
-                            algo=None):
+                            algo=None, precision=None):
     """(dw (kh, kw, cin, cout), db (cout) or None) of conv2d_forward from dy (n, oh, ow, cout) and x (n, h, w, cin);
-    with y as for conv2d_backward_input. algo: None (automatic) or 'gemm', 'winograd', 'direct'."""
+    with y as for conv2d_backward_input. algo: None (automatic) or 'gemm', 'winograd', 'direct'. precision as for
+    conv2d_forward."""
     _conv2d_check_x(x)
     _f32(dy, "dy", 4)
     cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
@@ -103,6 +119,7 @@ def conv2d_backward_weights(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left
     _conv2d_dy(dy, y, g)
     cdef bint c_need_db = _flag(need_db, "need_db")
     cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kBackwardWeights, g)
+    cdef bint bf16 = _bf16(precision, "precision")
     dw = np.empty((g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
     db = np.empty((g.cout,), dtype=np.float32) if c_need_db else None
     cdef float* pdw = _fptr(dw)
@@ -112,14 +129,15 @@ def conv2d_backward_weights(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left
     cdef const float* pgate = _fptr_or_null(y)
     c_sync_thread()
     with nogil:
-        c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a)
+        c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a, bf16)
     return dw, db
 
 
 def conv2d_backward_weights_shards(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, shards,
-                                   need_db=True, y=None, algo=None):
+                                   need_db=True, y=None, algo=None, precision=None):
     """(dw (S, kh, kw, cin, cout), db (S, cout) or None): conv2d_backward_weights of each reduction shard, rows
-    [shards[s], shards[s + 1]) of dy and x, for the S + 1 row boundaries `shards` (0 first, n last)."""
+    [shards[s], shards[s + 1]) of dy and x, for the S + 1 row boundaries `shards` (0 first, n last); precision as for
+    conv2d_backward_weights."""
     _conv2d_check_x(x)
     _f32(dy, "dy", 4)
     cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
@@ -130,6 +148,7 @@ def conv2d_backward_weights_shards(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, p
     cdef int64_t count = len(bounds) - 1
     cdef bint c_need_db = _flag(need_db, "need_db")
     cdef Conv2dAlgo a = _conv2d_algo_for(algo, "algo", Conv2dPass.kBackwardWeights, g)
+    cdef bint bf16 = _bf16(precision, "precision")
     dw = np.empty((count, g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
     db = np.empty((count, g.cout), dtype=np.float32) if c_need_db else None
     cdef float* pdw = _fptr(dw)
@@ -140,14 +159,14 @@ def conv2d_backward_weights_shards(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, p
     cdef const int64_t* pb = <const int64_t*> cnp.PyArray_DATA(bounds)
     c_sync_thread()
     with nogil:
-        c_conv2d_backward_weights_shards(pdw, pdb, pdy, px, pgate, g, pb, count, a)
+        c_conv2d_backward_weights_shards(pdw, pdb, pdy, px, pgate, g, pb, count, a, bf16)
     return dw, db
 
 
 def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, need_dx=True, need_db=True, y=None,
-                    algo_input=None, algo_weights=None):
+                    algo_input=None, algo_weights=None, precision=None):
     """(dx or None, dw, db or None) for conv2d_forward given dy (n, oh, ow, cout): conv2d_backward_input (when
-    need_dx, with algo_input) and conv2d_backward_weights (with algo_weights); y as for those."""
+    need_dx, with algo_input) and conv2d_backward_weights (with algo_weights); y and precision as for those."""
     cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
     _conv2d_dy(dy, y, g)
     cdef bint c_need_dx = bool(need_dx), c_need_db = bool(need_db)
@@ -155,6 +174,7 @@ def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, 
     if c_need_dx:
         a_input = _conv2d_algo_for(algo_input, "algo_input", Conv2dPass.kBackwardInput, g)
     cdef Conv2dAlgo a_weights = _conv2d_algo_for(algo_weights, "algo_weights", Conv2dPass.kBackwardWeights, g)
+    cdef bint bf16 = _bf16(precision, "precision")
     dx = np.empty((g.n, g.h, g.w, g.cin), dtype=np.float32) if c_need_dx else None
     dw = np.empty((g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
     db = np.empty((g.cout,), dtype=np.float32) if c_need_db else None
@@ -168,6 +188,6 @@ def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, 
     c_sync_thread()
     with nogil:
         if c_need_dx:
-            c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a_input)
-        c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a_weights)
+            c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a_input, bf16)
+        c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a_weights, bf16)
     return dx, dw, db

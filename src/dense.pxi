@@ -7,7 +7,7 @@ cdef extern from "dense.h" namespace "cnnlite":
                                                     int64_t n_out, const float* relu_y) except + nogil
     void c_dense_backward_weights_shards "cnnlite::dense_backward_weights_shards"(
         float* dw_parts, float* dbias_parts, const float* dy, const float* x, int64_t n, int64_t n_in, int64_t n_out,
-        const float* relu_y, const int64_t* bounds, int64_t shards) except + nogil
+        const float* relu_y, const int64_t* bounds, int64_t shards, bint bf16) except + nogil
 
 
 cdef void _dense_weights(object w, object b) except *:
@@ -67,9 +67,71 @@ def dense_backward(dy, x, w, need_dx=True, need_db=True, y=None, need_dw=True):
     return dx, dw, db
 
 
-def dense_backward_weights_shards(dy, x, shards, need_db=True, y=None):
+cdef extern from "dense.h" namespace "cnnlite":
+    void c_dense_bf16_forward "cnnlite::dense_bf16_forward"(float* y, const float* x, const float* w,
+                                                            const float* bias, int64_t n, int64_t n_in,
+                                                            int64_t n_out, bint relu) except + nogil
+    void c_dense_bf16_backward "cnnlite::dense_bf16_backward"(float* dx, float* dw, float* dbias, const float* dy,
+                                                              const float* x, const float* w, int64_t n,
+                                                              int64_t n_in, int64_t n_out,
+                                                              const float* relu_y) except + nogil
+
+
+def dense_bf16_forward(x, w, b, relu=False):
+    """dense_forward in mixed_bfloat16: y = bf16(x) @ bf16(w) accumulated in float32, + b (float32), relu."""
+    _f32(x, "x", 2)
+    _dense_weights(w, b)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
+    cdef int64_t n = x.shape[0], n_in = w.shape[0], n_out = w.shape[1]
+    y = np.empty((n, n_out), dtype=np.float32)
+    cdef float* py = _fptr(y)
+    cdef const float* px = _fptr(x)
+    cdef const float* pw = _fptr(w)
+    cdef const float* pb = _fptr_or_null(b)
+    cdef bint c_relu = _flag(relu, "relu")
+    c_sync_thread()
+    with nogil:
+        c_dense_bf16_forward(py, px, pw, pb, n, n_in, n_out, c_relu)
+    return y
+
+
+def dense_bf16_backward(dy, x, w, need_dx=True, need_db=True, y=None, need_dw=True):
+    """dense_backward in mixed_bfloat16: (dx or None, dw or None, db or None), the GEMMs on bfloat16-rounded
+    operands accumulated in float32, db (and the ReLU mask by y) in float32."""
+    _f32(dy, "dy", 2)
+    _f32(x, "x", 2)
+    _dense_weights(w, None)
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has {x.shape[1]} features (shape {x.shape}) but w expects {w.shape[0]} (shape {w.shape})")
+    _expect_shape(dy, "dy", (x.shape[0], w.shape[1]))
+    if y is not None:
+        _f32(y, "y", 2)
+        _expect_shape(y, "y", (x.shape[0], w.shape[1]))
+    cdef int64_t n = x.shape[0], n_in = w.shape[0], n_out = w.shape[1]
+    dx = np.empty((n, n_in), dtype=np.float32) if _flag(need_dx, "need_dx") else None
+    dw = np.empty((n_in, n_out), dtype=np.float32) if _flag(need_dw, "need_dw") else None
+    db = np.empty((n_out,), dtype=np.float32) if _flag(need_db, "need_db") else None
+    cdef float* pdx = _fptr_or_null(dx)
+    cdef float* pdw = _fptr_or_null(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdy = _fptr(dy)
+    cdef const float* px = _fptr(x)
+    cdef const float* pw = _fptr(w)
+    cdef const float* prelu_y = _fptr_or_null(y)
+    c_sync_thread()
+    with nogil:
+        c_dense_bf16_backward(pdx, pdw, pdb, pdy, px, pw, n, n_in, n_out, prelu_y)
+    return dx, dw, db
+
+
+def dense_backward_weights_shards(dy, x, shards, need_db=True, y=None, precision=None):
     """(dw (S, in, out), db (S, out) or None): dense_backward's weight gradients of each reduction shard, rows
-    [shards[s], shards[s + 1]) of dy (n, out) and x (n, in) (and y, as for dense_backward)."""
+    [shards[s], shards[s + 1]) of dy (n, out) and x (n, in) (and y, as for dense_backward); precision None /
+    'float32', or 'bfloat16' (dense_bf16_backward's products)."""
+    if not (precision is None or (isinstance(precision, str) and precision in ("float32", "bfloat16"))):
+        raise ValueError(f"precision must be None, 'float32' or 'bfloat16', got {precision!r}")
+    cdef bint bf16 = precision == "bfloat16"
     _f32(dy, "dy", 2)
     _f32(x, "x", 2)
     if x.shape[1] == 0 or dy.shape[1] == 0:
@@ -91,5 +153,5 @@ def dense_backward_weights_shards(dy, x, shards, need_db=True, y=None):
     cdef const int64_t* pb = <const int64_t*> cnp.PyArray_DATA(bounds)
     c_sync_thread()
     with nogil:
-        c_dense_backward_weights_shards(pdw, pdb, pdy, px, n, n_in, n_out, prelu_y, pb, count)
+        c_dense_backward_weights_shards(pdw, pdb, pdy, px, n, n_in, n_out, prelu_y, pb, count, bf16)
     return dw, db

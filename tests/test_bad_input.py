@@ -86,6 +86,12 @@ BINDINGS = {
                                                            {"momentum": 0.9, "mom": f32(3, 4),
                                                             "mean_grad": f32(3, 4)}),
                                 {"mom": "mom", "mean_grad": "mean_grad"}),
+    # mixed precision (cpp/gemm_bf16.h)
+    "gemm_bf16": (K.gemm_bf16, lambda: [f32(3, 4), f32(4, 5)], {0: "a", 1: "b"}),
+    "dense_bf16_forward": (K.dense_bf16_forward, lambda: [f32(3, 4), f32(4, 5), f32(5)], {0: "x", 1: "w", 2: "b"}),
+    "dense_bf16_backward": (K.dense_bf16_backward, lambda: ([f32(3, 5), f32(3, 4), f32(4, 5)],
+                                                            {"y": np.abs(f32(3, 5))}),
+                            {0: "dy", 1: "x", 2: "w", "y": "y"}),
 }
 
 # Public functions of the extension that take no array argument, each with what tests it instead.
@@ -103,6 +109,8 @@ NO_ARRAY_ARGUMENTS = {
     "requested_num_threads": "no argument; test_threads.py",
     "take_parallel_record": "no argument; test_thread_determinism.py",
     "num_procs": "no argument",
+    "gemm_bf16_isa": "no argument; test_gemm_bf16.py",
+    "cpu_has_avx512_bf16": "no argument; test_gemm_bf16.py",
 }
 
 # Array arguments whose dtype is not float32: the message a float64 array must get, or None when any number dtype is
@@ -183,7 +191,8 @@ def test_a_strided_view_is_rejected_not_misread(binding, index, name):
 CONFLICTING_AXIS = {("gemm", "b"): 0, ("dense_forward", "w"): 0, ("dense_backward", "w"): 0,
                     ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
                     ("conv2d_backward_weights", "dy"): 1, ("conv2d_backward_weights_shards", "dy"): 1,
-                    ("dense_backward_weights_shards", "dy"): 0}
+                    ("dense_backward_weights_shards", "dy"): 0, ("gemm_bf16", "b"): 0, ("dense_bf16_forward", "w"): 0,
+                    ("dense_bf16_backward", "w"): 0}
 
 
 def _grow(a, axis):
@@ -264,6 +273,7 @@ GEOMETRY = [
     ("dense_forward", [f32(3, 4), f32(5, 2), None], ValueError, r"x has 4 features .* but w expects 5"),
     ("dense_forward", [f32(3, 0), f32(0, 2), None], ValueError, r"w must have non-zero \(in, out\)"),
     ("gemm", [f32(3, 4), f32(5, 2)], ValueError, r"inner dimensions differ"),
+    ("gemm_bf16", [f32(3, 4), f32(5, 2)], ValueError, r"inner dimensions differ"),
     ("maxpool2d_forward", [f32(1, 4, 4, 1), 5, 2, 1, 1, 0, 0, 0, 0], ValueError, r"output height .* must be positive"),
     ("maxpool2d_forward", [f32(1, 4, 4, 1), 2, 2, 2, 2, 2, 0, 0, 0], ValueError, r"pad_top \(2\) must be smaller than the pool size ph \(2\)"),
     ("maxpool2d_forward", [f32(1, 4, 4, 1), 2, 2, 0, 2, 0, 0, 0, 0], ValueError, r"sh must be an int >= 1, got 0"),

@@ -56,6 +56,9 @@ def _cases():
     cases["dense_backward"] = lambda: K.dense_backward(dyd, xd, wd, y=np.maximum(dyd, 0))
     cases["dense_backward_weights_shards"] = lambda: K.dense_backward_weights_shards(
         dyd, xd, [0, 83, 166, 250, 333, 416, 500, 583, 666, 750, 833, 916, 1000], y=np.maximum(dyd, 0))
+    cases["gemm_bf16"] = lambda: K.gemm_bf16(a, b)
+    cases["dense_bf16_forward"] = lambda: K.dense_bf16_forward(xd, wd, bd, relu=True)
+    cases["dense_bf16_backward"] = lambda: K.dense_bf16_backward(dyd, xd, wd, y=np.maximum(dyd, 0))
     # the full network's second convolution: 3x3, 16 -> 32 channels, 26x26 -> 24x24, batch 64
     x, w, bias = f32(rng, 64, 26, 26, 16), f32(rng, 3, 3, 16, 32, scale=0.1), f32(rng, 32)
     dy = f32(rng, 64, 24, 24, 32)
@@ -71,6 +74,12 @@ def _cases():
             cases[f"conv2d_backward_weights_shards_{algo}_{len(bounds) - 1}"] = (
                 lambda algo=algo, bounds=bounds: K.conv2d_backward_weights_shards(
                     dy, x, 3, 3, 1, 1, 0, 0, 0, 0, bounds, y=np.maximum(dy, 0), algo=algo))
+    cases["conv2d_forward_winograd_bf16"] = lambda: K.conv2d_forward(x, w, bias, 1, 1, 0, 0, 0, 0, relu=True,
+                                                                     algo="winograd", precision="bfloat16")
+    cases["conv2d_backward_input_winograd_bf16"] = lambda: K.conv2d_backward_input(
+        dy, w, 26, 26, 1, 1, 0, 0, 0, 0, y=np.maximum(dy, 0), algo="winograd", precision="bfloat16")
+    cases["conv2d_backward_weights_winograd_bf16"] = lambda: K.conv2d_backward_weights(
+        dy, x, 3, 3, 1, 1, 0, 0, 0, 0, algo="winograd", precision="bfloat16")
     # the first convolution of the chapter's networks: one input channel, the direct kernel
     x1, w1, dy1 = f32(rng, 512, 28, 28, 1), f32(rng, 3, 3, 1, 16), f32(rng, 512, 28, 28, 16)
     cases["conv2d_forward_direct"] = lambda: K.conv2d_forward(x1, w1, None, 1, 1, 1, 1, 1, 1, algo="direct")

@@ -40,14 +40,19 @@ class Step:
     need_dx: the backward computes the input gradient (False for the first step).
     params: the layer's own precomputed call arguments (e.g. pads), fixed by the input shape.
     notes: explanations of choices that differ from a request (e.g. a forced algorithm that does not apply).
+    precisions: {"forward", "input_grad", "weight_grad"} -> what that pass's products compute in: "float32", or
+        "bfloat16" (operands rounded to bfloat16, products accumulated in float32: the layer's mixed_bfloat16 policy,
+        where the pass has a bfloat16 kernel that pays; see Dense/Conv2D.plan_step); None where the pass does not
+        exist. `precision` sums it up for the step: "bfloat16" when some pass runs bfloat16, "float32" when the step
+        has passes, None for a step without products (pooling, dropout, reshapes).
     """
 
     __slots__ = ("layer", "index", "input_shape", "output_shape", "algorithms", "relu_in_kernel", "mask_relu",
                  "can_fold_relu", "fold_previous_relu", "ends_in_softmax", "logits", "need_dx", "params", "notes",
-                 "epilogue")
+                 "epilogue", "precisions")
 
     def __init__(self, layer, input_shape, output_shape, algorithms=None, relu_in_kernel=False, epilogue=None,
-                 can_fold_relu=False, ends_in_softmax=False, params=None, notes=()):
+                 can_fold_relu=False, ends_in_softmax=False, params=None, notes=(), precisions=None):
         self.layer = layer
         self.index = 0
         self.input_shape = tuple(input_shape)
@@ -63,6 +68,22 @@ class Step:
         self.need_dx = True
         self.params = dict(params or {})
         self.notes = list(notes)
+        self.precisions = {p: (precisions or {}).get(p, "float32" if a else None) for p, a in self.algorithms.items()}
+
+    @property
+    def precision(self):
+        live = [self.precisions.get(p) for p, a in self.algorithms.items()
+                if a is not None and not (p == "input_grad" and not self.need_dx)]
+        if any(v == "bfloat16" for v in live):
+            return "bfloat16"
+        return "float32" if live else None
+
+    def pass_label(self, name):
+        """The algorithm of pass `name` as the table shows it: e.g. 'winograd', 'gemm bf16', or None."""
+        algo = self.algorithms.get(name)
+        if algo is None:
+            return None
+        return f"{algo} bf16" if self.precisions.get(name) == "bfloat16" else algo
 
     @property
     def name(self):
@@ -99,11 +120,12 @@ class Step:
     def as_dict(self):
         return {"index": self.index, "name": self.name, "type": self.kind, "input_shape": self.input_shape,
                 "output_shape": self.output_shape, "algorithms": dict(self.algorithms), "fusions": self.fusions,
-                "need_dx": self.need_dx, "notes": list(self.notes)}
+                "need_dx": self.need_dx, "notes": list(self.notes), "precision": self.precision,
+                "precisions": dict(self.precisions)}
 
     def summary(self):
         """One short line: the algorithms of the passes that run, then the fusions."""
-        passes = [self.algorithms.get(p) or "-" for p in ("forward", "input_grad", "weight_grad")]
+        passes = [self.pass_label(p) or "-" for p in ("forward", "input_grad", "weight_grad")]
         if not self.need_dx:
             passes[1] = "-"
         text = "/".join(passes) if any(p != "-" for p in passes) else "-"
@@ -329,16 +351,19 @@ class ExecutionPlan:
                 "settings": dict(self.settings), "steps": [s.as_dict() for s in self.steps]}
 
     def table(self):
-        headers = ("#", "Step (type)", "Output shape", "Forward", "Input grad", "Weight grad", "Fusions / notes")
+        headers = ("#", "Step (type)", "Output shape", "Precision", "Forward", "Input grad", "Weight grad",
+                   "Fusions / notes")
         rows = []
         for s in self.steps:
             a = s.algorithms
-            rows.append((str(s.index), f"{s.name} ({s.kind})", str(s.output_shape), a.get("forward") or "-",
-                         (a.get("input_grad") or "-") if s.need_dx else "- (not needed)", a.get("weight_grad") or "-",
+            rows.append((str(s.index), f"{s.name} ({s.kind})", str(s.output_shape), s.precision or "-",
+                         s.pass_label("forward") or "-",
+                         (s.pass_label("input_grad") or "-") if s.need_dx else "- (not needed)",
+                         s.pass_label("weight_grad") or "-",
                          "; ".join(s.fusions + s.notes) or "-"))
         if self.loss_name is not None:
-            rows.append(("", "loss", "", "fused softmax + cross-entropy" if self.loss_fused else self.loss_name,
-                         "", "", ""))
+            rows.append(("", "loss", "", "float32", "fused softmax + cross-entropy" if self.loss_fused
+                         else self.loss_name, "", "", ""))
         widths = [max(len(r[i]) for r in rows + [headers]) for i in range(len(headers))]
 
         def render(cells):

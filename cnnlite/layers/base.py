@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from cnnlite import initializers
+from cnnlite.mixed_precision import layer_policy
 from cnnlite._validation import check_bool, check_positive_int, is_int
 from cnnlite.engine.plan import Step
 
@@ -65,8 +66,7 @@ class Layer:
                 raise TypeError(f"{cls_name}: keyword argument not understood: {key!r}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{cls_name}: `name` must be a non-empty string, received name={name!r}")
-        if dtype is not None and dtype != "float32" and np.dtype(dtype) != np.float32:
-            raise ValueError(f"{cls_name}: cnnlite layers compute in float32, received dtype={dtype!r}")
+        self._dtype_policy = layer_policy(dtype, cls_name)
         self.name = name if name is not None else unique_name(_snake_case(cls_name))
         self.trainable = check_bool(trainable, "trainable", cls_name)
         self.built = False
@@ -254,8 +254,28 @@ class Layer:
         return self.forward(x, self.plan_step(input_shape), training=bool(training))[0]
 
     # ----- configuration ----------------------------------------------------------------------------------------
+    @property
+    def dtype_policy(self):
+        """The layer's mixed-precision Policy (cnnlite.mixed_precision), fixed when it was constructed."""
+        return self._dtype_policy
+
+    @property
+    def compute_dtype(self):
+        """'float32', or 'bfloat16' under the mixed_bfloat16 policy (the operands of its products)."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        """'float32': weights are float32 under every policy."""
+        return self._dtype_policy.variable_dtype
+
+    @property
+    def dtype(self):
+        """The dtype of the layer's weights, as Keras's `layer.dtype`: 'float32'."""
+        return self._dtype_policy.variable_dtype
+
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype_policy.name}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
         return config

@@ -1,5 +1,5 @@
 """Conv2D (NHWC input, kernel (kh, kw, in, out)), Keras semantics for strides and 'valid'/'same' padding."""
-from cnnlite import _kernels, activations, initializers
+from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
 from cnnlite._validation import check_positive_int
 from cnnlite.engine.plan import shard_partials
@@ -91,12 +91,21 @@ class Conv2D(_Activated, Layer):
                 else:
                     notes.append(f"forced {forced} does not apply to the {key.replace('_', ' ')}: {algo}")
             algorithms[key] = algo
-        return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes)
+        # Under mixed_bfloat16 the passes Winograd runs take bfloat16 operands in their products (the only
+        # convolution with a bfloat16 kernel); the others stay float32, which a note says.
+        precisions = None
+        if self.compute_dtype == "bfloat16":
+            precisions = mixed_precision.pass_precisions(
+                True, [k for k in mixed_precision.PASSES if algorithms[k] == "winograd"])
+            if algorithms["forward"] != "winograd":
+                notes.append(f"float32 forward: no bfloat16 {algorithms['forward']} kernel")
+        return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes,
+                                    precisions=precisions)
 
     def forward(self, x, step, training=False, part=None):
         pads = step.params["pads"]
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel,
-                                    algo=step.algorithms["forward"])
+                                    algo=step.algorithms["forward"], precision=step.precisions["forward"])
         y, applied = self._activate(z, step)
         return y, ((x, y, applied) if training else None)
 
@@ -108,14 +117,16 @@ class Conv2D(_Activated, Layer):
         def shards(bounds):
             dw, db = _kernels.conv2d_backward_weights_shards(dz, x, *self.kernel_size, *self.strides, *pads, bounds,
                                                              need_db=self.use_bias, y=gate,
-                                                             algo=step.algorithms["weight_grad"])
+                                                             algo=step.algorithms["weight_grad"],
+                                                             precision=step.precisions["weight_grad"])
             return [dw, db] if self.use_bias else [dw]
 
         grads = shard_partials(part, len(x), self.weights, shards)
         dx = None
         if step.need_dx:
             dx = _kernels.conv2d_backward_input(dz, self.kernel, x.shape[1], x.shape[2], *self.strides, *pads,
-                                                y=gate, algo=step.algorithms["input_grad"])
+                                                y=gate, algo=step.algorithms["input_grad"],
+                                                precision=step.precisions["input_grad"])
         return dx, grads
 
     def get_config(self):

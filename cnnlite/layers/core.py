@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from cnnlite import _kernels, activations, initializers
+from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
 from cnnlite.engine.plan import Step, shard_partials
 from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
@@ -30,14 +30,16 @@ class _Activated:
         self.bias_initializer = initializers.get(bias_initializer)
         check_unsupported(owner, **unsupported)
 
-    def _activated_step(self, input_shape, output_shape, algorithms, kernel_relu=True, params=None, notes=()):
+    def _activated_step(self, input_shape, output_shape, algorithms, kernel_relu=True, params=None, notes=(),
+                        precisions=None):
         relu = kernel_relu and self.activation is activations.relu
         if relu:
             epilogue = "bias+relu" if self.use_bias else "relu"
         else:
             epilogue = "bias" if getattr(self, "use_bias", False) else None
         return Step(self, input_shape, output_shape, algorithms, relu_in_kernel=relu, epilogue=epilogue,
-                    ends_in_softmax=self.activation is activations.softmax, params=params, notes=notes)
+                    ends_in_softmax=self.activation is activations.softmax, params=params, notes=notes,
+                    precisions=precisions)
 
     def _activate(self, z, step):
         """(output, whether the activation was applied here)."""
@@ -92,12 +94,21 @@ class Dense(_Activated, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def plan_step(self, input_shape, settings=None):
+        """Three GEMMs, all three in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy."""
+        bf16 = self.compute_dtype == "bfloat16"
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
-                                    {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"})
+                                    {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"},
+                                    precisions=mixed_precision.pass_precisions(bf16, mixed_precision.PASSES))
+
+    @staticmethod
+    def _kernel(step, name):
+        if step.precisions.get(name) == "bfloat16":
+            return _kernels.dense_bf16_forward if name == "forward" else _kernels.dense_bf16_backward
+        return _kernels.dense_forward if name == "forward" else _kernels.dense_backward
 
     def forward(self, x, step, training=False, part=None):
         x2 = _flat2d(x, self.kernel.shape[0])
-        z = _kernels.dense_forward(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
+        z = self._kernel(step, "forward")(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
         y, applied = self._activate(z, step)
         out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
         return out, ((x2, y, applied, x.shape) if training else None)
@@ -108,10 +119,12 @@ class Dense(_Activated, Layer):
         gate = self._relu_gate(y, step)
         dx = None
         if step.need_dx:
-            dx = _kernels.dense_backward(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False, y=gate)[0]
+            dx = self._kernel(step, "input_grad")(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False,
+                                                   y=gate)[0]
 
         def shards(bounds):
-            dw, db = _kernels.dense_backward_weights_shards(dz, x2, bounds, need_db=self.use_bias, y=gate)
+            dw, db = _kernels.dense_backward_weights_shards(dz, x2, bounds, need_db=self.use_bias, y=gate,
+                                                            precision=step.precisions["weight_grad"])
             return [dw, db] if self.use_bias else [dw]
 
         samples = x_shape[0]

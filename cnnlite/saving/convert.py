@@ -116,8 +116,10 @@ def layer_from_keras(spec, fail, first=False):
     for key, value in config.items():
         if key == "dtype":
             dtype = _dtype_name(value)
-            if dtype not in (None, "float32"):
-                fail(f"{owner}: dtype {dtype!r} is not supported (cnnlite computes in float32)")
+            if dtype not in (None, "float32", "mixed_bfloat16"):
+                fail(f"{owner}: dtype {dtype!r} is not supported (cnnlite computes in float32, or mixed_bfloat16)")
+            if dtype is not None and class_name != "InputLayer":
+                out["dtype"] = dtype  # explicit, as Keras: a float32 layer stays float32 under a global policy
             continue
         if key == "data_format" and value == "channels_first":
             fail(f"{owner}: data_format='channels_first' is not supported (cnnlite is channels_last, NHWC)")
@@ -292,14 +294,18 @@ def _module_spec(module, class_name, config, legacy):
     return {"module": module, "class_name": class_name, "config": config, "registered_name": None}
 
 
-def _dtype_spec(legacy):
-    return "float32" if legacy else _module_spec("keras", "DTypePolicy", {"name": "float32"}, False)
+def _dtype_spec(legacy, name="float32"):
+    """A layer's dtype policy as Keras writes it: Keras 3 a DTypePolicy object; tf.keras 2 the name, or for a mixed
+    policy its Policy object."""
+    if legacy:
+        return name if name == "float32" else {"class_name": "Policy", "config": {"name": name}}
+    return _module_spec("keras", "DTypePolicy", {"name": name}, False)
 
 
 def _keras_layer_config(layer, legacy):
     config = dict(layer.get_config())
     config.pop("batch_input_shape", None)
-    config["dtype"] = _dtype_spec(legacy)
+    config["dtype"] = _dtype_spec(legacy, layer.dtype_policy.name)
     for key, value in list(config.items()):
         if key.endswith("_initializer") and isinstance(value, dict):
             config[key] = _module_spec("keras.initializers", value["class_name"], value.get("config", {}), legacy)
