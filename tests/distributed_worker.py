@@ -29,9 +29,11 @@ def main():
     parser.add_argument("--resume", default=None, help="load this model file first, then train on")
     parser.add_argument("--initial-epoch", type=int, default=0)
     parser.add_argument("--on-batch", action="store_true", help="train with train_on_batch instead of fit")
+    parser.add_argument("--policy", default=None, help="a cnnlite.mixed_precision global policy")
     args = parser.parse_args()
 
     import cnnlite
+    import cnnlite.mixed_precision
     import cnnlite.distributed as dist
     from cnnlite.datasets import mnist
     from cnnlite.callbacks import Callback, ModelCheckpoint
@@ -40,6 +42,8 @@ def main():
     import fingerprint
 
     dist.init()
+    if args.policy:
+        cnnlite.mixed_precision.set_global_policy(args.policy)
     build, build_args, kind, optimizer = fingerprint.MODELS[args.model]
     (x, y), (xt, yt) = mnist.load_data()
     x, xt = x[:args.n].astype("float32") / 255, xt[:300].astype("float32") / 255

@@ -61,16 +61,21 @@ def _same(one, other, keys=("weights", "history", "predict", "evaluate")):
     return {k: one[k] == other[k] for k in keys}
 
 
-# (model, optimizer, ranks, batch): the chapter's networks and a layer mix beyond them (average pooling, tanh,
-# sigmoid, strides), with every optimizer; batch 300 has 4 reduction shards (300 // 64), so 3 ranks hold 1, 1, 2.
-CASES = [("full_cnn", "adam", 2, 300), ("cnn_8", "sgd", 3, 300), ("mlp_sigmoid", "rmsprop", 3, 300),
-         ("variants", "adam", 3, 256)]
+# (model, optimizer, ranks, batch, policy): the chapter's networks and a layer mix beyond them (average pooling,
+# tanh, sigmoid, strides), with every optimizer, and the full network under mixed_bfloat16; batch 300 has 4
+# reduction shards (300 // 64), so 3 ranks hold 1, 1, 2.
+CASES = [("full_cnn", "adam", 2, 300, None), ("cnn_8", "sgd", 3, 300, None),
+         ("mlp_sigmoid", "rmsprop", 3, 300, None), ("variants", "adam", 3, 256, None),
+         ("full_cnn", "adam", 3, 300, "mixed_bfloat16")]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, optimizer, ranks, batch", CASES, ids=[f"{c[0]}-{c[1]}-n{c[2]}" for c in CASES])
-def test_n_processes_train_bitwise_like_one_process(tmp_path, model, optimizer, ranks, batch):
+@pytest.mark.parametrize("model, optimizer, ranks, batch, policy", CASES,
+                         ids=[f"{c[0]}-{c[1]}-n{c[2]}" + (f"-{c[4]}" if c[4] else "") for c in CASES])
+def test_n_processes_train_bitwise_like_one_process(tmp_path, model, optimizer, ranks, batch, policy):
     args = [model, "--optimizer", optimizer, "--batch", batch, "--n", 1100, "--epochs", 2]
+    if policy:
+        args += ["--policy", policy]
     _run(0, args[:1] + [tmp_path / "one"] + args[1:], tmp_path)
     proc = _run(ranks, args[:1] + [tmp_path / "many"] + args[1:], tmp_path)
     one = _results(tmp_path / "one", 1)[0]
