@@ -1,13 +1,13 @@
 """The bfloat16 GEMM of mixed precision (cpp/gemm_bf16.h): operands rounded to bfloat16 (nearest even), products
 accumulated in float32 in vdpbf16ps's order; the AVX512_BF16 and portable kernels give the same bits, and so does
 every thread count."""
-import contextlib
 
 import numpy as np
 import pytest
 
 import cnnlite
 from cnnlite import _kernels as K
+from settings import isa, threads
 
 HAS_BF16 = K.cpu_has_avx512_bf16() and "avx512" in K.available_isas()
 
@@ -41,25 +41,6 @@ def emulate(a, b):
         for p in (2 * q + 1, 2 * q):
             acc = ftz(acc + np.outer(a[:, p], b[p, :]).astype(np.float32))
     return acc
-
-
-@contextlib.contextmanager
-def isa(name):
-    old = K.set_isa(name)
-    try:
-        yield
-    finally:
-        K.set_isa(old)
-
-
-@contextlib.contextmanager
-def threads(n):
-    old = cnnlite.get_num_threads()
-    cnnlite.set_num_threads(n)
-    try:
-        yield
-    finally:
-        cnnlite.set_num_threads(old)
 
 
 def bits(x):

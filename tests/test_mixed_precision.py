@@ -1,6 +1,5 @@
 """cnnlite.mixed_precision: Keras's policy API, the layers' dtype, the plan's per-step precision, saving, and what
 stays float32 (weights, optimizer state, softmax, loss). The bfloat16 kernels themselves: test_gemm_bf16.py."""
-import contextlib
 
 import numpy as np
 import pytest
@@ -9,31 +8,13 @@ import cnnlite
 from cnnlite import _kernels as K, mixed_precision, models
 from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnnlite.saving import keras_files
+from settings import isa, threads
 
 
 @pytest.fixture(autouse=True)
 def float32_after():
     yield
     mixed_precision.set_global_policy("float32")
-
-
-@contextlib.contextmanager
-def isa(name):
-    old = K.set_isa(name)
-    try:
-        yield
-    finally:
-        K.set_isa(old)
-
-
-@contextlib.contextmanager
-def threads(n):
-    old = cnnlite.get_num_threads()
-    cnnlite.set_num_threads(n)
-    try:
-        yield
-    finally:
-        cnnlite.set_num_threads(old)
 
 
 def test_policy_api():
@@ -165,7 +146,6 @@ def test_mixed_training_is_bitwise_identical_across_threads_and_kernels():
         with isa(level):
             got = _train_mlp()
         assert all(np.array_equal(a, b) for a, b in zip(ref, got)), level
-
 
 
 def test_a_bfloat16_step_gives_the_same_bits_on_every_isa_level():
