@@ -81,9 +81,10 @@ class World:
             return 0, 0, []
         return mine[0][0], mine[-1][1], mine
 
-    def training_rows(self, batch_rows, shard_setting):
-        """[(start, stop)] of every rank for a training batch."""
-        return [self._shard_run(r, batch_rows, shard_setting)[:2] for r in range(self.size)]
+    def training_layout(self, batch_rows, shard_setting):
+        """([(start, stop)] rows, [shard count]) of every rank for a training batch."""
+        runs = [self._shard_run(r, batch_rows, shard_setting) for r in range(self.size)]
+        return [(start, stop) for start, stop, _ in runs], [len(shards) for _, _, shards in runs]
 
     def inference_rows(self, batch_rows):
         """[(start, stop)] of every rank for an inference batch: near-equal contiguous splits."""
@@ -101,16 +102,16 @@ class World:
         self.comm.Allgatherv([send, self._mpi.FLOAT], [out, counts, displs, self._mpi.FLOAT])
         return out
 
-    def combine(self, step_partials):
+    def combine(self, step_partials, shard_counts):
         """The weight gradients of every step from each rank's per-shard partials (ordered reduce-scatter, then
         allgather): rank j receives every rank's partials of its element slice, which arrive in shard order because
-        ranks hold consecutive runs of shards, adds them with partials_sum, and the slices are gathered back."""
+        ranks hold consecutive runs of shards, adds them with partials_sum, and the slices are gathered back.
+        shard_counts: how many shards each rank holds (training_layout's, the same on every rank)."""
         MPI = self._mpi
         arrays = [p for partials in step_partials for p in partials]
         if not arrays:
             return [[] for _ in step_partials]
-        mine = arrays[0].shape[0]
-        shard_counts = self.comm.allgather(mine)
+        mine = shard_counts[self.rank]
         sizes = [int(np.prod(p.shape[1:], dtype=np.int64)) for p in arrays]
         elements = sum(sizes)
         local = np.empty((mine, elements), np.float32)

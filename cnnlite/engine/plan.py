@@ -323,12 +323,7 @@ class ExecutionPlan:
             chunk = rows * (2 * depth + cout) * f32  # col, dcol, dz
             partials = max(16 * (depth * cout + cout), 1 << 20) * f32
             workspace = max(workspace, chunk + partials)
-        try:
-            from cnnlite import _kernels
-            threads = max(1, _kernels.get_num_threads())
-        except Exception:  # noqa: BLE001 - an estimate without the extension still has a thread
-            threads = 1
-        workspace = threads * (workspace + (64 << 20))
+        workspace = max(1, _kernels.get_num_threads()) * (workspace + (64 << 20))
 
         if not training:
             in_flight = max(size(s.input_shape) + size(s.output_shape) * (2 if activated_outside(s) else 1)

@@ -223,12 +223,14 @@ class Model:
             _, grads = plan.backward(dout, tape, timer)
         else:
             part, start, stop = world.training_part(len(xb), plan.gradient_shards)
+            rows, shard_counts = world.training_layout(len(xb), plan.gradient_shards)
             out, tape = plan.forward(xb[start:stop], True, timer, to_loss=True, part=part)
             t0 = timer.clock()
-            out = world.gather_rows(out, world.training_rows(len(xb), plan.gradient_shards), out.shape[1:])
+            out = world.gather_rows(out, rows, out.shape[1:])
             timer.op("distributed", "gather outputs", t0)
             loss, dout, pred = self._loss_step(plan, out, yb, True, timer)
-            _, grads = plan.backward(np.ascontiguousarray(dout[start:stop]), tape, timer, combine=world.combine)
+            _, grads = plan.backward(np.ascontiguousarray(dout[start:stop]), tape, timer,
+                                     combine=lambda partials: world.combine(partials, shard_counts))
         t0 = timer.clock()
         self._apply_gradients(plan, grads)
         timer.op("optimizer", f"{type(self.optimizer).__name__} update", t0)
