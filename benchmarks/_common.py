@@ -133,3 +133,34 @@ def fmt_seconds(x):
 
 def fmt_ratio(x):
     return "—" if x is None or x != x else f"{x:.2f}"
+
+
+def training_flops(name, winograd=False):
+    """Floating-point operations (2 per multiply-add) of one training sample of model `name`: every layer's forward,
+    weight gradient and input gradient (none for the first layer, which has no input to pass a gradient to), counted
+    as direct arithmetic (the convolutions as their 9 taps per output and input channel). With winograd=True the
+    3x3 convolutions with more than one input channel count 2.25x fewer multiply-adds (F(2x2, 3x3): 16 products per
+    2x2 output tile instead of 36), the arithmetic of the algorithm cnnlite runs them with; the Winograd transforms
+    and the element-wise passes count nothing. Only the products are counted: bias, activations, pooling, the loss
+    and the optimizer are left out (under 1 % of the full network's)."""
+    spec = MODELS[name]
+    h, w, c = (28, 28, 1) if spec["input"] == "image" else (1, 1, 784)
+    macs = []  # per layer with weights: multiply-adds of its forward pass
+    for layer in spec["layers"]:
+        kind = layer[0]
+        if kind == "conv":
+            filters, padding = layer[1], layer[3]
+            if padding == "valid":
+                h, w = h - 2, w - 2
+            factor = 2.25 if winograd and c > 1 else 1.0
+            macs.append(h * w * filters * 9 * c / factor)
+            c = filters
+        elif kind == "maxpool":
+            h, w = h // 2, w // 2
+        elif kind == "flatten":
+            h, w, c = 1, 1, h * w * c
+        elif kind == "dense":
+            macs.append(c * layer[1])
+            h, w, c = 1, 1, layer[1]
+    # forward + weight gradient for every layer, input gradient for all but the first: each the forward's MACs
+    return 2 * (3 * sum(macs) - macs[0])

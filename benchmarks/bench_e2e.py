@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (FRAMEWORKS, MODEL_NAMES, default_peer_python, fmt_ratio, fmt_seconds,  # noqa: E402
-                     machine_info, median, parse_result)
+                     machine_info, median, parse_result, training_flops)
 
 HERE = pathlib.Path(__file__).resolve().parent
 IMPORT_CHECK = {
@@ -221,6 +221,7 @@ def markdown(report):
                 continue
             row = [model] + [fmt_ratio(a[fw]["train"] / b[fw]["train"]) if fw in a and fw in b else "—" for fw in fws]
             lines.append("| " + " | ".join(row) + " |")
+    lines += effective_rate(summary, report["gemm"])
     if report["gemm"]:
         lines += ["\nGEMM peak in the same run (2-D float32 matmul, GFLOP/s, median):\n",
                   "| threads | numpy | cnnlite |", "|---|---|---|"]
@@ -228,6 +229,30 @@ def markdown(report):
             lines.append(f"| {t} | {g.get('numpy_gflops_median', float('nan')):.1f} | "
                          + (f"{g['cnnlite_gflops_median']:.1f} |" if "cnnlite_gflops_median" in g else "— |"))
     return "\n".join(lines)
+
+
+def effective_rate(summary, gemm):
+    """Lines of a table: cnnlite's effective GFLOP/s per model (its direct-arithmetic training FLOPs per epoch over
+    the train-only epoch time), and its distance to the floor: the epoch at the same run's NumPy GEMM peak doing only
+    the products of the algorithms cnnlite runs (Winograd F(2x2, 3x3) for the 3x3 convolutions with several input
+    channels; see _common.training_flops)."""
+    rows = []
+    for (model, threads), cell in sorted(summary.items(), key=lambda kv: (MODEL_NAMES.index(kv[0][0]), kv[0][1])):
+        epoch = cell.get("cnnlite", {}).get("train")
+        if not epoch:
+            continue
+        flops = 60000 * training_flops(model)
+        same = [g for t, g in gemm.items() if str(t).split()[0] == str(threads)]  # included runs: "2 (file.json)"
+        peak = same[0].get("numpy_gflops_median") if same else None
+        floor = 60000 * training_flops(model, winograd=True) / (peak * 1e9) if peak else None
+        rows.append(f"| {model} | {threads} | {flops / 1e12:.4f} | {fmt_seconds(epoch)} | {flops / epoch / 1e9:.1f} | "
+                    + (f"{peak:.1f} | {fmt_seconds(floor)} | {fmt_ratio(epoch / floor)} |" if floor else "— | — | — |"))
+    if not rows:
+        return []
+    return ["\ncnnlite's effective rate (direct-arithmetic training TFLOP per epoch / train-only epoch) and its distance "
+            "to the floor (the epoch's Winograd-reduced products at the same run's NumPy GEMM peak):\n",
+            "| model | threads | TFLOP/epoch | cnnlite s/epoch | effective GFLOP/s | GEMM peak GFLOP/s | floor s | "
+            "epoch/floor |", "|---|---|---|---|---|---|---|---|"] + rows
 
 
 def main(argv=None):

@@ -87,6 +87,32 @@ def test_markdown_reports_medians_ratios_and_speedup():
     assert "| 1 | 100.0 | — |" in text
 
 
+def test_training_flops_count_every_pass_of_every_layer_with_weights():
+    # by hand, per sample: the MLP 784*16 + 16*10 multiply-adds forward
+    assert _common.training_flops("mlp_relu") == 2 * (3 * (784 * 16 + 160) - 784 * 16)
+    assert _common.training_flops("cnn8") == 2 * (3 * (28 * 28 * 8 * 9 + 6272 * 10) - 28 * 28 * 8 * 9)
+    conv = [26 * 26 * 16 * 9 * 1, 24 * 24 * 32 * 9 * 16, 10 * 10 * 64 * 9 * 32]
+    dense = [1600 * 128, 128 * 10]
+    assert _common.training_flops("full") == 2 * (3 * (sum(conv) + sum(dense)) - conv[0])
+    assert round(60000 * _common.training_flops("full") / 1e12, 2) == 1.72  # the figure BENCHMARKS.md quotes
+    # Winograd F(2x2, 3x3) on conv2 and conv3 only (conv1 has one input channel and runs direct)
+    wino = [conv[0], conv[1] / 2.25, conv[2] / 2.25]
+    assert _common.training_flops("full", winograd=True) == pytest.approx(2 * (3 * (sum(wino) + sum(dense)) - conv[0]))
+    assert _common.training_flops("cnn8", winograd=True) == _common.training_flops("cnn8")
+
+
+def test_markdown_reports_effective_rate_and_distance_to_the_floor():
+    flops = 60000 * _common.training_flops("full")
+    floor = 60000 * _common.training_flops("full", winograd=True) / 200e9
+    report = {"frameworks": ["cnnlite"], "gemm": {2: {"numpy_gflops_median": 200.0}},
+              "runs": [{"framework": "cnnlite", "model": "full", "threads": 2, "train_epoch_s": [8.0]}]}
+    text = bench_e2e.markdown(report)
+    assert (f"| full | 2 | {flops / 1e12:.4f} | 8.000 | {flops / 8e9:.1f} | 200.0 | {floor:.3f} | "
+            f"{8.0 / floor:.2f} |") in text
+    report["gemm"] = {"2 (earlier.json)": {"numpy_gflops_median": 200.0}}  # a peak from an included file
+    assert f"| {floor:.3f} |" in bench_e2e.markdown(report)
+
+
 def test_gemm_peak_reports_gflops(tmp_path):
     res = _common.parse_result(_run("gemm_peak.py", ["--size", "128", "--min-time", "0.05"], tmp_path))
     assert res["size"] == 128 and res["numpy_gflops_median"] > 0
