@@ -129,3 +129,27 @@ def test_plan_keeps_gemm_under_mixed_bfloat16():
     finally:
         mixed_precision.set_global_policy(old)
     assert all(s.algorithms.get("weight_grad") in (None, "gemm") for s in plan.steps)
+
+
+def test_dense_algo_setting_forces_the_general_gemm_with_the_same_bits(rng):
+    from cnnlite import config
+    with pytest.raises(ValueError, match=r"`dense_algo` must be one of \['auto', 'gemm'\], received dense_algo='x'"):
+        with config.override(dense_algo="x"):
+            pass
+    x = rng.standard_normal((300, 28, 28, 1)).astype(np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 300)]
+    weights = {}
+    for algo in ("auto", "gemm"):
+        with config.override(dense_algo=algo):
+            model = cnnlite.Sequential([layers.Flatten(input_shape=(28, 28, 1)), layers.Dense(16, activation="relu"),
+                                        layers.Dense(10, activation="softmax")])
+            model.compile(loss="categorical_crossentropy", optimizer="adam")
+            skinny = any(s.algorithms.get("weight_grad") == "gemm skinny" for s in model.plan.steps)
+            assert skinny == (algo == "auto" and K.get_isa() == "avx512")
+            if algo == "gemm":
+                model.set_weights(weights["auto"][0])
+            start = [w.copy() for w in model.get_weights()]
+            model.fit(x, y, batch_size=100, epochs=1, verbose=0, shuffle=False)
+            weights[algo] = (start, model.get_weights())  # "gemm" starts from "auto"'s initial weights
+    for a, b in zip(weights["auto"][1], weights["gemm"][1]):
+        np.testing.assert_array_equal(a.view(np.int32), b.view(np.int32))

@@ -96,10 +96,13 @@ class Dense(_Activated, Layer):
     def plan_step(self, input_shape, settings=None):
         """Three GEMMs, all three in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy. In float32 with at most
         `_kernels.skinny_gemm_max()` units at the avx512 ISA level, the two gradient GEMMs run the skinny kernels
-        ('gemm skinny': vectorised across the long dimension, the same bits as 'gemm')."""
+        ('gemm skinny': vectorised across the long dimension, the same bits as 'gemm') unless the setting
+        dense_algo is 'gemm'."""
         bf16 = self.compute_dtype == "bfloat16"
-        isa = (settings or {}).get("isa") or _kernels.get_isa()
-        grad = "gemm skinny" if not bf16 and self.units <= _kernels.skinny_gemm_max() and isa == "avx512" else "gemm"
+        settings = settings or {}
+        isa = settings.get("isa") or _kernels.get_isa()
+        grad = ("gemm skinny" if settings.get("dense_algo", "auto") == "auto" and not bf16 and isa == "avx512"
+                and self.units <= _kernels.skinny_gemm_max() else "gemm")
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
                                     {"forward": "gemm", "input_grad": grad, "weight_grad": grad},
                                     precisions=mixed_precision.pass_precisions(bf16, mixed_precision.PASSES))
