@@ -153,3 +153,17 @@ def test_dense_algo_setting_forces_the_general_gemm_with_the_same_bits(rng):
             weights[algo] = (start, model.get_weights())  # "gemm" starts from "auto"'s initial weights
     for a, b in zip(weights["auto"][1], weights["gemm"][1]):
         np.testing.assert_array_equal(a.view(np.int32), b.view(np.int32))
+
+
+@pytest.mark.parametrize("n_out", range(1, 17))
+def test_every_unit_count_has_the_bits_of_gemm(rng, n_out):
+    # n = 301: the whole-batch weight gradient runs two depth blocks (151 + 150); in = 37 and 101: one strip and a
+    # partial one, for every strip width (48, 32 or 16 rows by the unit count).
+    for n_in in (37, 101):
+        x, w, dy = _data(rng, 301, n_in, n_out)
+        with threads(2):
+            ref = K.dense_backward(dy, x, w)
+            got = K.dense_backward(dy, x, w, algo="gemm skinny")
+        for a, b in zip(ref, got):
+            np.testing.assert_array_equal(_bits(a), _bits(b))
+        np.testing.assert_allclose(got[1], x.T.astype(np.float64) @ dy, **TOL)
