@@ -23,8 +23,9 @@ constexpr int strip_vectors(int n) { return n <= 8 ? 3 : n <= 12 ? 2 : 1; }
 
 // c rows [0, rows) of the strip at `c` (ldc) = a^T @ b, columns [0, G) of b, depth [0, k) in blocks of kc_max: per
 // block acc = fma(a[p][r], b[p][j], acc) from zero in p order (sgemm's fma(a, b, acc) with the product commuted: the
-// same rounding), then c = acc (first block) or c + acc, as sgemm's store with beta 0, then 1. The next strip's lines
-// of a are prefetched (the rows of a are far apart: too many streams for the hardware prefetcher).
+// same rounding), then c = acc (first block) or c + acc, as sgemm's store with beta 0, then 1. The lines of a two
+// strips ahead are prefetched into L2 (the rows of a are far apart: too many streams for the hardware prefetcher;
+// into L1 they would evict the current strip's lines, which share few cache sets: measured 2x slower).
 template <int G>
 void tn_strip(float* c, idx ldc, const float* a, idx lda, const float* b, idx ldb, idx rows, idx k, idx kc_max) {
   constexpr int RV = strip_vectors(G);
@@ -43,7 +44,7 @@ void tn_strip(float* c, idx ldc, const float* a, idx lda, const float* b, idx ld
     for (idx p = pc; p < pc + kc; ++p) {
       const float* ap = a + p * lda;
 #pragma GCC unroll 3
-      for (int v = 0; v < RV; ++v) _mm_prefetch(reinterpret_cast<const char*>(ap + kRows + 16 * v), _MM_HINT_T0);
+      for (int v = 0; v < RV; ++v) _mm_prefetch(reinterpret_cast<const char*>(ap + 2 * kRows + 16 * v), _MM_HINT_T1);
       __m512 x[RV];
 #pragma GCC unroll 3
       for (int v = 0; v < RV; ++v) x[v] = _mm512_maskz_loadu_ps(mask[v], ap + 16 * v);
