@@ -3,6 +3,7 @@
 | setting | environment variable (default) | what it does |
 |---|---|---|
 | `conv_algo` | `CNNLITE_CONV_ALGO` (`auto`) | forces the convolution algorithm of every pass that it applies to: `auto`, `gemm`, `winograd` or `direct`. Read when a model's execution plan is built (`model.plan` names the choice and says where a forced algorithm does not apply). |
+| `dense_algo` | `CNNLITE_DENSE_ALGO` (`auto`) | the Dense layers' gradient GEMMs: `auto` (the skinny kernels, `gemm skinny`, for float32 layers of at most 16 units at the avx512 level; the same bits as `gemm`) or `gemm` (always the general GEMM). Read when a model's execution plan is built. |
 | `isa` | `CNNLITE_ISA` (the best the CPU has; the older `CNNLITE_GEMM_ISA` / `CNNLITE_OPS_ISA` are read too, the lowest level named wins) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. `set_isa(name)` / `get_isa()`; plans built afterwards choose their algorithms for it. |
 | `gradient_shards` | `CNNLITE_GRADIENT_SHARDS` (`12`) | how many contiguous row ranges (reduction shards) a training batch's weight gradients are computed over and then added in shard order (`set_gradient_shards(n)`). It fixes the bits of training for every thread count and for every number of processes up to it (`cnnlite.distributed`): training on N ≤ n processes gives bitwise the one-process weights. `model.plan` shows it. |
 | dtype policy | none (`float32`) | `cnnlite.mixed_precision.set_global_policy("mixed_bfloat16")` (Keras's API; per layer `dtype=`): bfloat16 products with float32 accumulation where the plan has a bfloat16 kernel (`model.plan` shows it per pass). Read by each layer when it is constructed; not a plan setting. |
@@ -103,6 +104,7 @@ def available_isas():
 
 
 CONV_ALGOS = ("auto", "gemm", "winograd", "direct")
+DENSE_ALGOS = ("auto", "gemm")
 
 
 def _env_choice(name, choices, default):
@@ -128,7 +130,8 @@ def _env_shards():
     return DEFAULT_GRADIENT_SHARDS
 
 
-_DEFAULTS = {"conv_algo": _env_choice("CNNLITE_CONV_ALGO", CONV_ALGOS, "auto"), "gradient_shards": _env_shards()}
+_DEFAULTS = {"conv_algo": _env_choice("CNNLITE_CONV_ALGO", CONV_ALGOS, "auto"),
+             "dense_algo": _env_choice("CNNLITE_DENSE_ALGO", DENSE_ALGOS, "auto"), "gradient_shards": _env_shards()}
 _OVERRIDES = contextvars.ContextVar("cnnlite_config_overrides", default=None)
 
 
@@ -137,6 +140,11 @@ def _check(name, value):
         if not isinstance(value, str) or value not in CONV_ALGOS:
             raise ValueError(f"cnnlite.config: `conv_algo` must be one of {list(CONV_ALGOS)}, "
                              f"received conv_algo={value!r}")
+        return value
+    if name == "dense_algo":
+        if not isinstance(value, str) or value not in DENSE_ALGOS:
+            raise ValueError(f"cnnlite.config: `dense_algo` must be one of {list(DENSE_ALGOS)}, "
+                             f"received dense_algo={value!r}")
         return value
     if name == "gradient_shards":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GRADIENT_SHARDS:
@@ -160,6 +168,14 @@ def set_conv_algo(name):
     """Set the process default of `conv_algo`; returns the previous default. Plans built afterwards use it."""
     previous = _DEFAULTS["conv_algo"]
     _DEFAULTS["conv_algo"] = _check("conv_algo", name)
+    return previous
+
+
+def set_dense_algo(name):
+    """Set the process default of `dense_algo` ('auto' or 'gemm'); returns the previous default. Plans built
+    afterwards use it."""
+    previous = _DEFAULTS["dense_algo"]
+    _DEFAULTS["dense_algo"] = _check("dense_algo", name)
     return previous
 
 

@@ -6,6 +6,7 @@
 #include "activations.h"
 #include "gemm.h"
 #include "gemm_bf16.h"
+#include "gemm_skinny.h"
 #include "parallel.h"
 
 namespace cnnlite {
@@ -47,9 +48,17 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 }
 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
-                    idx out, const float* relu_y) {
+                    idx out, const float* relu_y, bool skinny) {
   check_sizes("dense_backward", n, in, out);
+  if (skinny && out > kSkinnyMax)
+    throw std::invalid_argument("dense_backward: skinny needs out <= " + std::to_string(kSkinnyMax) +
+                                ", got out=" + std::to_string(out));
   dy = bias_gradient(dbias, dy, relu_y, n, out, "dense_backward");
+  if (skinny) {
+    if (dx) sgemm_skinny_nt(dx, dy, w, n, in, out);
+    if (dw) sgemm_skinny_tn(dw, x, dy, in, out, n);
+    return;
+  }
   if (dx) sgemm(false, true, n, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
   if (dw) sgemm(true, false, in, out, n, 1.0f, x, in, dy, out, 0.0f, dw, out);
 }
@@ -70,14 +79,22 @@ void dense_bf16_backward(float* dx, float* dw, float* dbias, const float* dy, co
 
 void dense_backward_weights_shards(float* dw_parts, float* dbias_parts, const float* dy, const float* x, idx n,
                                    idx in, idx out, const float* relu_y, const idx* bounds, idx shards,
-                                   bool bf16) {
+                                   bool bf16, bool skinny) {
   check_sizes("dense_backward_weights_shards", n, in, out);
   require_shard_bounds(bounds, shards, n, "dense_backward_weights_shards");
+  if (bf16 && skinny) throw std::invalid_argument("dense_backward_weights_shards: skinny is float32 only (bf16 set)");
+  if (skinny && out > kSkinnyMax)
+    throw std::invalid_argument("dense_backward_weights_shards: skinny needs out <= " + std::to_string(kSkinnyMax) +
+                                ", got out=" + std::to_string(out));
   parallel_for(shards, [&](idx s) {
     const idx r0 = bounds[s];
-    const auto backward = bf16 ? dense_bf16_backward : dense_backward;
-    backward(nullptr, dw_parts + s * in * out, dbias_parts ? dbias_parts + s * out : nullptr, dy + r0 * out,
-             x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, relu_y ? relu_y + r0 * out : nullptr);
+    float* dw = dw_parts + s * in * out;
+    float* db = dbias_parts ? dbias_parts + s * out : nullptr;
+    const float* ry = relu_y ? relu_y + r0 * out : nullptr;
+    if (bf16)
+      dense_bf16_backward(nullptr, dw, db, dy + r0 * out, x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, ry);
+    else
+      dense_backward(nullptr, dw, db, dy + r0 * out, x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, ry, skinny);
   }, shards >= available_threads());
 }
 

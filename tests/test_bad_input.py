@@ -111,6 +111,8 @@ NO_ARRAY_ARGUMENTS = {
     "num_procs": "no argument",
     "gemm_bf16_isa": "no argument; test_gemm_bf16.py",
     "cpu_has_avx512_bf16": "no argument; test_gemm_bf16.py",
+    "skinny_gemm_max": "no argument; test_gemm_skinny.py",
+    "skinny_gemm_native": "no argument; test_gemm_skinny.py",
 }
 
 # Array arguments whose dtype is not float32: the message a float64 array must get, or None when any number dtype is

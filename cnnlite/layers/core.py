@@ -94,10 +94,17 @@ class Dense(_Activated, Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def plan_step(self, input_shape, settings=None):
-        """Three GEMMs, all three in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy."""
+        """Three GEMMs, all three in bfloat16 (dense_bf16_*) under the mixed_bfloat16 policy. In float32 with at most
+        `_kernels.skinny_gemm_max()` units at the avx512 ISA level, the two gradient GEMMs run the skinny kernels
+        ('gemm skinny': vectorised across the long dimension, the same bits as 'gemm') unless the setting
+        dense_algo is 'gemm'."""
         bf16 = self.compute_dtype == "bfloat16"
+        settings = settings or {}
+        isa = settings.get("isa") or _kernels.get_isa()
+        grad = ("gemm skinny" if settings.get("dense_algo", "auto") == "auto" and not bf16 and isa == "avx512"
+                and self.units <= _kernels.skinny_gemm_max() else "gemm")
         return self._activated_step(input_shape, self.compute_output_shape(input_shape),
-                                    {"forward": "gemm", "input_grad": "gemm", "weight_grad": "gemm"},
+                                    {"forward": "gemm", "input_grad": grad, "weight_grad": grad},
                                     precisions=mixed_precision.pass_precisions(bf16, mixed_precision.PASSES))
 
     @staticmethod
@@ -105,6 +112,11 @@ class Dense(_Activated, Layer):
         if step.precisions.get(name) == "bfloat16":
             return _kernels.dense_bf16_forward if name == "forward" else _kernels.dense_bf16_backward
         return _kernels.dense_forward if name == "forward" else _kernels.dense_backward
+
+    @staticmethod
+    def _algo(step, name):
+        """The float32 kernels' `algo` argument of a gradient pass ({} for the bfloat16 ones, which have one)."""
+        return {} if step.precisions.get(name) == "bfloat16" else {"algo": step.algorithms[name]}
 
     def forward(self, x, step, training=False, part=None):
         x2 = _flat2d(x, self.kernel.shape[0])
@@ -120,11 +132,12 @@ class Dense(_Activated, Layer):
         dx = None
         if step.need_dx:
             dx = self._kernel(step, "input_grad")(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False,
-                                                   y=gate)[0]
+                                                   y=gate, **self._algo(step, "input_grad"))[0]
 
         def shards(bounds):
             dw, db = _kernels.dense_backward_weights_shards(dz, x2, bounds, need_db=self.use_bias, y=gate,
-                                                            precision=step.precisions["weight_grad"])
+                                                            precision=step.precisions["weight_grad"],
+                                                            **self._algo(step, "weight_grad"))
             return [dw, db] if self.use_bias else [dw]
 
         samples = x_shape[0]
