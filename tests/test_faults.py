@@ -325,7 +325,8 @@ def _wide_cnn():
 @pytest.mark.parametrize("nth_call", [1, 6, 11])
 def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call, tmp_path, monkeypatch):
     """Ctrl-C while a kernel runs: another thread sends SIGINT to the process while the main thread is inside the
-    nth call of conv2d_forward (a convolution of tens of milliseconds, GIL released). The call completes, Python
+    nth call of the first convolution's forward kernel (conv2d_forward, or conv2d_maxpool_forward when the plan runs
+    the max-pool in its store: tens of milliseconds, GIL released). The call completes, Python
     raises KeyboardInterrupt once it is back in the interpreter, and the model is usable afterwards.
 
     Proof that the signal landed inside the kernel: the main thread entered the call at t_enter, the signal was sent
@@ -339,7 +340,8 @@ def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call
     model = _wide_cnn()
     model.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0)          # build and warm up
     calls = []                                                             # per call: [t_enter, t_return]
-    original = K.conv2d_forward
+    kernel = "conv2d_maxpool_forward" if model.plan.steps[0].pool_in_store else "conv2d_forward"
+    original = getattr(K, kernel)
 
     def timed(*args, **kwargs):
         record = [time.perf_counter(), None]
@@ -366,7 +368,7 @@ def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call
         sent.update(t_kill=time.perf_counter(), call=None)   # no call lasted 3 ms: stop fit, fail below
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(K, "conv2d_forward", timed)
+    monkeypatch.setattr(K, kernel, timed)
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=interrupter, daemon=True)
     try:
@@ -377,7 +379,7 @@ def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call
         thread.join(timeout=10)
         signal.signal(signal.SIGINT, old)
         monkeypatch.setattr(K, "conv2d_forward", original)
-    assert sent and sent["call"] is not None, "no conv2d_forward call lasted 3 ms: the signal was sent after fit"
+    assert sent and sent["call"] is not None, f"no {kernel} call lasted 3 ms: the signal was sent after fit"
     t_enter, t_return = calls[sent["call"]]
     assert t_enter + 0.003 <= sent["t_kill"] < t_return, (t_enter, sent, t_return)
     assert len(calls) == sent["call"] + 1        # KeyboardInterrupt came right after the interrupted kernel call
