@@ -207,11 +207,17 @@ cdef extern from "conv2d.h" namespace "cnnlite":
         const float* x, const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, bint bf16) except + nogil
 
 
+cdef void _conv2d_maxpool_check(const Conv2dGeometry& g) except *:
+    if not c_conv2d_maxpool_applies(g):
+        raise ValueError(f"max-pool in the store needs a 3x3, stride-1 (Winograd) convolution whose output has even "
+                         f"height and width, got kernel {g.kh}x{g.kw}, strides {g.sh}x{g.sw} and output (oh, ow) = "
+                         f"({g.oh}, {g.ow})")
+
+
 cdef void _conv2d_pooled(object dy, object argmax, object y, const Conv2dGeometry& g) except *:
-    """Check the pooled arrays dy, argmax (int32) and the optional gate y: (n, oh / 2, ow / 2, cout)."""
-    if g.oh % 2 or g.ow % 2:
-        raise ValueError(f"the convolution's output (oh, ow) = ({g.oh}, {g.ow}) must have even height and width for "
-                         f"its 2x2 max-pool in the store")
+    """Check the geometry and the pooled arrays dy, argmax (int32) and the optional gate y: (n, oh / 2, ow / 2,
+    cout)."""
+    _conv2d_maxpool_check(g)
     pooled = (g.n, g.oh // 2, g.ow // 2, g.cout)
     _f32(dy, "dy", 4)
     _expect_shape(dy, "dy", pooled)
@@ -236,6 +242,7 @@ def conv2d_maxpool_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_r
     (int32) indexes the convolution's output plane (r * ow + c). ValueError unless Winograd applies and oh and ow
     are even. precision as for conv2d_forward."""
     cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
+    _conv2d_maxpool_check(g)
     if b is not None:
         _f32(b, "b", 1)
         _expect_shape(b, "b", (w.shape[3],))
