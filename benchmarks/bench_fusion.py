@@ -13,6 +13,12 @@ Alternating the two variants of a row within one process makes the ratio robust 
 
     python benchmarks/bench_fusion.py --threads 1 --clock cpu
     python benchmarks/bench_fusion.py --only pool-forward      # max-pool forward alone (runs on any cnnlite build)
+    python benchmarks/bench_fusion.py --only pool-store --threads 2   # max-pool in the Winograd store, and a step
+
+--only pool-store times, per conv -> max-pool pair, the forward (conv2d_forward(relu=True) then maxpool2d_forward vs
+conv2d_maxpool_forward) and the backward (maxpool2d_backward(window=, y=pooled) then the Winograd input gradient and
+the 12 weight-gradient shards vs conv2d_maxpool_backward_input and conv2d_maxpool_backward_weights_shards), then one
+training step (train_on_batch) of the full network built with pool_fusion off and on, alternately.
 """
 import argparse
 import os
@@ -54,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: this process's CPU time (robust to other processes taking the cores)")
     parser.add_argument("--stat", choices=["median", "min"], default="median")
-    parser.add_argument("--only", choices=["all", "pool-forward"], default="all")
+    parser.add_argument("--only", choices=["all", "pool-forward", "pool-store"], default="all")
     args = parser.parse_args(argv)
     for name in ("threads", "batch", "repeats"):
         if getattr(args, name) <= 0:
@@ -75,6 +81,10 @@ def main(argv=None):
             x = np.maximum(rng.standard_normal((n, size, size, c)).astype(np.float32), 0)
             compare(name + " max-pool fwd", {"": lambda x=x: K.maxpool2d_forward(x, 2, 2, 2, 2, 0, 0, 0, 0)}, args,
                     clock)
+        return
+
+    if args.only == "pool-store":
+        pool_store(K, n, rng, args, clock)
         return
 
     for name, size, cin, cout in CONVS:
@@ -126,6 +136,56 @@ def main(argv=None):
         compare(name + " max-pool bwd", {
             "scatter": lambda dy=dy, a=argmax, s=size: K.maxpool2d_backward(dy, a, s, s),
             "direct": lambda dy=dy, a=argmax, s=size: K.maxpool2d_backward(dy, a, s, s, window=window)}, args, clock)
+
+
+def pool_store(K, n, rng, args, clock):
+    window = (2, 2, 2, 2, 0, 0, 0, 0)
+    bounds = [s * n // min(12, max(1, n // 64)) for s in range(min(12, max(1, n // 64)) + 1)]
+    for (name, size, cin, cout), (pool_name, _, _) in zip(CONVS[1:], POOLS):
+        x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
+        k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
+        b = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+        pooled, argmax = K.conv2d_maxpool_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True)
+        dp = rng.standard_normal(pooled.shape).astype(np.float32)
+        s = size - 2
+        pair = f"{name.split()[0]} + {pool_name.split()[0]}"
+        compare(pair + " fwd", {
+            "unfused": lambda x=x, k=k, b=b: K.maxpool2d_forward(
+                K.conv2d_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True, algo="winograd"), *window),
+            "fused": lambda x=x, k=k, b=b: K.conv2d_maxpool_forward(x, k, b, 1, 1, 0, 0, 0, 0, relu=True)},
+            args, clock)
+
+        def unfused_bwd(x=x, k=k, p=pooled, a=argmax, dp=dp, s=s):
+            dz = K.maxpool2d_backward(dp, a, s, s, window=window, y=p)
+            K.conv2d_backward_input(dz, k, s + 2, s + 2, 1, 1, 0, 0, 0, 0, algo="winograd")
+            K.conv2d_backward_weights_shards(dz, x, 3, 3, 1, 1, 0, 0, 0, 0, bounds, algo="winograd")
+
+        def fused_bwd(x=x, k=k, p=pooled, a=argmax, dp=dp, s=s):
+            K.conv2d_maxpool_backward_input(dp, a, k, s + 2, s + 2, 1, 1, 0, 0, 0, 0, y=p)
+            K.conv2d_maxpool_backward_weights_shards(dp, a, x, 3, 3, 1, 1, 0, 0, 0, 0, bounds, y=p)
+
+        compare(pair + " bwd", {"unfused": unfused_bwd, "fused": fused_bwd}, args, clock)
+
+    from cnnlite import config, layers, models
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    nets = {}
+    for label, flag in (("unfused", False), ("fused", True)):
+        with config.override(pool_fusion=flag):
+            model = models.Sequential([
+                layers.Input((28, 28, 1)), layers.Conv2D(16, 3, activation="relu"),
+                layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+                layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2), layers.Dropout(0.25),
+                layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.5),
+                layers.Dense(10, activation="softmax")])
+            model.compile("adam", "categorical_crossentropy", ["accuracy"])
+            assert any(s.pool_in_store for s in model.plan.steps) == flag
+
+        def step(m=model, flag=flag):  # the plan follows the settings in force: each model keeps its own
+            with config.override(pool_fusion=flag):
+                m.train_on_batch(x, y)
+        nets[label] = step
+    compare("full network train step", nets, args, clock)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import tempfile
 import numpy as np
 
 from cnnlite._validation import is_int
-from cnnlite.engine.plan import ExecutionPlan
 from cnnlite.layers import AveragePooling2D, Conv2D, Layer, MaxPooling2D
 
 __all__ = ["plot_digits", "plot_history", "plot_predictions", "plot_dense_weights", "plot_conv_filters",
@@ -463,7 +462,7 @@ def plot_feature_maps(model, layer, image, cols=8, path=None):
                          f"got {np.shape(image)}")
     if not np.all(np.isfinite(x)):
         raise ValueError("image must be finite")
-    upto = ExecutionPlan(plan.model_name, plan.steps[:index + 1])
+    upto = plan.prefix(index + 1)
     out, _ = upto.forward(np.ascontiguousarray(x[None]), training=False)
     maps = np.asarray(out[0], dtype=np.float64)  # (h', w', channels)
     h, w, n = maps.shape

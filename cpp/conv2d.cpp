@@ -500,4 +500,51 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
   }, shards >= available_threads());
 }
 
+namespace {
+void require_maxpool(const Conv2dGeometry& g, bool input_grad) {
+  if (!conv2d_maxpool_applies(g))
+    throw std::invalid_argument("conv2d max-pool in the store needs a 3x3, stride-1 convolution (Winograd) whose output "
+                                "height and width are even, got output (" + std::to_string(g.oh) + ", " +
+                                std::to_string(g.ow) + ")");
+  if (input_grad) require_applies(Conv2dAlgo::kWinograd, Conv2dPass::kBackwardInput, g);
+}
+}  // namespace
+
+bool conv2d_maxpool_applies(const Conv2dGeometry& g) { return winograd_maxpool_applies(g); }
+
+void conv2d_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* k, const float* bias,
+                            const Conv2dGeometry& g, bool relu, bool bf16) {
+  require_maxpool(g, false);
+  winograd_conv2d_forward_maxpool(y, argmax, x, k, bias, g, relu, bf16);
+}
+
+void conv2d_maxpool_backward_input(float* dx, const float* dy, const int32_t* argmax, const float* gate,
+                                   const float* k, const Conv2dGeometry& g, bool bf16) {
+  require_maxpool(g, true);
+  if (g.n == 0) return;
+  winograd_conv2d_backward_input_maxpool(dx, dy, argmax, gate, k, g, bf16);
+}
+
+void conv2d_maxpool_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy,
+                                            const int32_t* argmax, const float* gate, const float* x,
+                                            const Conv2dGeometry& g, const idx* bounds, idx shards, bool bf16) {
+  require_shard_bounds(bounds, shards, g.n, "conv2d_maxpool_backward_weights");
+  require_maxpool(g, false);
+  const idx dk_size = g.depth() * g.cout, in_image = g.h * g.w * g.cin, out_image = g.pixels() / 4 * g.cout;
+  parallel_for(shards, [&](idx s) {
+    Conv2dGeometry rows = g;
+    rows.n = bounds[s + 1] - bounds[s];
+    const idx r0 = bounds[s];
+    float* dk = dk_parts + s * dk_size;
+    float* db = dbias_parts ? dbias_parts + s * g.cout : nullptr;
+    if (rows.n == 0) {
+      std::fill(dk, dk + dk_size, 0.0f);
+      if (db) std::fill(db, db + g.cout, 0.0f);
+      return;
+    }
+    winograd_conv2d_backward_weights_maxpool(dk, db, dy + r0 * out_image, argmax + r0 * out_image,
+                                             gate ? gate + r0 * out_image : nullptr, x + r0 * in_image, rows, bf16);
+  }, shards >= available_threads());
+}
+
 }  // namespace cnnlite

@@ -11,6 +11,8 @@
 // Work is split into fixed-size chunks with per-thread workspaces reused across calls; every result is bitwise
 // identical for any thread count.
 #pragma once
+#include <cstdint>
+
 #include "common.h"
 #include "dispatch.h"
 
@@ -78,5 +80,22 @@ void conv2d_backward_weights(float* dk, float* dbias, const float* dy, const flo
 void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy, const float* x,
                                     const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
                                     Conv2dAlgo algo, bool bf16 = false);
+
+// Max-pool in the store: a Winograd convolution (every pass) fused with the 2x2, stride-2, unpadded max-pool of its
+// output (conv2d_winograd.h says how; same bits as the unfused calls). std::invalid_argument unless
+// conv2d_maxpool_applies(g) (Winograd applies to the forward and the weight gradient, oh and ow even) and, for the
+// input gradient, Winograd applies to it. Pooled arrays (y, argmax, dy, gate) are (n, oh / 2, ow / 2, cout).
+bool conv2d_maxpool_applies(const Conv2dGeometry& g);
+void conv2d_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* k, const float* bias,
+                            const Conv2dGeometry& g, bool relu, bool bf16 = false);
+// gate may be null (no ReLU cut).
+void conv2d_maxpool_backward_input(float* dx, const float* dy, const int32_t* argmax, const float* gate,
+                                   const float* k, const Conv2dGeometry& g, bool bf16 = false);
+// Per reduction shard as conv2d_backward_weights_shards; shard s's gradient has the bits of
+// conv2d_backward_weights(algo winograd) on the unfused gradient of its rows.
+void conv2d_maxpool_backward_weights_shards(float* dk_parts, float* dbias_parts, const float* dy,
+                                            const int32_t* argmax, const float* gate, const float* x,
+                                            const Conv2dGeometry& g, const idx* bounds, idx shards,
+                                            bool bf16 = false);
 
 }  // namespace cnnlite

@@ -248,6 +248,214 @@ CNNLITE_ISA_VARIANTS(, transform_outputs, transform_outputs_loops,
                       idx t1),
                      (y, m, bias, patch, relu, p, t0, t1))
 
+// --- max-pool in the store (2x2 windows, stride 2, no padding, over an output of even height and width) ----------
+// With oh and ow even, output tile t (image, ty, tx) covers exactly pooling window t: cells (2ty + r, 2tx + c) of its
+// image, r, c in {0, 1}. The pooled output and its argmax are (n, oh / 2, ow / 2, cout), tile t's window at t * cout.
+
+typedef int32_t I16 __attribute__((vector_size(64)));
+typedef int32_t I8 __attribute__((vector_size(32)));
+template <class V>
+struct IntLanes;
+template <>
+struct IntLanes<F16> {
+  using type = I16;
+};
+template <>
+struct IntLanes<F8> {
+  using type = I8;
+};
+template <>
+struct IntLanes<float> {
+  using type = int32_t;
+};
+
+// Channels [co, co + width of V) of one tile: its four outputs exactly as output_lanes computes them (+ bias
+// [ReLU]), then their maximum and its argmax as maxpool2d_forward takes them: compared in row-major order, a later
+// cell winning only when strictly greater (the first maximum wins ties; a NaN in the first cell stays, a later NaN
+// never wins). cell00 is the flat index r * ow + c of the tile's top-left output in its image plane.
+template <class V, bool Relu>
+__attribute__((always_inline)) inline void output_pool_lanes(float* yp, int32_t* ap, const float* m, idx ld,
+                                                              const float* bias, int32_t cell00, int32_t ow, idx co) {
+  using I = typename IntLanes<V>::type;
+  V s[2][4];  // A^T m: rows
+  for (int c = 0; c < 4; ++c) {
+    const V m0 = load<V>(m + (0 * 4 + c) * ld + co), m1 = load<V>(m + (1 * 4 + c) * ld + co);
+    const V m2 = load<V>(m + (2 * 4 + c) * ld + co), m3 = load<V>(m + (3 * 4 + c) * ld + co);
+    s[0][c] = m0 + m1 + m2;
+    s[1][c] = m1 - m2 - m3;
+  }
+  const V b = load<V>(bias + co);
+  V o[4];
+  for (int r = 0; r < 2; ++r) {
+    o[2 * r] = s[r][0] + s[r][1] + s[r][2] + b;
+    o[2 * r + 1] = s[r][1] - s[r][2] - s[r][3] + b;
+  }
+  if (Relu)
+    for (int t = 0; t < 4; ++t) o[t] = relu_of<V>(o[t]);
+  const int32_t cells[4] = {cell00, cell00 + 1, cell00 + ow, cell00 + ow + 1};
+  V best = o[0];
+  I arg;
+  if constexpr (std::is_same_v<V, float>) {
+    arg = cells[0];
+    for (int t = 1; t < 4; ++t)
+      if (o[t] > best) {
+        best = o[t];
+        arg = cells[t];
+      }
+  } else {
+    arg = cells[0] - I{};
+    for (int t = 1; t < 4; ++t) {
+      const I greater = o[t] > best;
+      best = greater ? o[t] : best;
+      arg = greater ? cells[t] - I{} : arg;
+    }
+  }
+  store<V>(yp + co, best);
+  __builtin_memcpy(ap + co, &arg, sizeof(I));
+}
+
+// Tiles [t0, t1) from m (16, block, cout): pooled y and argmax (n, oh / 2, ow / 2, cout).
+template <bool Relu>
+__attribute__((always_inline)) inline void output_pool_block(float* y, int32_t* argmax, const float* m,
+                                                              const float* bias, const Plan& p, idx t0, idx t1) {
+  const idx ld = p.block * p.cout;
+  TileCursor tc(p, t0);
+  for (idx t = t0; t < t1; ++t, tc.next(p)) {
+    const int32_t cell00 = static_cast<int32_t>(2 * tc.ty * p.ow + 2 * tc.tx), ow = static_cast<int32_t>(p.ow);
+    const float* mt = m + (t - t0) * p.cout;
+    float* yp = y + t * p.cout;
+    int32_t* ap = argmax + t * p.cout;
+    idx co = 0;
+    for (; co + 16 <= p.cout; co += 16) output_pool_lanes<F16, Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
+    for (; co + 8 <= p.cout; co += 8) output_pool_lanes<F8, Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
+    for (; co < p.cout; ++co) output_pool_lanes<float, Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
+  }
+}
+
+__attribute__((always_inline)) inline void transform_pooled_outputs_loops(float* y, int32_t* argmax, const float* m,
+                                                                           const float* bias, bool relu,
+                                                                           const Plan& p, idx t0, idx t1) {
+  if (relu)
+    output_pool_block<true>(y, argmax, m, bias, p, t0, t1);
+  else
+    output_pool_block<false>(y, argmax, m, bias, p, t0, t1);
+}
+CNNLITE_ISA_VARIANTS(, transform_pooled_outputs, transform_pooled_outputs_loops,
+                     (float* y, int32_t* argmax, const float* m, const float* bias, bool relu, const Plan& p, idx t0,
+                      idx t1),
+                     (y, argmax, m, bias, relu, p, t0, t1))
+
+// Channels [ch, ch + width of V) of the gradient of one cell of the convolution's output, as the max-pool's
+// backward writes it (maxpool2d_backward with relu_y): the window's dy where `cell` is its argmax and, with a gate
+// (the pooled output), the gate is > 0; else 0. 0 + dy, as there, so that -0 becomes +0.
+template <class V>
+__attribute__((always_inline)) inline void pooled_grad_lanes(float* dst, const float* dy, const int32_t* a,
+                                                              const float* gate, int32_t cell, idx ch) {
+  using I = typename IntLanes<V>::type;
+  const V d = load<V>(dy + ch);
+  if constexpr (std::is_same_v<V, float>) {
+    dst[ch] = a[ch] == cell && (!gate || gate[ch] > 0.0f) ? 0.0f + d : 0.0f;
+  } else {
+    // As bits: the lanes' all-ones masks AND the bits of 0 + dy. (GCC lowers an integer vector compare here lane
+    // by lane, so a != cell is the sign of (a ^ cell) | -(a ^ cell), in unsigned arithmetic.)
+    typedef uint32_t U __attribute__((vector_size(sizeof(I))));
+    I av;
+    __builtin_memcpy(&av, a + ch, sizeof(I));
+    const U diff = reinterpret_cast<U>(av ^ cell);
+    I hit = ~(reinterpret_cast<I>(diff | (0u - diff)) >> 31);
+    if (gate) hit &= load<V>(gate + ch) > V{};
+    const V sum = V{} + d;
+    I bits;
+    __builtin_memcpy(&bits, &sum, sizeof(I));
+    bits &= hit;
+    __builtin_memcpy(dst + ch, &bits, sizeof(I));
+  }
+}
+
+// dst[ch] for all c channels of one cell; dy, a, gate at the cell's window (gate may be null).
+__attribute__((always_inline)) inline void pooled_grad_cell(float* dst, const float* dy, const int32_t* a,
+                                                             const float* gate, int32_t cell, idx c) {
+  idx ch = 0;
+  for (; ch + 16 <= c; ch += 16) pooled_grad_lanes<F16>(dst, dy, a, gate, cell, ch);
+  for (; ch + 8 <= c; ch += 8) pooled_grad_lanes<F8>(dst, dy, a, gate, cell, ch);
+  for (; ch < c; ++ch) pooled_grad_lanes<float>(dst, dy, a, gate, cell, ch);
+}
+
+// The four cells of one whole window (its top-left cell00, row length ow) into dst[q] (q in row-major order), dy,
+// argmax, gate read once: the same values as four pooled_grad_cell calls.
+template <class V>
+__attribute__((always_inline)) inline void pooled_window_lanes(float* const dst[4], const float* dy, const int32_t* a,
+                                                                const float* gate, int32_t cell00, int32_t ow, idx ch) {
+  const int32_t cells[4] = {cell00, cell00 + 1, cell00 + ow, cell00 + ow + 1};
+  if constexpr (std::is_same_v<V, float>) {
+    for (int q = 0; q < 4; ++q) pooled_grad_lanes<float>(dst[q], dy, a, gate, cells[q], ch);
+  } else {
+    using I = typename IntLanes<V>::type;
+    typedef uint32_t U __attribute__((vector_size(sizeof(I))));
+    I av;
+    __builtin_memcpy(&av, a + ch, sizeof(I));
+    const V sum = V{} + load<V>(dy + ch);
+    I bits;
+    __builtin_memcpy(&bits, &sum, sizeof(I));
+    if (gate) bits &= load<V>(gate + ch) > V{};
+    for (int q = 0; q < 4; ++q) {
+      const U diff = reinterpret_cast<U>(av ^ cells[q]);
+      const I out = bits & ~(reinterpret_cast<I>(diff | (0u - diff)) >> 31);
+      __builtin_memcpy(dst[q] + ch, &out, sizeof(I));
+    }
+  }
+}
+
+// The input gradient's input transform from the pooled gradient: tiles [t0, t1) of p, the correlation of the
+// convolution's output gradient dz (n, p.h, p.w, p.cin) = (n, oh, ow, cout), padded by (p.pt, p.pl), with the rotated
+// kernel. Each tile's 4x4 patch of dz is rebuilt in patch (16 * cin floats: zeros in the padding, elsewhere
+// pooled_grad_cell from the window (iy / 2, ix / 2) of dy, argmax, gate: (n, oh / 2, ow / 2, cout)), then transformed
+// as input_block transforms a patch, so v has the bits the materialised dz gives.
+__attribute__((always_inline)) inline void pooled_input_block(float* v, const float* dy, const int32_t* argmax,
+                                                               const float* gate, float* patch, const Plan& p, idx t0,
+                                                               idx t1) {
+  const idx ld = p.block * p.cin, c = p.cin, ph = p.h / 2, pw = p.w / 2;
+  TileCursor tc(p, t0);
+  for (idx t = t0; t < t1; ++t, tc.next(p)) {
+    const idx iy0 = 2 * tc.ty - p.pt, ix0 = 2 * tc.tx - p.pl;
+    if (iy0 >= 0 && iy0 + 4 <= p.h && ix0 >= 0 && ix0 + 4 <= p.w && iy0 % 2 == 0 && ix0 % 2 == 0) {
+      // The patch is 2x2 whole windows: each window's dy, argmax, gate read once for its four cells.
+      for (int wr = 0; wr < 2; ++wr)
+        for (int wc = 0; wc < 2; ++wc) {
+          const idx iy = iy0 + 2 * wr, ix = ix0 + 2 * wc;
+          const idx at = ((tc.img * ph + iy / 2) * pw + ix / 2) * c;
+          float* const dst[4] = {patch + ((2 * wr) * 4 + 2 * wc) * c, patch + ((2 * wr) * 4 + 2 * wc + 1) * c,
+                                 patch + ((2 * wr + 1) * 4 + 2 * wc) * c, patch + ((2 * wr + 1) * 4 + 2 * wc + 1) * c};
+          const int32_t cell00 = static_cast<int32_t>(iy * p.w + ix), ow = static_cast<int32_t>(p.w);
+          const float* g = gate ? gate + at : nullptr;
+          idx ch = 0;
+          for (; ch + 16 <= c; ch += 16) pooled_window_lanes<F16>(dst, dy + at, argmax + at, g, cell00, ow, ch);
+          for (; ch + 8 <= c; ch += 8) pooled_window_lanes<F8>(dst, dy + at, argmax + at, g, cell00, ow, ch);
+          for (; ch < c; ++ch) pooled_window_lanes<float>(dst, dy + at, argmax + at, g, cell00, ow, ch);
+        }
+      input_tile<false>(v + (t - t0) * c, ld, patch, nullptr, 4 * c, c);
+      continue;
+    }
+    for (int r = 0; r < 4; ++r)
+      for (int col = 0; col < 4; ++col) {
+        float* dst = patch + (r * 4 + col) * c;
+        const idx iy = iy0 + r, ix = ix0 + col;
+        if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w) {
+          for (idx ch = 0; ch < c; ++ch) dst[ch] = 0.0f;
+          continue;
+        }
+        const idx at = ((tc.img * ph + iy / 2) * pw + ix / 2) * c;
+        pooled_grad_cell(dst, dy + at, argmax + at, gate ? gate + at : nullptr, static_cast<int32_t>(iy * p.w + ix),
+                         c);
+      }
+    input_tile<false>(v + (t - t0) * c, ld, patch, nullptr, 4 * c, c);
+  }
+}
+CNNLITE_ISA_VARIANTS(, transform_pooled_inputs, pooled_input_block,
+                     (float* v, const float* dy, const int32_t* argmax, const float* gate, float* patch, const Plan& p,
+                      idx t0, idx t1),
+                     (v, dy, argmax, gate, patch, p, t0, t1))
+
 // u (16, cin', cout') = G g G^T per channel pair, from k (3, 3, cin, cout). Forward: g = k, cin' = cin. Input
 // gradient (rotated): g'[a][b][co][ci] = k[2 - a][2 - b][ci][co], cin' = cout, cout' = cin. Computed in double.
 void transform_weights(float* u, const float* k, idx cin, idx cout, bool rotated) {
@@ -291,10 +499,12 @@ Workspace& bias_workspace() { return thread_workspace<BiasTag>(); }
 Workspace& grad_partials_workspace() { return thread_workspace<GradPartialsTag>(); }
 Workspace& grad_total_workspace() { return thread_workspace<GradTotalTag>(); }
 
-// y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.
-// bf16: up holds the transforms packed by gemm_bf16_pack_b (as words) and the 16 products run gemm_bf16_packed.
-void winograd_run(float* y, const float* x, const float* gate, const float* up, const float* bias, bool relu,
-                  const Plan& p, bool bf16) {
+// The tiles of p, block by block on the threads: in(v, patch, t0, t1) writes the block's transformed inputs v
+// (16, block, cin), the 16 products m = v U follow, then out(m, patch, t0, t1) stores the block's outputs. up holds
+// the packed transforms of the weights (bf16: packed by gemm_bf16_pack_b, as words, and the products run
+// gemm_bf16_packed).
+template <class In, class Out>
+void winograd_tiles(const float* up, const Plan& p, bool bf16, In&& in, Out&& out) {
   const idx packed = bf16 ? gemm_bf16_packed_size(p.cin, p.cout) : sgemm_packed_size(p.cin, p.cout);
   const idx chunks = (p.tiles + p.block - 1) / p.block;
   auto body = [&](idx c) {
@@ -302,7 +512,7 @@ void winograd_run(float* y, const float* x, const float* gate, const float* up, 
     float* v = block_workspace().get(kTaps * p.block * (p.cin + p.cout));
     float* m = v + kTaps * p.block * p.cin;
     float* patch = patch_workspace().get(kTaps * std::max(p.cin, p.cout));
-    transform_inputs(v, x, gate, patch, p, t0, t1);
+    in(v, patch, t0, t1);
     for (int q = 0; q < kTaps; ++q) {
       if (bf16)
         gemm_bf16_packed(m + q * p.block * p.cout, p.cout, v + q * p.block * p.cin, p.cin,
@@ -311,9 +521,17 @@ void winograd_run(float* y, const float* x, const float* gate, const float* up, 
         sgemm_packed(count, p.cout, p.cin, v + q * p.block * p.cin, p.cin, up + q * packed, m + q * p.block * p.cout,
                      p.cout);
     }
-    transform_outputs(y, m, bias, patch, relu, p, t0, t1);
+    out(m, patch, t0, t1);
   };
   parallel_for(chunks, body);
+}
+
+// y (n, oh, ow, cout) = corr(x [gated], weights whose transform is packed in up) + bias [ReLU]. bias has cout floats.
+void winograd_run(float* y, const float* x, const float* gate, const float* up, const float* bias, bool relu,
+                  const Plan& p, bool bf16) {
+  winograd_tiles(
+      up, p, bf16, [&](float* v, float* patch, idx t0, idx t1) { transform_inputs(v, x, gate, patch, p, t0, t1); },
+      [&](const float* m, float* patch, idx t0, idx t1) { transform_outputs(y, m, bias, patch, relu, p, t0, t1); });
 }
 
 // The packed transformed weights (16 blocks of sgemm_packed_size(cin', cout') floats, or with bf16 of
@@ -425,6 +643,31 @@ CNNLITE_ISA_VARIANTS(, transform_output_grads, transform_output_grads_loops,
                       idx t1),
                      (mg, db, dy, gate, patch, p, t0, t1))
 
+// The weight gradient's output-gradient transform from the pooled gradient: tiles [t0, t1) of the forward's plan p
+// (oh and ow even), tile t being pooling window t of dy, argmax, gate (n, oh / 2, ow / 2, cout). The tile's 2x2 dz is
+// rebuilt in patch (4 * cout) by pooled_grad_cell, then grad_tile as grad_block: the bits of the materialised dz.
+__attribute__((always_inline)) inline void pooled_grad_block(float* mg, float* db, const float* dy,
+                                                              const int32_t* argmax, const float* gate, float* patch,
+                                                              const Plan& p, idx t0, idx t1) {
+  const idx ld = p.block * p.cout, c = p.cout;
+  TileCursor tc(p, t0);
+  for (idx t = t0; t < t1; ++t, tc.next(p)) {
+    const int32_t cell00 = static_cast<int32_t>(2 * tc.ty * p.ow + 2 * tc.tx), ow = static_cast<int32_t>(p.ow);
+    const idx at = t * c;
+    float* const dst[4] = {patch, patch + c, patch + 2 * c, patch + 3 * c};
+    const float* g = gate ? gate + at : nullptr;
+    idx ch = 0;
+    for (; ch + 16 <= c; ch += 16) pooled_window_lanes<F16>(dst, dy + at, argmax + at, g, cell00, ow, ch);
+    for (; ch + 8 <= c; ch += 8) pooled_window_lanes<F8>(dst, dy + at, argmax + at, g, cell00, ow, ch);
+    for (; ch < c; ++ch) pooled_window_lanes<float>(dst, dy + at, argmax + at, g, cell00, ow, ch);
+    grad_tile<false>(mg + (t - t0) * c, ld, db, patch, nullptr, 2 * c, c);
+  }
+}
+CNNLITE_ISA_VARIANTS(, transform_pooled_output_grads, pooled_grad_block,
+                     (float* mg, float* db, const float* dy, const int32_t* argmax, const float* gate, float* patch,
+                      const Plan& p, idx t0, idx t1),
+                     (mg, db, dy, argmax, gate, patch, p, t0, t1))
+
 // dk[a][b][ci][co] = (G^T du G)[a][b], du (16, cout, cin) the gradient with respect to U = G g G^T, transposed.
 // In double.
 void untransform_weight_grads(float* dk, const float* du, idx cin, idx cout) {
@@ -476,10 +719,13 @@ void winograd_conv2d_backward_input(float* dx, const float* dy, const float* gat
   winograd_run(dx, dy, gate, up, bias_or_zeros(nullptr, g.cin), false, p, bf16);
 }
 
-void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                      const Conv2dGeometry& g, bool bf16) {
-  const Plan p(g);
-  const idx cin = g.cin, cout = g.cout;
+namespace {
+
+// dk, dbias (may be null) of the weight gradient over the tiles of p, grads(mg, db, patch, t0, t1) writing the
+// transformed output gradients of tiles [t0, t1) and adding their dy to db (see winograd_conv2d_backward_weights).
+template <class Grads>
+void weight_grad_run(float* dk, float* dbias, const float* x, const Plan& p, bool bf16, Grads&& grads) {
+  const idx cin = p.cin, cout = p.cout;
   // Per chunk of tiles a partial (du^T (16, cout, cin), db (cout)): each block's 16 products Mg^T V are added to it
   // in block order; the partials are then added to the total in chunk order, wave by wave.
   const idx du_size = kTaps * cin * cout, partial = du_size + cout;
@@ -498,7 +744,7 @@ void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, 
     for (idx b = c * kBlocksPerGradChunk; b < b1; ++b) {
       const idx t0 = b * p.block, t1 = std::min(p.tiles, t0 + p.block);
       transform_inputs(v, x, nullptr, patch, p, t0, t1);
-      transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
+      grads(mg, db, patch, t0, t1);
       const float beta = b == c * kBlocksPerGradChunk ? 0.0f : 1.0f;
       // du^T (cout x cin) = Mg^T V: the micro-kernel's rows run over cout, which fills them better than cin
       // (measured: see BENCHMARKS.md, Winograd section).
@@ -521,6 +767,54 @@ void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, 
   sum_over_chunks(total, parts, chunks, partial, wave, body);
   untransform_weight_grads(dk, total, cin, cout);
   if (dbias) std::copy(total + du_size, total + partial, dbias);
+}
+
+}  // namespace
+
+void winograd_conv2d_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
+                                      const Conv2dGeometry& g, bool bf16) {
+  const Plan p(g);
+  weight_grad_run(dk, dbias, x, p, bf16, [&](float* mg, float* db, float* patch, idx t0, idx t1) {
+    transform_output_grads(mg, db, dy, gate, patch, p, t0, t1);
+  });
+}
+
+// --- max-pool in the store ----------------------------------------------------------------------------------------
+
+bool winograd_maxpool_applies(const Conv2dGeometry& g) {
+  return winograd_forward_applies(g) && g.oh % 2 == 0 && g.ow % 2 == 0;
+}
+
+void winograd_conv2d_forward_maxpool(float* y, int32_t* argmax, const float* x, const float* k, const float* bias,
+                                     const Conv2dGeometry& g, bool relu, bool bf16) {
+  const Plan p(g);
+  if (p.tiles == 0) return;
+  const float* up = packed_weights(k, g.cin, g.cout, false, bf16);
+  const float* b = bias_or_zeros(bias, g.cout);
+  winograd_tiles(
+      up, p, bf16, [&](float* v, float* patch, idx t0, idx t1) { transform_inputs(v, x, nullptr, patch, p, t0, t1); },
+      [&](const float* m, float*, idx t0, idx t1) { transform_pooled_outputs(y, argmax, m, b, relu, p, t0, t1); });
+}
+
+void winograd_conv2d_backward_input_maxpool(float* dx, const float* dy, const int32_t* argmax, const float* gate,
+                                            const float* k, const Conv2dGeometry& g, bool bf16) {
+  const Conv2dGeometry t{g.n, g.oh, g.ow, g.cout, 3, 3, g.cin, 1, 1, 2 - g.pt, 2 - g.pb, 2 - g.pl, 2 - g.pr, g.h, g.w};
+  const Plan p(t);
+  if (p.tiles == 0) return;
+  const float* up = packed_weights(k, g.cin, g.cout, true, bf16);
+  const float* b = bias_or_zeros(nullptr, g.cin);
+  winograd_tiles(
+      up, p, bf16,
+      [&](float* v, float* patch, idx t0, idx t1) { transform_pooled_inputs(v, dy, argmax, gate, patch, p, t0, t1); },
+      [&](const float* m, float* patch, idx t0, idx t1) { transform_outputs(dx, m, b, patch, false, p, t0, t1); });
+}
+
+void winograd_conv2d_backward_weights_maxpool(float* dk, float* dbias, const float* dy, const int32_t* argmax,
+                                              const float* gate, const float* x, const Conv2dGeometry& g, bool bf16) {
+  const Plan p(g);
+  weight_grad_run(dk, dbias, x, p, bf16, [&](float* mg, float* db, float* patch, idx t0, idx t1) {
+    transform_pooled_output_grads(mg, db, dy, argmax, gate, patch, p, t0, t1);
+  });
 }
 
 }  // namespace cnnlite

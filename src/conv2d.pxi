@@ -191,3 +191,126 @@ def conv2d_backward(dy, x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right, 
             c_conv2d_backward_input(pdx, pdy, pk, pgate, g, a_input, bf16)
         c_conv2d_backward_weights(pdw, pdb, pdy, px, pgate, g, a_weights, bf16)
     return dx, dw, db
+
+
+# ----- max-pool in the store (the plan's fusion of a ReLU'd Winograd convolution with the 2x2/2 max-pool after it) --
+cdef extern from "conv2d.h" namespace "cnnlite":
+    bint c_conv2d_maxpool_applies "cnnlite::conv2d_maxpool_applies"(const Conv2dGeometry& g) nogil
+    void c_conv2d_maxpool_forward "cnnlite::conv2d_maxpool_forward"(
+        float* y, int32_t* argmax, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
+        bint relu, bint bf16) except + nogil
+    void c_conv2d_maxpool_backward_input "cnnlite::conv2d_maxpool_backward_input"(
+        float* dx, const float* dy, const int32_t* argmax, const float* gate, const float* k,
+        const Conv2dGeometry& g, bint bf16) except + nogil
+    void c_conv2d_maxpool_backward_weights_shards "cnnlite::conv2d_maxpool_backward_weights_shards"(
+        float* dk_parts, float* dbias_parts, const float* dy, const int32_t* argmax, const float* gate,
+        const float* x, const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, bint bf16) except + nogil
+
+
+cdef void _conv2d_maxpool_check(const Conv2dGeometry& g) except *:
+    if not c_conv2d_maxpool_applies(g):
+        raise ValueError(f"max-pool in the store needs a 3x3, stride-1 (Winograd) convolution whose output has even "
+                         f"height and width, got kernel {g.kh}x{g.kw}, strides {g.sh}x{g.sw} and output (oh, ow) = "
+                         f"({g.oh}, {g.ow})")
+
+
+cdef void _conv2d_pooled(object dy, object argmax, object y, const Conv2dGeometry& g) except *:
+    """Check the geometry and the pooled arrays dy, argmax (int32) and the optional gate y: (n, oh / 2, ow / 2,
+    cout)."""
+    _conv2d_maxpool_check(g)
+    pooled = (g.n, g.oh // 2, g.ow // 2, g.cout)
+    _f32(dy, "dy", 4)
+    _expect_shape(dy, "dy", pooled)
+    _int32_array(argmax, "argmax")
+    _expect_shape(argmax, "argmax", pooled)
+    if y is not None:
+        _f32(y, "y", 4)
+        _expect_shape(y, "y", pooled)
+
+
+def conv2d_maxpool_applies(n, h, wd, cin, kh, kw, cout, sh, sw, pad_top, pad_bottom, pad_left, pad_right):
+    """True when conv2d_maxpool_forward and its gradients apply to this convolution: Winograd (3x3, stride 1) and an
+    output of even height and width (each 2x2 output tile one window of a 2x2, stride-2, unpadded max-pool)."""
+    cdef Conv2dGeometry g = _conv2d_geometry(n, h, wd, cin, kh, kw, cout, sh, sw, pad_top, pad_bottom, pad_left,
+                                             pad_right)
+    return bool(c_conv2d_maxpool_applies(g))
+
+
+def conv2d_maxpool_forward(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, relu=False, precision=None):
+    """(y, argmax), both (n, oh / 2, ow / 2, cout): maxpool2d_forward(conv2d_forward(x, w, b, ..., relu,
+    algo='winograd'), 2, 2, 2, 2, 0, 0, 0, 0) in one pass, bitwise, without the convolution's full output. argmax
+    (int32) indexes the convolution's output plane (r * ow + c). ValueError unless Winograd applies and oh and ow
+    are even. precision as for conv2d_forward."""
+    cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
+    _conv2d_maxpool_check(g)
+    if b is not None:
+        _f32(b, "b", 1)
+        _expect_shape(b, "b", (w.shape[3],))
+    cdef bint c_relu = _flag(relu, "relu")
+    cdef bint bf16 = _bf16(precision, "precision")
+    y = np.empty((g.n, g.oh // 2, g.ow // 2, g.cout), dtype=np.float32)
+    argmax = np.empty(y.shape, dtype=np.int32)
+    cdef float* py = _fptr(y)
+    cdef int32_t* pa = <int32_t*> cnp.PyArray_DATA(argmax)
+    cdef const float* px = _fptr(x)
+    cdef const float* pk = _fptr(w)
+    cdef const float* pbias = _fptr_or_null(b)
+    c_sync_thread()
+    with nogil:
+        c_conv2d_maxpool_forward(py, pa, px, pk, pbias, g, c_relu, bf16)
+    return y, argmax
+
+
+def conv2d_maxpool_backward_input(dy, argmax, w, h, wd, sh, sw, pad_top, pad_bottom, pad_left, pad_right, y=None,
+                                  precision=None):
+    """dx (n, h, wd, cin) of conv2d_maxpool_forward from the pool's gradient dy and argmax (n, oh / 2, ow / 2, cout):
+    conv2d_backward_input(maxpool2d_backward(dy, argmax, oh, ow, y=y), w, ..., algo='winograd'), bitwise, without
+    the full-size gradient. y (optional): the pooled output, the ReLU's cut. precision as for conv2d_forward."""
+    _f32(dy, "dy", 4)
+    _conv2d_check_w(w)
+    cdef Conv2dGeometry g = _conv2d_geometry(dy.shape[0], _positive(h, "h"), _positive(wd, "wd"), w.shape[2],
+                                             w.shape[0], w.shape[1], w.shape[3], sh, sw, pad_top, pad_bottom,
+                                             pad_left, pad_right)
+    _conv2d_pooled(dy, argmax, y, g)
+    cdef bint bf16 = _bf16(precision, "precision")
+    dx = np.empty((g.n, g.h, g.w, g.cin), dtype=np.float32)
+    cdef float* pdx = _fptr(dx)
+    cdef const float* pdy = _fptr(dy)
+    cdef const int32_t* pa = <const int32_t*> cnp.PyArray_DATA(argmax)
+    cdef const float* pk = _fptr(w)
+    cdef const float* pgate = _fptr_or_null(y)
+    c_sync_thread()
+    with nogil:
+        c_conv2d_maxpool_backward_input(pdx, pdy, pa, pgate, pk, g, bf16)
+    return dx
+
+
+def conv2d_maxpool_backward_weights_shards(dy, argmax, x, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right,
+                                           shards, need_db=True, y=None, precision=None):
+    """(dw (S, kh, kw, cin, cout), db (S, cout) or None) of conv2d_maxpool_forward per reduction shard (as
+    conv2d_backward_weights_shards) from the pool's dy, argmax (n, oh / 2, ow / 2, cout) and x (n, h, w, cin); y as
+    for conv2d_maxpool_backward_input. Bitwise conv2d_backward_weights_shards(maxpool2d_backward(...), x, ...,
+    algo='winograd')."""
+    _conv2d_check_x(x)
+    _f32(dy, "dy", 4)
+    cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
+                                             _positive(kw, "kw"), dy.shape[3], sh, sw, pad_top, pad_bottom, pad_left,
+                                             pad_right)
+    _conv2d_pooled(dy, argmax, y, g)
+    bounds = _shard_bounds(shards, g.n)
+    cdef int64_t count = len(bounds) - 1
+    cdef bint c_need_db = _flag(need_db, "need_db")
+    cdef bint bf16 = _bf16(precision, "precision")
+    dw = np.empty((count, g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
+    db = np.empty((count, g.cout), dtype=np.float32) if c_need_db else None
+    cdef float* pdw = _fptr(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdy = _fptr(dy)
+    cdef const int32_t* pa = <const int32_t*> cnp.PyArray_DATA(argmax)
+    cdef const float* px = _fptr(x)
+    cdef const float* pgate = _fptr_or_null(y)
+    cdef const int64_t* pb = <const int64_t*> cnp.PyArray_DATA(bounds)
+    c_sync_thread()
+    with nogil:
+        c_conv2d_maxpool_backward_weights_shards(pdw, pdb, pdy, pa, pgate, px, g, pb, count, bf16)
+    return dw, db

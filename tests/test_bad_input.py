@@ -21,6 +21,11 @@ def _argmax():
     return argmax
 
 
+def _pooled_argmax():
+    """The argmax (2, 2, 2, 4) of conv2d_maxpool_forward on x (2, 6, 6, 3), w (3, 3, 3, 4)."""
+    return K.conv2d_maxpool_forward(f32(2, 6, 6, 3), f32(3, 3, 3, 4), None, 1, 1, 0, 0, 0, 0, relu=True)[1]
+
+
 # binding -> (function, good arguments, names of the array arguments (index -> name)). The good arguments are a list
 # of positional arguments, or (positional list, keyword dict) where an array passed by keyword has its keyword as
 # index.
@@ -86,6 +91,18 @@ BINDINGS = {
                                                            {"momentum": 0.9, "mom": f32(3, 4),
                                                             "mean_grad": f32(3, 4)}),
                                 {"mom": "mom", "mean_grad": "mean_grad"}),
+    # max-pool in the Winograd store (cpp/conv2d_winograd.h)
+    "conv2d_maxpool_forward": (K.conv2d_maxpool_forward,
+                               lambda: [f32(2, 6, 6, 3), f32(3, 3, 3, 4), f32(4), 1, 1, 0, 0, 0, 0],
+                               {0: "x", 1: "w", 2: "b"}),
+    "conv2d_maxpool_backward_input": (K.conv2d_maxpool_backward_input,
+                                      lambda: ([f32(2, 2, 2, 4), _pooled_argmax(), f32(3, 3, 3, 4), 6, 6, 1, 1, 0, 0,
+                                                0, 0], {"y": np.abs(f32(2, 2, 2, 4))}),
+                                      {0: "dy", 1: "argmax", 2: "w", "y": "y"}),
+    "conv2d_maxpool_backward_weights_shards": (K.conv2d_maxpool_backward_weights_shards,
+                                               lambda: ([f32(2, 2, 2, 4), _pooled_argmax(), f32(2, 6, 6, 3), 3, 3, 1,
+                                                         1, 0, 0, 0, 0, [0, 1, 2]], {"y": np.abs(f32(2, 2, 2, 4))}),
+                                               {0: "dy", 1: "argmax", 2: "x", "y": "y"}),
     # mixed precision (cpp/gemm_bf16.h)
     "gemm_bf16": (K.gemm_bf16, lambda: [f32(3, 4), f32(4, 5)], {0: "a", 1: "b"}),
     "dense_bf16_forward": (K.dense_bf16_forward, lambda: [f32(3, 4), f32(4, 5), f32(5)], {0: "x", 1: "w", 2: "b"}),
@@ -98,6 +115,7 @@ BINDINGS = {
 NO_ARRAY_ARGUMENTS = {
     "conv2d_algo": "shapes as tuples; test_conv2d*.py test its choices",
     "conv2d_algo_applies": "a name and shapes; GEOMETRY below and test_conv2d*.py",
+    "conv2d_maxpool_applies": "sizes only; test_pool_fusion.py",
     "cpu_isa": "no argument",
     "get_num_threads": "no argument",
     "set_num_threads": "an int; GEOMETRY below and test_faults.py::test_absurd_thread_counts_are_refused",
@@ -118,6 +136,8 @@ NO_ARRAY_ARGUMENTS = {
 # Array arguments whose dtype is not float32: the message a float64 array must get, or None when any number dtype is
 # valid (take_rows copies rows of any dtype).
 DTYPE_MESSAGE = {("maxpool2d_backward", "argmax"): r"argmax must have dtype int32, got float64",
+                 ("conv2d_maxpool_backward_input", "argmax"): r"argmax must have dtype int32, got float64",
+                 ("conv2d_maxpool_backward_weights_shards", "argmax"): r"argmax must have dtype int32, got float64",
                  ("sparse_softmax_xent", "labels"): r"labels must have dtype int32 or int64, got float64",
                  ("take_rows", "rows"): r"rows must be a 1-D numpy.ndarray of int64",
                  # src sets the dtype out must have: a float64 src is reported on out
@@ -194,7 +214,8 @@ CONFLICTING_AXIS = {("gemm", "b"): 0, ("dense_forward", "w"): 0, ("dense_backwar
                     ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
                     ("conv2d_backward_weights", "dy"): 1, ("conv2d_backward_weights_shards", "dy"): 1,
                     ("dense_backward_weights_shards", "dy"): 0, ("gemm_bf16", "b"): 0, ("dense_bf16_forward", "w"): 0,
-                    ("dense_bf16_backward", "w"): 0}
+                    ("dense_bf16_backward", "w"): 0, ("conv2d_maxpool_forward", "w"): 2,
+                    ("conv2d_maxpool_backward_weights_shards", "dy"): 1}
 
 
 def _grow(a, axis):
@@ -208,9 +229,11 @@ def _grow(a, axis):
 FREE_SHAPE = {("relu_forward", "x"), ("sigmoid_forward", "x"), ("tanh_forward", "x"), ("dropout_forward", "x"),
               ("dropout_backward", "dy"), ("softmax_forward", "x"), ("maxpool2d_forward", "x"),
               ("avgpool2d_forward", "x"), ("sparse_softmax_xent", "logits"), ("conv2d_backward_weights", "x"),
-              ("conv2d_backward_weights_shards", "x"), ("dense_backward_weights_shards", "x"), ("partials_sum", "parts")}
+              ("conv2d_backward_weights_shards", "x"), ("dense_backward_weights_shards", "x"), ("partials_sum", "parts"),
+              ("conv2d_maxpool_backward_weights_shards", "x")}
 # Arguments that set the geometry: the mismatch is reported on the argument that must follow them.
-REPORTED_ON = {("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy"}
+REPORTED_ON = {("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy",
+               ("conv2d_maxpool_backward_input", "w"): "dy"}
 
 
 @pytest.mark.parametrize("binding, index, name", CASES, ids=IDS)

@@ -40,7 +40,8 @@ def _train(make, seed, x, y, out, key):
 
 
 def _fused_rows(profile):
-    return [r["plan"] for r in profile.as_dict()["train"]["rows"] if "folded" in r["plan"] or "applies" in r["plan"]]
+    return [r["plan"] for r in profile.as_dict()["train"]["rows"] if "folded" in r["plan"] or "applies" in r["plan"]
+            or "max-pool" in r["plan"] or "fused into" in r["plan"]]
 
 
 def test_two_chapter_networks_trained_at_once_give_the_bits_they_give_alone():
@@ -61,10 +62,10 @@ def test_two_chapter_networks_trained_at_once_give_the_bits_they_give_alone():
         for a, b in zip(model_alone.get_weights(), model_together.get_weights()):
             assert a.tobytes() == b.tobytes()
         assert history_alone.history == history_together.history
-    # Both ran their fused paths: each profile names the ReLU folded into both max-pools of the full network.
+    # Both ran their fused paths: each profile names both max-pools of the full network run in the Winograd stores.
     fused = _fused_rows(together["full"][1].profile)
-    assert sum("relu backward folded into the next max-pool" in r for r in fused) == 2
-    assert sum("applies the previous layer's relu backward" in r for r in fused) == 2
+    assert sum("bias+relu+max-pool in the winograd store" in r for r in fused) == 2
+    assert sum("fused into the previous conv" in r for r in fused) == 2
     assert _fused_rows(together["full"][1].profile) == _fused_rows(alone["full"][1].profile)
     # Each thread's profile holds its own model only.
     names = {r["name"] for r in together["cnn8"][1].profile.as_dict()["train"]["rows"]}

@@ -11,7 +11,8 @@ from cnnlite.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from cnnlite.models import Sequential
 
 PASSES = {"conv2d_forward": "forward", "conv2d_backward_input": "input_grad",
-          "conv2d_backward_weights_shards": "weight_grad"}
+          "conv2d_backward_weights_shards": "weight_grad", "conv2d_maxpool_forward": "forward",
+          "conv2d_maxpool_backward_input": "input_grad", "conv2d_maxpool_backward_weights_shards": "weight_grad"}
 
 
 def _chapter_cnn():
@@ -48,10 +49,18 @@ def test_the_plan_names_the_algorithm_each_kernel_call_runs(forced, monkeypatch)
             if forced != "auto":     # the forced algorithm where it applies, else the automatic choice and a note
                 noted = any(f"forced {forced} does not apply to the {key.replace('_', ' ')}" in n for n in step.notes)
                 assert (algo == forced) != noted, (i, key, algo, step.notes)
-        expected.append(("conv2d_forward", step.algorithms["forward"]))
+        if step.pool_in_store:  # max-pool in the Winograd store: the fused kernels, Winograd by construction
+            assert all(step.algorithms[k] == "winograd" for k in ("forward", "weight_grad", "input_grad"))
+        expected.append(("conv2d_maxpool_forward", None) if step.pool_in_store
+                        else ("conv2d_forward", step.algorithms["forward"]))
     # the order of the calls: forwards in layer order, then each layer's weight gradient (every reduction shard in
     # one call) and (except the first) input gradient in reverse layer order
     for step in reversed(conv_steps):
+        if step.pool_in_store:
+            expected.append(("conv2d_maxpool_backward_weights_shards", None))
+            if step.need_dx:
+                expected.append(("conv2d_maxpool_backward_input", None))
+            continue
         expected.append(("conv2d_backward_weights_shards", step.algorithms["weight_grad"]))
         if step.need_dx:
             expected.append(("conv2d_backward_input", step.algorithms["input_grad"]))

@@ -325,7 +325,8 @@ def _wide_cnn():
 @pytest.mark.parametrize("nth_call", [1, 6, 11])
 def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call, tmp_path, monkeypatch):
     """Ctrl-C while a kernel runs: another thread sends SIGINT to the process while the main thread is inside the
-    nth call of conv2d_forward (a convolution of tens of milliseconds, GIL released). The call completes, Python
+    nth call of the first convolution's forward kernel (conv2d_forward, or conv2d_maxpool_forward when the plan runs
+    the max-pool in its store: tens of milliseconds, GIL released). The call completes, Python
     raises KeyboardInterrupt once it is back in the interpreter, and the model is usable afterwards.
 
     Proof that the signal landed inside the kernel: the main thread entered the call at t_enter, the signal was sent
@@ -339,13 +340,13 @@ def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call
     labels = rng.integers(0, 3, 256)
     x = (rng.standard_normal((256, 32, 32, 16)) + labels[:, None, None, None]).astype(np.float32)
     y = np.eye(3, dtype=np.float32)[labels]
-    original = K.conv2d_forward
     attempts = []
     for _ in range(5):
         model = _wide_cnn()
         model.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0)          # build and warm up
-        calls, sent = _interrupt_inside_the_nth_call(model, x, y, nth_call, original, monkeypatch)
-        assert sent["call"] is not None, "no conv2d_forward call lasted 3 ms: the signal was sent after fit"
+        kernel = "conv2d_maxpool_forward" if model.plan.steps[0].pool_in_store else "conv2d_forward"
+        calls, sent = _interrupt_inside_the_nth_call(model, x, y, nth_call, kernel, monkeypatch)
+        assert sent["call"] is not None, f"no {kernel} call lasted 3 ms: the signal was sent after fit"
         t_enter, t_return = calls[sent["call"]]
         assert t_enter + 0.003 <= sent["t_kill"], (t_enter, sent)
         _check_usable_after_interrupt(model, x[:128], y[:128], tmp_path, completed_epochs=len(model.history.epoch),
@@ -354,14 +355,15 @@ def test_a_sigint_delivered_while_a_kernel_runs_leaves_the_model_usable(nth_call
         if sent["t_kill"] < t_return:                                       # landed inside the call
             assert len(calls) == sent["call"] + 1    # KeyboardInterrupt came right after the interrupted kernel call
             return
-    pytest.fail(f"the signal never landed inside a conv2d_forward call in 5 attempts (t_enter, t_kill, t_return): "
+    pytest.fail(f"the signal never landed inside a {kernel} call in 5 attempts (t_enter, t_kill, t_return): "
                 f"{attempts}")
 
 
-def _interrupt_inside_the_nth_call(model, x, y, nth_call, original, monkeypatch):
-    """Runs fit with conv2d_forward timed; a second thread sends SIGINT once the nth (or a later) call has run for
-    3 ms. Returns the calls' [t_enter, t_return] and {t_kill, call}."""
+def _interrupt_inside_the_nth_call(model, x, y, nth_call, kernel, monkeypatch):
+    """Runs fit with the binding `kernel` timed; a second thread sends SIGINT once the nth (or a later) call has run
+    for 3 ms. Returns the calls' [t_enter, t_return] and {t_kill, call}."""
     calls = []                                                             # per call: [t_enter, t_return]
+    original = getattr(K, kernel)
 
     def timed(*args, **kwargs):
         record = [time.perf_counter(), None]
@@ -388,7 +390,7 @@ def _interrupt_inside_the_nth_call(model, x, y, nth_call, original, monkeypatch)
         sent.update(t_kill=time.perf_counter(), call=None)   # no call lasted 3 ms: stop fit, fail below
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(K, "conv2d_forward", timed)
+    monkeypatch.setattr(K, kernel, timed)
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=interrupter, daemon=True)
     try:
@@ -398,5 +400,5 @@ def _interrupt_inside_the_nth_call(model, x, y, nth_call, original, monkeypatch)
     finally:
         thread.join(timeout=10)
         signal.signal(signal.SIGINT, old)
-        monkeypatch.setattr(K, "conv2d_forward", original)
+        monkeypatch.setattr(K, kernel, original)
     return calls, sent

@@ -78,7 +78,8 @@ def test_summary_shows_the_plan_on_request():
     assert 'Execution plan of "' + model.name + '"' in text
     for step in model.plan.steps:
         assert any(step.name in line and (step.algorithms["forward"] or "-") in line for line in lines)
-    assert text.count("relu backward folded into the next max-pool") == 2
+    assert text.count("bias+relu+max-pool in the winograd store") == 2
+    assert text.count("fused into the previous conv") == 2
     assert "fused softmax + cross-entropy" in text
     quiet = []
     model.summary(print_fn=quiet.append)

@@ -7,6 +7,11 @@ store). The plan then decides what crosses layers, from the layer sequence alone
 - the ReLU backward of a Dense/Conv2D whose ReLU runs in its kernel is folded into a MaxPooling2D right after it
   (the pool's backward only routes gradient to cells whose output is > 0, which is that mask: the producer's
   backward kernel then skips it);
+- a Conv2D whose ReLU runs in its Winograd kernel, followed by a 2x2, stride-2, unpadded MaxPooling2D over an output
+  of even height and width, max-pools in its kernel's store (each 2x2 output tile is one window): its forward hands
+  the pool step the pooled output and argmax (`PooledOutput`), the pool step hands them on and, backward, hands the
+  conv step its gradient with them (`PooledGradient`), from which the conv's gradient kernels rebuild their input
+  tile by tile. Same bits as unfused; off with `settings["pool_fusion"] = False`;
 - a final softmax is folded into the loss when the loss can fuse it (softmax + cross-entropy in one kernel);
 - the first step computes no input gradient.
 
@@ -37,6 +42,12 @@ class Step:
     fold_previous_relu: this step's backward also applies the previous step's ReLU backward.
     ends_in_softmax: the layer's activation is softmax (which the loss may take over).
     logits: the layer leaves out its softmax, which the loss applies (fused).
+    can_pool_in_store: the layer's kernel can max-pool its output's 2x2 tiles in its store (a Winograd Conv2D with its
+        ReLU in the kernel and an output of even height and width).
+    takes_pool_store: this step is a max-pool that a previous can_pool_in_store step can run in its store (2x2,
+        stride 2, no padding).
+    pool_in_store / pooled_in_previous_store: build_plan's decision for such a pair (forward hands PooledOutput on,
+        backward PooledGradient back).
     need_dx: the backward computes the input gradient (False for the first step).
     params: the layer's own precomputed call arguments (e.g. pads), fixed by the input shape.
     notes: explanations of choices that differ from a request (e.g. a forced algorithm that does not apply).
@@ -49,7 +60,8 @@ class Step:
 
     __slots__ = ("layer", "index", "input_shape", "output_shape", "algorithms", "relu_in_kernel", "mask_relu",
                  "can_fold_relu", "fold_previous_relu", "ends_in_softmax", "logits", "need_dx", "params", "notes",
-                 "epilogue", "precisions")
+                 "epilogue", "precisions", "can_pool_in_store", "takes_pool_store", "pool_in_store",
+                 "pooled_in_previous_store")
 
     def __init__(self, layer, input_shape, output_shape, algorithms=None, relu_in_kernel=False, epilogue=None,
                  can_fold_relu=False, ends_in_softmax=False, params=None, notes=(), precisions=None):
@@ -69,6 +81,10 @@ class Step:
         self.params = dict(params or {})
         self.notes = list(notes)
         self.precisions = {p: (precisions or {}).get(p, "float32" if a else None) for p, a in self.algorithms.items()}
+        self.can_pool_in_store = False
+        self.takes_pool_store = False
+        self.pool_in_store = False
+        self.pooled_in_previous_store = False
 
     @property
     def precision(self):
@@ -98,12 +114,17 @@ class Step:
         """What this step fuses, in words (empty when nothing)."""
         out = []
         if self.epilogue:
-            out.append(f"{self.epilogue} in the {self.algorithms.get('forward') or 'kernel'} store")
-        if self.relu_in_kernel and not self.mask_relu:
+            epilogue = self.epilogue + ("+max-pool" if self.pool_in_store else "")
+            out.append(f"{epilogue} in the {self.algorithms.get('forward') or 'kernel'} store")
+        if self.pool_in_store:
+            out.append("relu and max-pool backward in the gradient kernels")
+        elif self.relu_in_kernel and not self.mask_relu:
             out.append("relu backward folded into the next max-pool")
         elif self.relu_in_kernel:
             out.append("relu backward in the gradient kernels")
-        if self.fold_previous_relu:
+        if self.pooled_in_previous_store:
+            out.append("fused into the previous conv")
+        elif self.fold_previous_relu:
             out.append("applies the previous layer's relu backward")
         if self.logits:
             out.append("softmax folded into the loss")
@@ -190,6 +211,27 @@ def sum_partials(step_partials):
     return [[p[0] if len(p) == 1 else _kernels.partials_sum(p) for p in partials] for partials in step_partials]
 
 
+class PooledOutput:
+    """What a step with the max-pool in its store hands the pool step after it: the pooled output y and its int32
+    argmax (n, oh / 2, ow / 2, c), argmax indexing the convolution's output plane."""
+    __slots__ = ("y", "argmax")
+
+    def __init__(self, y, argmax):
+        self.y = y
+        self.argmax = argmax
+
+
+class PooledGradient:
+    """What that pool step's backward hands the step before it: its incoming gradient dy, the argmax and the pooled
+    output (the ReLU's gate), all (n, oh / 2, ow / 2, c)."""
+    __slots__ = ("dy", "argmax", "gate")
+
+    def __init__(self, dy, argmax, gate):
+        self.dy = dy
+        self.argmax = argmax
+        self.gate = gate
+
+
 class Tape:
     """What one training forward pass kept for its backward: one cache per step, in step order, and the BatchPart
     the pass ran."""
@@ -238,6 +280,15 @@ class ExecutionPlan:
             last = steps[-1].copy()
             last.logits = False
             self._output_steps = steps[:-1] + [last]
+
+    def prefix(self, stop):
+        """The plan of steps [0, stop) alone, for inference (e.g. a layer's feature maps): a last step that max-pools
+        in its store runs unfused, so it returns its own output."""
+        steps = list(self.steps[:stop])
+        if steps and steps[-1].pool_in_store:
+            steps[-1] = steps[-1].copy()
+            steps[-1].pool_in_store = False
+        return ExecutionPlan(self.model_name, steps, settings=self.settings)
 
     # ----- running ----------------------------------------------------------------------------------------------
     @property
@@ -395,6 +446,12 @@ def build_plan(model_name, layers, input_shape, loss=None, settings=None, input_
         if before.relu_in_kernel and after.can_fold_relu:
             before.mask_relu = False
             after.fold_previous_relu = True
+    if settings.get("pool_fusion", True):
+        for before, after in zip(steps, steps[1:]):
+            if before.can_pool_in_store and after.takes_pool_store and before.relu_in_kernel \
+                    and after.fold_previous_relu:
+                before.pool_in_store = True
+                after.pooled_in_previous_store = True
     loss_fused = False
     if steps and steps[-1].ends_in_softmax and loss is not None and loss.fusable_with_softmax \
             and not loss.from_logits:

@@ -2,7 +2,7 @@
 from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
 from cnnlite._validation import check_positive_int
-from cnnlite.engine.plan import shard_partials
+from cnnlite.engine.plan import PooledOutput, shard_partials
 from cnnlite.layers.base import Layer
 from cnnlite.layers.core import _Activated
 
@@ -99,17 +99,28 @@ class Conv2D(_Activated, Layer):
                 True, [k for k in mixed_precision.PASSES if algorithms[k] == "winograd"])
             if algorithms["forward"] != "winograd":
                 notes.append(f"float32 forward: no bfloat16 {algorithms['forward']} kernel")
-        return self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes,
+        step = self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes,
                                     precisions=precisions)
+        # The kernel can max-pool its 2x2 output tiles in its store (build_plan decides whether it does).
+        step.can_pool_in_store = (step.relu_in_kernel and all(a == "winograd" for a in algorithms.values())
+                                  and _kernels.conv2d_maxpool_applies(*geometry[0], *geometry[1][:2],
+                                                                      geometry[1][3], *geometry[2:]))
+        return step
 
     def forward(self, x, step, training=False, part=None):
         pads = step.params["pads"]
+        if step.pool_in_store:  # the next step's max-pool runs here: hand it the pooled output and argmax
+            y, argmax = _kernels.conv2d_maxpool_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=True,
+                                                        precision=step.precisions["forward"])
+            return PooledOutput(y, argmax), ((x, None, True) if training else None)
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel,
                                     algo=step.algorithms["forward"], precision=step.precisions["forward"])
         y, applied = self._activate(z, step)
         return y, ((x, y, applied) if training else None)
 
     def backward(self, dy, cache, step, part=None):
+        if step.pool_in_store:
+            return self._pooled_backward(dy, cache[0], step, part)
         x, y, applied = cache
         dz = self._deactivate(dy, y, applied, step)
         pads, gate = step.params["pads"], self._relu_gate(y, step)
@@ -127,6 +138,24 @@ class Conv2D(_Activated, Layer):
             dx = _kernels.conv2d_backward_input(dz, self.kernel, x.shape[1], x.shape[2], *self.strides, *pads,
                                                 y=gate, algo=step.algorithms["input_grad"],
                                                 precision=step.precisions["input_grad"])
+        return dx, grads
+
+    def _pooled_backward(self, pooled, x, step, part):
+        """The gradients from the next step's PooledGradient (dy, argmax, gate of the max-pool in the store)."""
+        pads = step.params["pads"]
+
+        def shards(bounds):
+            dw, db = _kernels.conv2d_maxpool_backward_weights_shards(
+                pooled.dy, pooled.argmax, x, *self.kernel_size, *self.strides, *pads, bounds, need_db=self.use_bias,
+                y=pooled.gate, precision=step.precisions["weight_grad"])
+            return [dw, db] if self.use_bias else [dw]
+
+        grads = shard_partials(part, len(x), self.weights, shards)
+        dx = None
+        if step.need_dx:
+            dx = _kernels.conv2d_maxpool_backward_input(pooled.dy, pooled.argmax, self.kernel, x.shape[1], x.shape[2],
+                                                        *self.strides, *pads, y=pooled.gate,
+                                                        precision=step.precisions["input_grad"])
         return dx, grads
 
     def get_config(self):

@@ -3,7 +3,7 @@ from cnnlite import _kernels
 from cnnlite._shapes import normalize_padding, normalize_tuple, pads_2d
 from cnnlite.layers.base import Layer
 from cnnlite.layers.convolutional import check_channels_last, spatial_output_shape
-from cnnlite.engine.plan import Step
+from cnnlite.engine.plan import PooledGradient, Step
 
 
 class _Pooling2D(Layer):
@@ -28,9 +28,11 @@ class _Pooling2D(Layer):
         args = (*self.pool_size, *self.strides,
                 *pads_2d(input_shape[1], input_shape[2], *self.pool_size, *self.strides, self.padding))
         window = "window {}x{}".format(*self.pool_size)
-        return Step(self, input_shape, self.compute_output_shape(input_shape),
+        step = Step(self, input_shape, self.compute_output_shape(input_shape),
                     {"forward": window, "input_grad": window, "weight_grad": None},
                     can_fold_relu=isinstance(self, MaxPooling2D), params={"window": args})
+        step.takes_pool_store = isinstance(self, MaxPooling2D) and args == (2, 2, 2, 2, 0, 0, 0, 0)
+        return step
 
     def get_config(self):
         config = super().get_config()
@@ -43,6 +45,8 @@ class MaxPooling2D(_Pooling2D):
     """Maximum over each `pool_size` window (strides default to `pool_size`)."""
 
     def forward(self, x, step, training=False, part=None):
+        if step.pooled_in_previous_store:  # x is the previous step's PooledOutput
+            return x.y, ((x.argmax, x.y) if training else None)
         y, argmax = _kernels.maxpool2d_forward(x, *step.params["window"])
         if not training:
             return y, None
@@ -52,6 +56,9 @@ class MaxPooling2D(_Pooling2D):
     def backward(self, dy, cache, step, part=None):
         if not step.need_dx:
             return None, []
+        if step.pooled_in_previous_store:  # the previous step's gradient kernels route dy themselves
+            argmax, y = cache
+            return PooledGradient(dy, argmax, y), []
         argmax, h, w, gate = cache
         return _kernels.maxpool2d_backward(dy, argmax, h, w, window=step.params["window"], y=gate), []
 
