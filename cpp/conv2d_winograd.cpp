@@ -175,10 +175,9 @@ CNNLITE_ISA_VARIANTS(, transform_inputs, transform_inputs_loops,
                      (float* v, const float* x, const float* gate, float* patch, const Plan& p, idx t0, idx t1),
                      (v, x, gate, patch, p, t0, t1))
 
-// Channels [co, co + width of V) of one tile's output transform (see output_tile).
-template <class V, bool Relu>
-__attribute__((always_inline)) inline void output_lanes(float* y, idx rs, const float* m, idx ld, const float* bias,
-                                                         idx cout, idx co) {
+// o[2 * r + c] = (A^T m A)[r][c] + bias for channels [co, co + width of V) of one tile (products m[tap * ld + co]).
+template <class V>
+__attribute__((always_inline)) inline void tile_outputs(V* o, const float* m, idx ld, const float* bias, idx co) {
   V s[2][4];  // A^T m: rows
   for (int c = 0; c < 4; ++c) {
     const V m0 = load<V>(m + (0 * 4 + c) * ld + co), m1 = load<V>(m + (1 * 4 + c) * ld + co);
@@ -188,15 +187,19 @@ __attribute__((always_inline)) inline void output_lanes(float* y, idx rs, const 
   }
   const V b = load<V>(bias + co);
   for (int r = 0; r < 2; ++r) {
-    V o0 = s[r][0] + s[r][1] + s[r][2] + b;
-    V o1 = s[r][1] - s[r][2] - s[r][3] + b;
-    if (Relu) {
-      o0 = relu_of<V>(o0);
-      o1 = relu_of<V>(o1);
-    }
-    store<V>(y + r * rs + co, o0);
-    store<V>(y + r * rs + cout + co, o1);
+    o[2 * r] = s[r][0] + s[r][1] + s[r][2] + b;
+    o[2 * r + 1] = s[r][1] - s[r][2] - s[r][3] + b;
   }
+}
+
+// Channels [co, co + width of V) of one tile's output transform (see output_tile).
+template <class V, bool Relu>
+__attribute__((always_inline)) inline void output_lanes(float* y, idx rs, const float* m, idx ld, const float* bias,
+                                                         idx cout, idx co) {
+  V o[4];
+  tile_outputs<V>(o, m, ld, bias, co);
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 2; ++c) store<V>(y + r * rs + c * cout + co, Relu ? relu_of<V>(o[2 * r + c]) : o[2 * r + c]);
 }
 
 // One tile's outputs A^T m A + bias [ReLU], output (r, c) written to y[r * rs + c * cout + co].
@@ -269,7 +272,7 @@ struct IntLanes<float> {
   using type = int32_t;
 };
 
-// Channels [co, co + width of V) of one tile: its four outputs exactly as output_lanes computes them (+ bias
+// Channels [co, co + width of V) of one tile: its four outputs as output_lanes computes them (tile_outputs, then
 // [ReLU]), then their maximum and its argmax as maxpool2d_forward takes them: compared in row-major order, a later
 // cell winning only when strictly greater (the first maximum wins ties; a NaN in the first cell stays, a later NaN
 // never wins). cell00 is the flat index r * ow + c of the tile's top-left output in its image plane.
@@ -277,19 +280,8 @@ template <class V, bool Relu>
 __attribute__((always_inline)) inline void output_pool_lanes(float* yp, int32_t* ap, const float* m, idx ld,
                                                               const float* bias, int32_t cell00, int32_t ow, idx co) {
   using I = typename IntLanes<V>::type;
-  V s[2][4];  // A^T m: rows
-  for (int c = 0; c < 4; ++c) {
-    const V m0 = load<V>(m + (0 * 4 + c) * ld + co), m1 = load<V>(m + (1 * 4 + c) * ld + co);
-    const V m2 = load<V>(m + (2 * 4 + c) * ld + co), m3 = load<V>(m + (3 * 4 + c) * ld + co);
-    s[0][c] = m0 + m1 + m2;
-    s[1][c] = m1 - m2 - m3;
-  }
-  const V b = load<V>(bias + co);
   V o[4];
-  for (int r = 0; r < 2; ++r) {
-    o[2 * r] = s[r][0] + s[r][1] + s[r][2] + b;
-    o[2 * r + 1] = s[r][1] - s[r][2] - s[r][3] + b;
-  }
+  tile_outputs<V>(o, m, ld, bias, co);
   if (Relu)
     for (int t = 0; t < 4; ++t) o[t] = relu_of<V>(o[t]);
   const int32_t cells[4] = {cell00, cell00 + 1, cell00 + ow, cell00 + ow + 1};
