@@ -187,8 +187,8 @@ def recorded_kernels():
             setattr(K, name, fn)
 
 
-# name -> (build, input shape, batch, epochs of 2 batches, kernels that must run with a team of n threads and on at
-# least two threads in one call at least, for every n >= 2). Every kernel that enters a parallel region must do so
+# name -> (build, input shape, batch, epochs of 2 batches, kernels (or a function of the model giving them) that must
+# run with a team of n threads and on at least two threads in one call at least, for every n >= 2). Every kernel that enters a parallel region must do so
 # with a team of n threads. The short kernels of these networks (the MLP's GEMMs of 1000 x 784 x 16, dropout,
 # take_rows, Adam, the Dense layers' per-shard weight gradients: a millisecond or less) enter the n-thread region,
 # but the other threads may wake after the first took every chunk; that they split their work at n threads is shown
@@ -204,12 +204,21 @@ NETWORKS = {
                                  Conv2D(32, 3, activation="relu"), MaxPooling2D(2),
                                  Conv2D(64, 3, activation="relu"), MaxPooling2D(2), Dropout(0.25), Flatten(),
                                  Dense(128, activation="relu"), Dropout(0.25), Dense(10, activation="softmax")]),
-             # conv2 and conv3 max-pool in their Winograd stores (conv2d_maxpool_*); conv2d_forward and
-             # conv2d_backward_weights_shards are then conv1's direct passes alone, calls of a few milliseconds whose
-             # chunks one thread may take all of (the kernel-level cases above show them split)
-             (28, 28, 1), 256, 2, {"conv2d_maxpool_forward", "conv2d_maxpool_backward_input",
-                                "conv2d_maxpool_backward_weights_shards", "dense_forward", "dense_backward"}),
+             (28, 28, 1), 256, 2, lambda model: _full_network_must_split(model.plan)),
 }
+
+
+def _full_network_must_split(plan):
+    """Where conv2 and conv3 max-pool in their Winograd stores (the plan says so: pool_fusion, at ISA levels where
+    Winograd is the automatic choice) their passes are the conv2d_maxpool_* kernels, and conv2d_forward and
+    conv2d_backward_weights_shards are conv1's direct passes alone, calls of a few milliseconds whose chunks one thread
+    may take all of (the kernel-level cases above show them split). Elsewhere the convolutions and max-pools run
+    apart."""
+    if any(step.pool_in_store for step in plan.steps):
+        return {"conv2d_maxpool_forward", "conv2d_maxpool_backward_input", "conv2d_maxpool_backward_weights_shards",
+                "dense_forward", "dense_backward"}
+    return {"conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights_shards", "maxpool2d_forward",
+            "maxpool2d_backward", "dense_forward", "dense_backward"}
 
 
 @pytest.mark.parametrize("net", sorted(NETWORKS))
@@ -229,6 +238,8 @@ def test_chapter_network_trains_bitwise_identically_at_1_to_4_threads(net):
                                     validation_data=(x[:batch], y[:batch]))
                 probs = model.predict(x[:batch], verbose=0)
             runs[n] = ([w.tobytes() for w in model.get_weights()], history.history, probs.tobytes())
+    if callable(must_split):
+        must_split = must_split(model)
     for n in THREADS[1:]:
         assert runs[n][0] == runs[1][0], f"{net}: weights after {n} threads differ from 1 thread"
         assert runs[n][1] == runs[1][1] and runs[n][2] == runs[1][2], f"{net}: History/predictions differ at {n}"
