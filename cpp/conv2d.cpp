@@ -490,14 +490,13 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
   require_applies(algo, Conv2dPass::kBackwardWeights, g);
   require_bf16_winograd(bf16, algo);
   const idx dk_size = g.depth() * g.cout, in_image = g.h * g.w * g.cin, out_image = g.pixels() * g.cout;
-  parallel_for(shards, [&](idx s) {
+  for_each_shard(bounds, shards, [&](idx s, idx r0, idx n) {
     Conv2dGeometry rows = g;
-    rows.n = bounds[s + 1] - bounds[s];
-    const idx r0 = bounds[s];
+    rows.n = n;
     conv2d_backward_weights(dk_parts + s * dk_size, dbias_parts ? dbias_parts + s * g.cout : nullptr,
                             dy + r0 * out_image, x + r0 * in_image,
                             relu_y_gate ? relu_y_gate + r0 * out_image : nullptr, rows, algo, bf16);
-  }, shards >= available_threads());
+  });
 }
 
 namespace {
@@ -531,20 +530,13 @@ void conv2d_maxpool_backward_weights_shards(float* dk_parts, float* dbias_parts,
   require_shard_bounds(bounds, shards, g.n, "conv2d_maxpool_backward_weights");
   require_maxpool(g, false);
   const idx dk_size = g.depth() * g.cout, in_image = g.h * g.w * g.cin, out_image = g.pixels() / 4 * g.cout;
-  parallel_for(shards, [&](idx s) {
+  for_each_shard(bounds, shards, [&](idx s, idx r0, idx n) {  // n >= 1: require_shard_bounds
     Conv2dGeometry rows = g;
-    rows.n = bounds[s + 1] - bounds[s];
-    const idx r0 = bounds[s];
-    float* dk = dk_parts + s * dk_size;
-    float* db = dbias_parts ? dbias_parts + s * g.cout : nullptr;
-    if (rows.n == 0) {
-      std::fill(dk, dk + dk_size, 0.0f);
-      if (db) std::fill(db, db + g.cout, 0.0f);
-      return;
-    }
-    winograd_conv2d_backward_weights_maxpool(dk, db, dy + r0 * out_image, argmax + r0 * out_image,
+    rows.n = n;
+    winograd_conv2d_backward_weights_maxpool(dk_parts + s * dk_size, dbias_parts ? dbias_parts + s * g.cout : nullptr,
+                                             dy + r0 * out_image, argmax + r0 * out_image,
                                              gate ? gate + r0 * out_image : nullptr, x + r0 * in_image, rows, bf16);
-  }, shards >= available_threads());
+  });
 }
 
 }  // namespace cnnlite

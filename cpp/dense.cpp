@@ -21,6 +21,13 @@ void check_sizes(const char* fn, idx n, idx in, idx out) {
                                 " in=" + std::to_string(in) + " out=" + std::to_string(out));
 }
 
+// The skinny gradient GEMMs take at most kSkinnyMax columns.
+void require_skinny_fits(bool skinny, idx out, const char* fn) {
+  if (skinny && out > kSkinnyMax)
+    throw std::invalid_argument(std::string(fn) + ": skinny needs out <= " + std::to_string(kSkinnyMax) +
+                                ", got out=" + std::to_string(out));
+}
+
 // dbias (out) = column sums of dz; returns dz: dy, or dy * (relu_y > 0) in a workspace when relu_y is given.
 // The bias gradient is serial, row by row: a fixed order, vectorised across the columns; n * out is small next to
 // the GEMMs.
@@ -50,9 +57,7 @@ void dense_forward(float* y, const float* x, const float* w, const float* bias, 
 void dense_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x, const float* w, idx n, idx in,
                     idx out, const float* relu_y, bool skinny) {
   check_sizes("dense_backward", n, in, out);
-  if (skinny && out > kSkinnyMax)
-    throw std::invalid_argument("dense_backward: skinny needs out <= " + std::to_string(kSkinnyMax) +
-                                ", got out=" + std::to_string(out));
+  require_skinny_fits(skinny, out, "dense_backward");
   dy = bias_gradient(dbias, dy, relu_y, n, out, "dense_backward");
   if (skinny) {
     if (dx) sgemm_skinny_nt(dx, dy, w, n, in, out);
@@ -83,19 +88,16 @@ void dense_backward_weights_shards(float* dw_parts, float* dbias_parts, const fl
   check_sizes("dense_backward_weights_shards", n, in, out);
   require_shard_bounds(bounds, shards, n, "dense_backward_weights_shards");
   if (bf16 && skinny) throw std::invalid_argument("dense_backward_weights_shards: skinny is float32 only (bf16 set)");
-  if (skinny && out > kSkinnyMax)
-    throw std::invalid_argument("dense_backward_weights_shards: skinny needs out <= " + std::to_string(kSkinnyMax) +
-                                ", got out=" + std::to_string(out));
-  parallel_for(shards, [&](idx s) {
-    const idx r0 = bounds[s];
+  require_skinny_fits(skinny, out, "dense_backward_weights_shards");
+  for_each_shard(bounds, shards, [&](idx s, idx r0, idx rows) {
     float* dw = dw_parts + s * in * out;
     float* db = dbias_parts ? dbias_parts + s * out : nullptr;
     const float* ry = relu_y ? relu_y + r0 * out : nullptr;
     if (bf16)
-      dense_bf16_backward(nullptr, dw, db, dy + r0 * out, x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, ry);
+      dense_bf16_backward(nullptr, dw, db, dy + r0 * out, x + r0 * in, nullptr, rows, in, out, ry);
     else
-      dense_backward(nullptr, dw, db, dy + r0 * out, x + r0 * in, nullptr, bounds[s + 1] - r0, in, out, ry, skinny);
-  }, shards >= available_threads());
+      dense_backward(nullptr, dw, db, dy + r0 * out, x + r0 * in, nullptr, rows, in, out, ry, skinny);
+  });
 }
 
 }  // namespace cnnlite

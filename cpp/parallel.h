@@ -131,6 +131,14 @@ inline void require_shard_bounds(const idx* bounds, idx shards, idx n, const cha
   if (!ok) throw std::invalid_argument(std::string(fn) + ": shards must be increasing row indices from 0 to n");
 }
 
+// Calls body(s, r0, rows) for every reduction shard s, rows [r0, r0 + rows) of the batch (bounds as
+// require_shard_bounds checks them): side by side, one thread each, when there are at least as many shards as
+// threads, else one after the other with each shard's kernel using the threads (enough_chunks).
+template <class Body>
+void for_each_shard(const idx* bounds, idx shards, Body&& body) {
+  parallel_for(shards, [&](idx s) { body(s, bounds[s], bounds[s + 1] - bounds[s]); }, enough_chunks(shards));
+}
+
 // The calling thread's workspace of type T for the (translation-unit local) tag type Tag: allocated on first use,
 // grown on demand, reused across calls.
 template <class Tag, class T = Workspace>
