@@ -13,6 +13,7 @@
 #include "conv2d_winograd.h"
 #include "dispatch.h"
 #include "gemm.h"
+#include "gemm_skinny.h"
 #include "parallel.h"
 
 // The copy, scatter-add and column-sum loops below are plain C++, built per ISA level (CNNLITE_ISA_VARIANTS,
@@ -496,6 +497,30 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
     conv2d_backward_weights(dk_parts + s * dk_size, dbias_parts ? dbias_parts + s * g.cout : nullptr,
                             dy + r0 * out_image, x + r0 * in_image,
                             relu_y_gate ? relu_y_gate + r0 * out_image : nullptr, rows, algo, bf16);
+  });
+}
+
+void conv2d_backward_weights_shards_from_dense(float* dk_parts, float* dbias_parts, const float* dz,
+                                               const float* dense_w, idx units, const float* x,
+                                               const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds,
+                                               idx shards) {
+  const char* fn = "conv2d_backward_weights_shards_from_dense";
+  require_shard_bounds(bounds, shards, g.n, fn);
+  require_applies(Conv2dAlgo::kDirect, Conv2dPass::kBackwardWeights, g);
+  if (units < 1 || units > kSkinnyMax)
+    throw std::invalid_argument(std::string(fn) + ": need 1 <= units <= " + std::to_string(kSkinnyMax) + ", got " +
+                                std::to_string(units));
+  const idx dk_size = g.depth() * g.cout, in_image = g.h * g.w * g.cin, out_image = g.pixels() * g.cout;
+  // dense_w^T once, read by every shard.
+  std::vector<float> wt(checked_product(fn, {units, out_image}));
+  sgemm_skinny_nt_pack(wt.data(), dense_w, out_image, units);
+  for_each_shard(bounds, shards, [&](idx s, idx r0, idx n) {
+    Conv2dGeometry rows = g;
+    rows.n = n;
+    conv2d_direct_backward_weights_from_dense(dk_parts + s * dk_size, dbias_parts ? dbias_parts + s * g.cout : nullptr,
+                                              dz + r0 * units, wt.data(), units,
+                                              relu_y_gate ? relu_y_gate + r0 * out_image : nullptr,
+                                              x + r0 * in_image, rows);
   });
 }
 

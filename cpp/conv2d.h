@@ -81,6 +81,16 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
                                     const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
                                     Conv2dAlgo algo, bool bf16 = false);
 
+// The direct weight gradient per reduction shard with dy taken from the Dense layer that follows the flattened
+// output: dy (n, oh, ow, cout) = dz (n, units) @ dense_w^T, dense_w (oh * ow * cout, units), units <= kSkinnyMax
+// (gemm_skinny.h), never written in full (conv2d_direct_backward_weights_from_dense). Shard s's gradient has the bits
+// conv2d_backward_weights_shards(algo direct) gives on dense_backward's skinny input gradient. std::invalid_argument
+// on a size that does not fit, or when the direct algorithm does not apply.
+void conv2d_backward_weights_shards_from_dense(float* dk_parts, float* dbias_parts, const float* dz,
+                                               const float* dense_w, idx units, const float* x,
+                                               const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds,
+                                               idx shards);
+
 // Max-pool in the store: a Winograd convolution (every pass) fused with the 2x2, stride-2, unpadded max-pool of its
 // output (conv2d_winograd.h says how; same bits as the unfused calls). std::invalid_argument unless
 // conv2d_maxpool_applies(g) (Winograd applies to the forward and the weight gradient, oh and ow even) and, for the

@@ -1,10 +1,13 @@
 #include "conv2d_direct.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 
 #include "dispatch.h"
+#include "gemm_skinny.h"
 #include "parallel.h"
 
 // The loops below use GCC/Clang vector extensions (one vector = a block of output channels), built per ISA level
@@ -289,8 +292,13 @@ void conv2d_direct_forward(float* y, const float* x, const float* k, const float
   parallel_for(tasks, task, enough_work(work));
 }
 
-void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
-                                    const Conv2dGeometry& s) {
+namespace {
+
+// The weight-gradient driver: dy_of(img0, imgs) gives the dy (imgs, oh, ow, cout) of images [img0, img0 + imgs),
+// asked for once per chunk on the thread that runs the chunk.
+template <class DyOf>
+void backward_weights_chunks(float* dk, float* dbias, DyOf&& dy_of, const float* gate, const float* x,
+                             const Conv2dGeometry& s) {
   const idx n = s.n, cout = s.cout;
   const idx depth = s.depth(), dk_size = depth * cout, size = dk_size + cout;
   if (n == 0) {
@@ -300,17 +308,57 @@ void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, co
   }
   const idx imgs = std::max<idx>(1, kChunkPixels / s.pixels());
   const idx chunks = (n + imgs - 1) / imgs;
+  const idx in_image = s.h * s.w * s.cin, out_image = s.pixels() * cout;
   const double work = static_cast<double>(n) * s.pixels() * cout * depth;
   // Each chunk's partial: its dk (depth x cout) followed by its dbias (cout).
   float* total = total_workspace().get(size);
   float* partials = partial_workspace().get(std::min(chunks, kWaveChunks) * size);
   auto chunk = [&](idx c, float* part) {
     float* acc = acc_workspace().get(depth * 16);
-    weights_chunk(part, part + dk_size, acc, dy, gate, x, s, c * imgs, std::min(n, (c + 1) * imgs));
+    const idx i0 = c * imgs, count = std::min(n, i0 + imgs) - i0;
+    weights_chunk(part, part + dk_size, acc, dy_of(i0, count), gate ? gate + i0 * out_image : nullptr,
+                  x + i0 * in_image, s, 0, count);
   };
   sum_over_chunks(total, partials, chunks, size, kWaveChunks, chunk, enough_work(work));
   std::copy(total, total + dk_size, dk);
   if (dbias) std::copy(total + dk_size, total + size, dbias);
+}
+
+struct DenseDyTag;  // a chunk's dy computed from the next Dense layer's dz
+
+}  // namespace
+
+void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
+                                    const Conv2dGeometry& s) {
+  const idx out_image = s.pixels() * s.cout;
+  backward_weights_chunks(dk, dbias, [&](idx i0, idx) { return dy + i0 * out_image; }, gate, x, s);
+}
+
+void conv2d_direct_backward_weights_from_dense(float* dk, float* dbias, const float* dz, const float* wt, idx units,
+                                               const float* gate, const float* x, const Conv2dGeometry& s) {
+  const idx out_image = s.pixels() * s.cout;
+  // Each thread computes the dy of kDyGroup images at a time, kept for the chunks it runs next (mostly the
+  // following ones): one pass over wt then serves several images. Every dy element has the same bits whichever
+  // group computed it; `call` tells this call's groups from a previous call's.
+  constexpr idx kDyGroup = 8;
+  static std::atomic<std::uint64_t> calls{0};
+  const std::uint64_t call = ++calls;
+  struct Held {
+    std::uint64_t call;
+    idx first, count;
+    float* dy;
+  };
+  static thread_local Held held{0, 0, 0, nullptr};
+  auto dy_of = [&](idx i0, idx count) -> const float* {
+    Held& h = held;
+    if (h.call != call || i0 < h.first || i0 + count > h.first + h.count) {
+      const idx group = std::min(s.n - i0, std::max(count, kDyGroup));
+      h = Held{call, i0, group, thread_workspace<DenseDyTag>().get(group * out_image)};
+      sgemm_skinny_nt_packed(h.dy, dz + i0 * units, wt, group, out_image, units);
+    }
+    return h.dy + (i0 - h.first) * out_image;
+  };
+  backward_weights_chunks(dk, dbias, dy_of, gate, x, s);
 }
 
 }  // namespace cnnlite

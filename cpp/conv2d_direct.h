@@ -19,4 +19,11 @@ void conv2d_direct_forward(float* y, const float* x, const float* k, const float
 void conv2d_direct_backward_weights(float* dk, float* dbias, const float* dy, const float* gate, const float* x,
                                     const Conv2dGeometry& g);
 
+// The same, with dy (n, oh, ow, cout) = dz (n, units) @ w^T the input gradient of the Dense layer that follows (on the
+// flattened output), wt = w^T (units, oh * ow * cout) as sgemm_skinny_nt_pack writes it, units <= kSkinnyMax: each
+// chunk's dy is computed by sgemm_skinny_nt_packed into a per-thread buffer just before it is used, so the full dy
+// is never written (the bits of conv2d_direct_backward_weights on sgemm_skinny_nt's dy).
+void conv2d_direct_backward_weights_from_dense(float* dk, float* dbias, const float* dz, const float* wt, idx units,
+                                               const float* gate, const float* x, const Conv2dGeometry& g);
+
 }  // namespace cnnlite

@@ -72,16 +72,18 @@ void sgemm_skinny_tn(float* c, const float* a, const float* b, idx m, idx n, idx
   sgemm(true, false, m, n, k, 1.0f, a, m, b, n, 0.0f, c, n);
 }
 
-void sgemm_skinny_nt(float* c, const float* a, const float* b, idx m, idx n, idx k) {
-  check("sgemm_skinny_nt", m, n, k, k, "k", c, a, b);
+void sgemm_skinny_nt_pack(float* bt, const float* b, idx n, idx k) {
+  check("sgemm_skinny_nt_pack", 1, n, k, k, "k", bt, b, b);
+  for (idx j = 0; j < n; ++j)
+    for (idx p = 0; p < k; ++p) bt[p * n + j] = b[j * k + p];
+}
+
+void sgemm_skinny_nt_packed(float* c, const float* a, const float* bt, idx m, idx n, idx k) {
+  check("sgemm_skinny_nt_packed", m, n, k, k, "k", c, a, bt);
   if (m == 0 || n == 0) return;
 #ifdef CNNLITE_X86
   if (skinny_gemm_native() && k > 0) {
     using namespace gemm_detail;
-    // b^T (k, n), so that each k step reads 16 consecutive columns.
-    float* bt = thread_workspace<TransposedTag>().get(checked_product("sgemm_skinny_nt", {k, n}));
-    for (idx j = 0; j < n; ++j)
-      for (idx p = 0; p < k; ++p) bt[p * n + j] = b[j * k + p];
     const idx blocks = (m + kNtRows - 1) / kNtRows;
     parallel_for(blocks, [&](idx blk) {
       const idx i0 = blk * kNtRows;
@@ -90,7 +92,20 @@ void sgemm_skinny_nt(float* c, const float* a, const float* b, idx m, idx n, idx
     return;
   }
 #endif
-  sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+  // sgemm's summation order depends on k alone, so a @ (b^T as stored) has the bits of a @ b^T.
+  sgemm(false, false, m, n, k, 1.0f, a, k, bt, n, 0.0f, c, n);
+}
+
+void sgemm_skinny_nt(float* c, const float* a, const float* b, idx m, idx n, idx k) {
+  check("sgemm_skinny_nt", m, n, k, k, "k", c, a, b);
+  if (m == 0 || n == 0) return;
+  if (!skinny_gemm_native() || k == 0) {
+    sgemm(false, true, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+    return;
+  }
+  float* bt = thread_workspace<TransposedTag>().get(checked_product("sgemm_skinny_nt", {k, n}));
+  sgemm_skinny_nt_pack(bt, b, n, k);
+  sgemm_skinny_nt_packed(c, a, bt, m, n, k);
 }
 
 }  // namespace cnnlite

@@ -22,4 +22,10 @@ void sgemm_skinny_tn(float* c, const float* a, const float* b, idx m, idx n, idx
 // c (m, n) = a @ b^T with a (m, k) and b (n, k) row-major (an input gradient dz @ w^T); k <= kSkinnyMax. Overwrites c.
 void sgemm_skinny_nt(float* c, const float* a, const float* b, idx m, idx n, idx k);
 
+// sgemm_skinny_nt in two parts, for many products with one b (a convolution's dy computed image by image from the
+// next Dense layer's dz): sgemm_skinny_nt_pack writes b^T (k, n) into bt (k * n floats) once, then each
+// sgemm_skinny_nt_packed(c, a, bt, m, n, k) gives sgemm_skinny_nt(c, a, b, m, n, k)'s bits for its rows of a.
+void sgemm_skinny_nt_pack(float* bt, const float* b, idx n, idx k);
+void sgemm_skinny_nt_packed(float* c, const float* a, const float* bt, idx m, idx n, idx k);
+
 }  // namespace cnnlite

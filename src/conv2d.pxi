@@ -13,6 +13,9 @@ cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_backward_weights_shards "cnnlite::conv2d_backward_weights_shards"(
         float* dk_parts, float* dbias_parts, const float* dy, const float* x, const float* relu_y_gate,
         const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, Conv2dAlgo algo, bint bf16) except + nogil
+    void c_conv2d_backward_weights_shards_from_dense "cnnlite::conv2d_backward_weights_shards_from_dense"(
+        float* dk_parts, float* dbias_parts, const float* dz, const float* dense_w, int64_t units, const float* x,
+        const float* relu_y_gate, const Conv2dGeometry& g, const int64_t* bounds, int64_t shards) except + nogil
 
 
 cdef bint _bf16(object precision, str argname) except -1:
@@ -160,6 +163,44 @@ def conv2d_backward_weights_shards(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, p
     c_sync_thread()
     with nogil:
         c_conv2d_backward_weights_shards(pdw, pdb, pdy, px, pgate, g, pb, count, a, bf16)
+    return dw, db
+
+
+def conv2d_backward_weights_shards_from_dense(dz, dense_w, x, kh, kw, cout, sh, sw, pad_top, pad_bottom, pad_left,
+                                              pad_right, shards, need_db=True, y=None):
+    """conv2d_backward_weights_shards(dy, x, ..., algo='direct') for the dy that a Dense layer on the flattened output
+    hands back: dy (n, oh, ow, cout) = dz (n, units) @ dense_w^T, dense_w (oh * ow * cout, units), units <=
+    skinny_gemm_max(); dy is computed chunk by chunk inside the kernel, never in full, with the bits of
+    dense_backward(..., algo='gemm skinny')'s dx. y: the optional ReLU gate (n, oh, ow, cout)."""
+    _conv2d_check_x(x)
+    cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
+                                             _positive(kw, "kw"), _positive(cout, "cout"), sh, sw, pad_top,
+                                             pad_bottom, pad_left, pad_right)
+    _f32(dz, "dz", 2)
+    if dz.shape[0] != g.n or not 1 <= dz.shape[1] <= c_skinny_max:
+        raise ValueError(f"dz must be (n, units) with n = {g.n} (x's batch) and 1 <= units <= {c_skinny_max}, got "
+                         f"shape {dz.shape}")
+    _f32(dense_w, "dense_w", 2)
+    _expect_shape(dense_w, "dense_w", (g.oh * g.ow * g.cout, dz.shape[1]))
+    if y is not None:
+        _f32(y, "y", 4)
+        _expect_shape(y, "y", (g.n, g.oh, g.ow, g.cout))
+    _conv2d_algo_for("direct", "algo", Conv2dPass.kBackwardWeights, g)
+    bounds = _shard_bounds(shards, g.n)
+    cdef int64_t count = len(bounds) - 1, units = dz.shape[1]
+    cdef bint c_need_db = _flag(need_db, "need_db")
+    dw = np.empty((count, g.kh, g.kw, g.cin, g.cout), dtype=np.float32)
+    db = np.empty((count, g.cout), dtype=np.float32) if c_need_db else None
+    cdef float* pdw = _fptr(dw)
+    cdef float* pdb = _fptr_or_null(db)
+    cdef const float* pdz = _fptr(dz)
+    cdef const float* pw = _fptr(dense_w)
+    cdef const float* px = _fptr(x)
+    cdef const float* pgate = _fptr_or_null(y)
+    cdef const int64_t* pb = <const int64_t*> cnp.PyArray_DATA(bounds)
+    c_sync_thread()
+    with nogil:
+        c_conv2d_backward_weights_shards_from_dense(pdw, pdb, pdz, pw, units, px, pgate, g, pb, count)
     return dw, db
 
 

@@ -64,6 +64,10 @@ BINDINGS = {
                                                                         "y": f32(2, 2, 2, 3)}),
                            {0: "dy", 1: "argmax", "y": "y"}),
     "partials_sum": (K.partials_sum, lambda: [f32(3, 4, 2)], {0: "parts"}),
+    "conv2d_backward_weights_shards_from_dense": (
+        K.conv2d_backward_weights_shards_from_dense,
+        lambda: ([f32(2, 3), f32(36, 3), f32(2, 5, 5, 1), 3, 3, 4, 1, 1, 0, 0, 0, 0, [0, 1, 2]],
+                 {"y": np.abs(f32(2, 3, 3, 4))}), {0: "dz", 1: "dense_w", 2: "x", "y": "y"}),
     "dense_backward_weights_shards": (K.dense_backward_weights_shards,
                                       lambda: ([f32(3, 5), f32(3, 4), [0, 1, 3]], {"y": np.abs(f32(3, 5))}),
                                       {0: "dy", 1: "x", "y": "y"}),
@@ -230,9 +234,9 @@ FREE_SHAPE = {("relu_forward", "x"), ("sigmoid_forward", "x"), ("tanh_forward", 
               ("dropout_backward", "dy"), ("softmax_forward", "x"), ("maxpool2d_forward", "x"),
               ("avgpool2d_forward", "x"), ("sparse_softmax_xent", "logits"), ("conv2d_backward_weights", "x"),
               ("conv2d_backward_weights_shards", "x"), ("dense_backward_weights_shards", "x"), ("partials_sum", "parts"),
-              ("conv2d_maxpool_backward_weights_shards", "x")}
+              ("conv2d_maxpool_backward_weights_shards", "x"), ("conv2d_backward_weights_shards_from_dense", "x")}
 # Arguments that set the geometry: the mismatch is reported on the argument that must follow them.
-REPORTED_ON = {("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy",
+REPORTED_ON = {("conv2d_backward_weights_shards_from_dense", "dz"): "dense_w", ("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy",
                ("conv2d_maxpool_backward_input", "w"): "dy"}
 
 
