@@ -12,6 +12,11 @@ store). The plan then decides what crosses layers, from the layer sequence alone
   the pool step the pooled output and argmax (`PooledOutput`), the pool step hands them on and, backward, hands the
   conv step its gradient with them (`PooledGradient`), from which the conv's gradient kernels rebuild their input
   tile by tile. Same bits as unfused; off with `settings["pool_fusion"] = False`;
+- a Dense (float32, skinny input gradient, no ReLU in its kernel) right after the Flatten of a Conv2D that needs no
+  input gradient and runs the direct weight gradient (the first layer of the CNN-8) leaves its input gradient to
+  that conv: its backward hands back its dz and kernel (`DenseGradient`), the Flatten passes them on, and the conv's
+  weight-gradient kernel computes dy = dz @ kernel^T a few images at a time, so the full-size dy is never written.
+  Same bits as unfused; off with `settings["dense_dx_fusion"] = False`;
 - a final softmax is folded into the loss when the loss can fuse it (softmax + cross-entropy in one kernel);
 - the first step computes no input gradient.
 
@@ -48,6 +53,13 @@ class Step:
         stride 2, no padding).
     pool_in_store / pooled_in_previous_store: build_plan's decision for such a pair (forward hands PooledOutput on,
         backward PooledGradient back).
+    can_take_dense_dy: a Conv2D whose weight-gradient kernel can compute its dy from a DenseGradient (direct, float32,
+        the ReLU in the kernel or no activation).
+    can_defer_dx: a Dense whose input gradient is the skinny dz @ kernel^T of a float32 layer without a ReLU in its
+        kernel, which it can hand back as a DenseGradient.
+    passes_dense_gradient: a Flatten, which hands a DenseGradient back unchanged.
+    dy_from_dense / dx_deferred / carries_dense_gradient: build_plan's decision for such a conv, Flatten, Dense
+        sequence.
     need_dx: the backward computes the input gradient (False for the first step).
     params: the layer's own precomputed call arguments (e.g. pads), fixed by the input shape.
     notes: explanations of choices that differ from a request (e.g. a forced algorithm that does not apply).
@@ -61,7 +73,8 @@ class Step:
     __slots__ = ("layer", "index", "input_shape", "output_shape", "algorithms", "relu_in_kernel", "mask_relu",
                  "can_fold_relu", "fold_previous_relu", "ends_in_softmax", "logits", "need_dx", "params", "notes",
                  "epilogue", "precisions", "can_pool_in_store", "takes_pool_store", "pool_in_store",
-                 "pooled_in_previous_store")
+                 "pooled_in_previous_store", "can_take_dense_dy", "can_defer_dx", "passes_dense_gradient",
+                 "dy_from_dense", "dx_deferred", "carries_dense_gradient")
 
     def __init__(self, layer, input_shape, output_shape, algorithms=None, relu_in_kernel=False, epilogue=None,
                  can_fold_relu=False, ends_in_softmax=False, params=None, notes=(), precisions=None):
@@ -85,6 +98,12 @@ class Step:
         self.takes_pool_store = False
         self.pool_in_store = False
         self.pooled_in_previous_store = False
+        self.can_take_dense_dy = False
+        self.can_defer_dx = False
+        self.passes_dense_gradient = False
+        self.dy_from_dense = False
+        self.dx_deferred = False
+        self.carries_dense_gradient = False
 
     @property
     def precision(self):
@@ -122,6 +141,12 @@ class Step:
             out.append("relu backward folded into the next max-pool")
         elif self.relu_in_kernel:
             out.append("relu backward in the gradient kernels")
+        if self.dy_from_dense:
+            out.append("dy from the next dense's dz in the weight-gradient kernel")
+        if self.dx_deferred:
+            out.append("input gradient computed in the previous conv's weight-gradient kernel")
+        if self.carries_dense_gradient:
+            out.append("hands the next dense's dz back")
         if self.pooled_in_previous_store:
             out.append("fused into the previous conv")
         elif self.fold_previous_relu:
@@ -230,6 +255,17 @@ class PooledGradient:
         self.dy = dy
         self.argmax = argmax
         self.gate = gate
+
+
+class DenseGradient:
+    """What a Dense step whose input gradient is deferred hands back instead of it: dz (n, units), the gradient at its
+    pre-activation, and its kernel (in, units). The input gradient is dz @ kernel^T, which the Conv2D step before the
+    Flatten computes a few images at a time inside its weight-gradient kernel."""
+    __slots__ = ("dz", "kernel")
+
+    def __init__(self, dz, kernel):
+        self.dz = dz
+        self.kernel = kernel
 
 
 class Tape:
@@ -452,6 +488,10 @@ def build_plan(model_name, layers, input_shape, loss=None, settings=None, input_
                     and after.fold_previous_relu:
                 before.pool_in_store = True
                 after.pooled_in_previous_store = True
+    if settings.get("dense_dx_fusion", True):
+        for conv, flat, dense in zip(steps, steps[1:], steps[2:]):
+            if conv.can_take_dense_dy and not conv.need_dx and flat.passes_dense_gradient and dense.can_defer_dx:
+                conv.dy_from_dense = flat.carries_dense_gradient = dense.dx_deferred = True
     loss_fused = False
     if steps and steps[-1].ends_in_softmax and loss is not None and loss.fusable_with_softmax \
             and not loss.from_logits:

@@ -105,6 +105,10 @@ class Conv2D(_Activated, Layer):
         step.can_pool_in_store = (step.relu_in_kernel and all(a == "winograd" for a in algorithms.values())
                                   and _kernels.conv2d_maxpool_applies(*geometry[0], *geometry[1][:2],
                                                                       geometry[1][3], *geometry[2:]))
+        # Its weight-gradient kernel can compute dy from the dz of a Dense after the Flatten (build_plan decides).
+        step.can_take_dense_dy = (algorithms["weight_grad"] == "direct"
+                                  and step.precisions["weight_grad"] == "float32"
+                                  and (step.relu_in_kernel or self.activation is activations.linear))
         return step
 
     def forward(self, x, step, training=False, part=None):
@@ -121,6 +125,8 @@ class Conv2D(_Activated, Layer):
     def backward(self, dy, cache, step, part=None):
         if step.pool_in_store:
             return self._pooled_backward(dy, cache[0], step, part)
+        if step.dy_from_dense:
+            return self._backward_from_dense(dy, cache, step, part)
         x, y, applied = cache
         dz = self._deactivate(dy, y, applied, step)
         pads, gate = step.params["pads"], self._relu_gate(y, step)
@@ -139,6 +145,20 @@ class Conv2D(_Activated, Layer):
                                                 y=gate, algo=step.algorithms["input_grad"],
                                                 precision=step.precisions["input_grad"])
         return dx, grads
+
+    def _backward_from_dense(self, dense, cache, step, part):
+        """The weight gradients from the next Dense step's DenseGradient (dz, kernel): dy = dz @ kernel^T is formed
+        inside the kernel. Only for a first layer (no input gradient)."""
+        x, y, _ = cache
+        pads, gate = step.params["pads"], self._relu_gate(y, step)
+
+        def shards(bounds):
+            dw, db = _kernels.conv2d_backward_weights_shards_from_dense(
+                dense.dz, dense.kernel, x, *self.kernel_size, self.filters, *self.strides, *pads, bounds,
+                need_db=self.use_bias, y=gate)
+            return [dw, db] if self.use_bias else [dw]
+
+        return None, shard_partials(part, len(x), self.weights, shards)
 
     def _pooled_backward(self, pooled, x, step, part):
         """The gradients from the next step's PooledGradient (dy, argmax, gate of the max-pool in the store)."""

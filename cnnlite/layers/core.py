@@ -5,7 +5,7 @@ import numpy as np
 
 from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
-from cnnlite.engine.plan import Step, shard_partials
+from cnnlite.engine.plan import DenseGradient, Step, shard_partials
 from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
 
 
@@ -103,9 +103,12 @@ class Dense(_Activated, Layer):
         isa = settings.get("isa") or _kernels.get_isa()
         grad = ("gemm skinny" if settings.get("dense_algo", "auto") == "auto" and not bf16 and isa == "avx512"
                 and self.units <= _kernels.skinny_gemm_max() else "gemm")
-        return self._activated_step(input_shape, self.compute_output_shape(input_shape),
+        step = self._activated_step(input_shape, self.compute_output_shape(input_shape),
                                     {"forward": "gemm", "input_grad": grad, "weight_grad": grad},
                                     precisions=mixed_precision.pass_precisions(bf16, mixed_precision.PASSES))
+        # Its dz and kernel can stand in for its input gradient (build_plan decides whether they do).
+        step.can_defer_dx = grad == "gemm skinny" and len(input_shape) == 2 and not step.relu_in_kernel
+        return step
 
     @staticmethod
     def _kernel(step, name):
@@ -130,7 +133,9 @@ class Dense(_Activated, Layer):
         dz = self._deactivate(_flat2d(dy, self.units), y, applied, step)
         gate = self._relu_gate(y, step)
         dx = None
-        if step.need_dx:
+        if step.dx_deferred:
+            dx = DenseGradient(dz, self.kernel)
+        elif step.need_dx:
             dx = self._kernel(step, "input_grad")(dz, x2, self.kernel, need_dx=True, need_db=False, need_dw=False,
                                                    y=gate, **self._algo(step, "input_grad"))[0]
 
@@ -142,8 +147,8 @@ class Dense(_Activated, Layer):
 
         samples = x_shape[0]
         grads = shard_partials(part, samples, self.weights, shards, len(x2) // samples if samples else 1)
-        if dx is None:
-            return None, grads
+        if dx is None or step.dx_deferred:
+            return dx, grads
         return (dx if len(x_shape) == 2 else dx.reshape(x_shape)), grads
 
     def get_config(self):
@@ -200,10 +205,17 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], math.prod(input_shape[1:]))  # Python ints: np.prod wraps around silently
 
+    def plan_step(self, input_shape, settings=None):
+        step = super().plan_step(input_shape, settings)
+        step.passes_dense_gradient = True
+        return step
+
     def forward(self, x, step, training=False, part=None):
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape  # -1 cannot size an empty batch
 
     def backward(self, dy, cache, step, part=None):
+        if step.carries_dense_gradient:  # a DenseGradient, for the conv before (it has no shape to restore)
+            return dy, []
         return (dy.reshape(cache) if step.need_dx else None), []
 
     def get_config(self):
