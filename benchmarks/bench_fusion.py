@@ -14,11 +14,16 @@ Alternating the two variants of a row within one process makes the ratio robust 
     python benchmarks/bench_fusion.py --threads 1 --clock cpu
     python benchmarks/bench_fusion.py --only pool-forward      # max-pool forward alone (runs on any cnnlite build)
     python benchmarks/bench_fusion.py --only pool-store --threads 2   # max-pool in the Winograd store, and a step
+    python benchmarks/bench_fusion.py --only dense-dx --threads 2     # the CNN-8's Dense input gradient in the conv
 
 --only pool-store times, per conv -> max-pool pair, the forward (conv2d_forward(relu=True) then maxpool2d_forward vs
 conv2d_maxpool_forward) and the backward (maxpool2d_backward(window=, y=pooled) then the Winograd input gradient and
 the 12 weight-gradient shards vs conv2d_maxpool_backward_input and conv2d_maxpool_backward_weights_shards), then one
 training step (train_on_batch) of the full network built with pool_fusion off and on, alternately.
+
+--only dense-dx times the CNN-8's backward below its loss: the Dense input gradient (dense_backward, skinny) then the
+conv's 12 direct weight-gradient shards, against conv2d_backward_weights_shards_from_dense (dy formed inside the
+kernel), then one training step of the CNN-8 built with dense_dx_fusion off and on, alternately.
 """
 import argparse
 import os
@@ -60,7 +65,7 @@ def main(argv=None):
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: this process's CPU time (robust to other processes taking the cores)")
     parser.add_argument("--stat", choices=["median", "min"], default="median")
-    parser.add_argument("--only", choices=["all", "pool-forward", "pool-store"], default="all")
+    parser.add_argument("--only", choices=["all", "pool-forward", "pool-store", "dense-dx"], default="all")
     args = parser.parse_args(argv)
     for name in ("threads", "batch", "repeats"):
         if getattr(args, name) <= 0:
@@ -85,6 +90,10 @@ def main(argv=None):
 
     if args.only == "pool-store":
         pool_store(K, n, rng, args, clock)
+        return
+
+    if args.only == "dense-dx":
+        dense_dx(K, n, rng, args, clock)
         return
 
     for name, size, cin, cout in CONVS:
@@ -138,9 +147,59 @@ def main(argv=None):
             "direct": lambda dy=dy, a=argmax, s=size: K.maxpool2d_backward(dy, a, s, s, window=window)}, args, clock)
 
 
+def _bounds(n):
+    """The engine's 12 reduction shards of a batch of n (fewer below 64 rows each)."""
+    k = min(12, max(1, n // 64))
+    return [s * n // k for s in range(k + 1)]
+
+
+def _step_pair(x, y, setting, build, fused_in, args, clock, name):
+    """One train_on_batch of the model `build()` gives, with the plan setting `setting` off and on, alternately;
+    fused_in(step) says whether a plan step shows the fusion (checked: on, and only on, the fused model)."""
+    from cnnlite import config
+    nets = {}
+    for label, flag in (("unfused", False), ("fused", True)):
+        with config.override(**{setting: flag}):
+            model = build()
+            model.compile("adam", "categorical_crossentropy", ["accuracy"])
+            assert any(fused_in(s) for s in model.plan.steps) == flag, f"{setting}={flag}: {model.plan}"
+
+        def step(m=model, flag=flag):  # the plan follows the settings in force: each model keeps its own
+            with config.override(**{setting: flag}):
+                m.train_on_batch(x, y)
+        nets[label] = step
+    compare(name, nets, args, clock)
+    return nets
+
+
+def dense_dx(K, n, rng, args, clock):
+    from cnnlite import layers, models
+    bounds = _bounds(n)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    k = (rng.standard_normal((3, 3, 1, 8)) / 3).astype(np.float32)
+    gate = K.conv2d_forward(x, k, np.zeros(8, np.float32), 1, 1, 1, 1, 1, 1, relu=True, algo="direct")
+    flat = gate.reshape(n, -1)
+    w = (rng.standard_normal((6272, 10)) / 80).astype(np.float32)
+    dz = (rng.standard_normal((n, 10)) / n).astype(np.float32)
+
+    def unfused():
+        dy = K.dense_backward(dz, flat, w, need_dx=True, need_db=False, need_dw=False, algo="gemm skinny")[0]
+        K.conv2d_backward_weights_shards(dy.reshape(gate.shape), x, 3, 3, 1, 1, 1, 1, 1, 1, bounds, y=gate,
+                                         algo="direct")
+
+    def fused():
+        K.conv2d_backward_weights_shards_from_dense(dz, w, x, 3, 3, 8, 1, 1, 1, 1, 1, 1, bounds, y=gate)
+
+    compare("cnn8 dense dx + conv dW", {"unfused": unfused, "fused": fused}, args, clock)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    _step_pair(x, y, "dense_dx_fusion", lambda: models.Sequential([
+        layers.Input((28, 28, 1)), layers.Conv2D(8, 3, padding="same", activation="relu"), layers.Flatten(),
+        layers.Dense(10, activation="softmax")]), lambda s: s.dy_from_dense, args, clock, "cnn8 train step")
+
+
 def pool_store(K, n, rng, args, clock):
     window = (2, 2, 2, 2, 0, 0, 0, 0)
-    bounds = [s * n // min(12, max(1, n // 64)) for s in range(min(12, max(1, n // 64)) + 1)]
+    bounds = _bounds(n)
     for (name, size, cin, cout), (pool_name, _, _) in zip(CONVS[1:], POOLS):
         x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
         k = (rng.standard_normal((3, 3, cin, cout)) / np.sqrt(9 * cin)).astype(np.float32)
@@ -166,26 +225,15 @@ def pool_store(K, n, rng, args, clock):
 
         compare(pair + " bwd", {"unfused": unfused_bwd, "fused": fused_bwd}, args, clock)
 
-    from cnnlite import config, layers, models
+    from cnnlite import layers, models
     x = rng.random((n, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
-    nets = {}
-    for label, flag in (("unfused", False), ("fused", True)):
-        with config.override(pool_fusion=flag):
-            model = models.Sequential([
-                layers.Input((28, 28, 1)), layers.Conv2D(16, 3, activation="relu"),
-                layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
-                layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2), layers.Dropout(0.25),
-                layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.5),
-                layers.Dense(10, activation="softmax")])
-            model.compile("adam", "categorical_crossentropy", ["accuracy"])
-            assert any(s.pool_in_store for s in model.plan.steps) == flag
-
-        def step(m=model, flag=flag):  # the plan follows the settings in force: each model keeps its own
-            with config.override(pool_fusion=flag):
-                m.train_on_batch(x, y)
-        nets[label] = step
-    compare("full network train step", nets, args, clock)
+    _step_pair(x, y, "pool_fusion", lambda: models.Sequential([
+        layers.Input((28, 28, 1)), layers.Conv2D(16, 3, activation="relu"),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2), layers.Dropout(0.25),
+        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax")]), lambda s: s.pool_in_store, args, clock, "full network train step")
 
 
 if __name__ == "__main__":
