@@ -14,16 +14,18 @@ Alternating the two variants of a row within one process makes the ratio robust 
     python benchmarks/bench_fusion.py --threads 1 --clock cpu
     python benchmarks/bench_fusion.py --only pool-forward      # max-pool forward alone (runs on any cnnlite build)
     python benchmarks/bench_fusion.py --only pool-store --threads 2   # max-pool in the Winograd store, and a step
-    python benchmarks/bench_fusion.py --only dense-dx --threads 2     # the CNN-8's Dense input gradient in the conv
+    python benchmarks/bench_fusion.py --only conv-dense --threads 2   # the CNN-8's conv -> Flatten -> Dense fusion
 
 --only pool-store times, per conv -> max-pool pair, the forward (conv2d_forward(relu=True) then maxpool2d_forward vs
 conv2d_maxpool_forward) and the backward (maxpool2d_backward(window=, y=pooled) then the Winograd input gradient and
 the 12 weight-gradient shards vs conv2d_maxpool_backward_input and conv2d_maxpool_backward_weights_shards), then one
 training step (train_on_batch) of the full network built with pool_fusion off and on, alternately.
 
---only dense-dx times the CNN-8's backward below its loss: the Dense input gradient (dense_backward, skinny) then the
-conv's 12 direct weight-gradient shards, against conv2d_backward_weights_shards_from_dense (dy formed inside the
-kernel), then one training step of the CNN-8 built with dense_dx_fusion off and on, alternately.
+--only conv-dense times the CNN-8's conv -> Flatten -> Dense: forward, conv2d_forward (direct) then dense_forward
+against conv2d_forward_dense (the product run from the output in cache); backward below the loss, the Dense input
+gradient (dense_backward, skinny) then the conv's 12 direct weight-gradient shards against
+conv2d_backward_weights_shards_from_dense (dy formed inside the kernel); then one training step of the CNN-8 built
+with conv_dense_fusion off and on, alternately.
 """
 import argparse
 import os
@@ -65,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: this process's CPU time (robust to other processes taking the cores)")
     parser.add_argument("--stat", choices=["median", "min"], default="median")
-    parser.add_argument("--only", choices=["all", "pool-forward", "pool-store", "dense-dx"], default="all")
+    parser.add_argument("--only", choices=["all", "pool-forward", "pool-store", "conv-dense"], default="all")
     args = parser.parse_args(argv)
     for name in ("threads", "batch", "repeats"):
         if getattr(args, name) <= 0:
@@ -92,8 +94,8 @@ def main(argv=None):
         pool_store(K, n, rng, args, clock)
         return
 
-    if args.only == "dense-dx":
-        dense_dx(K, n, rng, args, clock)
+    if args.only == "conv-dense":
+        conv_dense(K, n, rng, args, clock)
         return
 
     for name, size, cin, cout in CONVS:
@@ -172,15 +174,21 @@ def _step_pair(x, y, setting, build, fused_in, args, clock, name):
     return nets
 
 
-def dense_dx(K, n, rng, args, clock):
+def conv_dense(K, n, rng, args, clock):
     from cnnlite import layers, models
     bounds = _bounds(n)
     x = rng.random((n, 28, 28, 1), dtype=np.float32)
     k = (rng.standard_normal((3, 3, 1, 8)) / 3).astype(np.float32)
-    gate = K.conv2d_forward(x, k, np.zeros(8, np.float32), 1, 1, 1, 1, 1, 1, relu=True, algo="direct")
+    b = np.zeros(8, np.float32)
+    gate = K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1, relu=True, algo="direct")
     flat = gate.reshape(n, -1)
     w = (rng.standard_normal((6272, 10)) / 80).astype(np.float32)
+    wb = np.zeros(10, np.float32)
     dz = (rng.standard_normal((n, 10)) / n).astype(np.float32)
+    compare("cnn8 conv + dense fwd", {
+        "unfused": lambda: K.dense_forward(K.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1, relu=True, algo="direct")
+                                           .reshape(n, -1), w, wb),
+        "fused": lambda: K.conv2d_forward_dense(x, k, b, 1, 1, 1, 1, 1, 1, w, wb, relu=True)}, args, clock)
 
     def unfused():
         dy = K.dense_backward(dz, flat, w, need_dx=True, need_db=False, need_dw=False, algo="gemm skinny")[0]
@@ -190,11 +198,11 @@ def dense_dx(K, n, rng, args, clock):
     def fused():
         K.conv2d_backward_weights_shards_from_dense(dz, w, x, 3, 3, 8, 1, 1, 1, 1, 1, 1, bounds, y=gate)
 
-    compare("cnn8 dense dx + conv dW", {"unfused": unfused, "fused": fused}, args, clock)
+    compare("cnn8 dense dx + conv dW bwd", {"unfused": unfused, "fused": fused}, args, clock)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
-    _step_pair(x, y, "dense_dx_fusion", lambda: models.Sequential([
+    _step_pair(x, y, "conv_dense_fusion", lambda: models.Sequential([
         layers.Input((28, 28, 1)), layers.Conv2D(8, 3, padding="same", activation="relu"), layers.Flatten(),
-        layers.Dense(10, activation="softmax")]), lambda s: s.dy_from_dense, args, clock, "cnn8 train step")
+        layers.Dense(10, activation="softmax")]), lambda s: s.feeds_dense, args, clock, "cnn8 train step")
 
 
 def pool_store(K, n, rng, args, clock):

@@ -6,7 +6,7 @@
 | `dense_algo` | `CNNLITE_DENSE_ALGO` (`auto`) | the Dense layers' gradient GEMMs: `auto` (the skinny kernels, `gemm skinny`, for float32 layers of at most 16 units at the avx512 level; the same bits as `gemm`) or `gemm` (always the general GEMM). Read when a model's execution plan is built. |
 | `isa` | `CNNLITE_ISA` (the best the CPU has; the older `CNNLITE_GEMM_ISA` / `CNNLITE_OPS_ISA` are read too, the lowest level named wins) | caps the instruction set of every kernel: `avx512`, `avx2` or `generic` (the portable C++ path); only a downgrade. `set_isa(name)` / `get_isa()`; plans built afterwards choose their algorithms for it. |
 | `pool_fusion` | `CNNLITE_POOL_FUSION` (`1`) | `True`: a ReLU'd Winograd convolution followed by a 2x2, stride-2, unpadded `MaxPooling2D` over an output of even height and width max-pools in its kernel's store, and its gradient kernels read the pool's gradient and argmax (`model.plan` says "max-pool in the winograd store"); the same bits as unfused. `False` (or `0` in the variable) runs the two steps apart (`set_pool_fusion(flag)`). Read when a model's execution plan is built. |
-| `dense_dx_fusion` | `CNNLITE_DENSE_DX_FUSION` (`1`) | `True`: a float32 Dense (at most 16 units at the avx512 level, no ReLU) right after the `Flatten` of a first-layer `Conv2D` with the direct weight gradient (the CNN-8) hands that conv its dz and kernel instead of its input gradient, and the conv's weight-gradient kernel computes dy = dz @ kernel^T a few images at a time (`model.plan` says "dy from the next dense's dz"); the same bits as unfused. `False` (or `0`) computes the Dense's input gradient in full (`set_dense_dx_fusion(flag)`). Read when a model's execution plan is built. |
+| `conv_dense_fusion` | `CNNLITE_CONV_DENSE_FUSION` (`1`) | `True`: a `Conv2D` with the direct forward pass (ReLU or no activation) whose output a `Flatten` hands to a float32 `Dense` without ReLU runs that Dense's product in its kernel, a few images at a time from the output it just wrote ("runs the next dense's product"); and where that conv is the first layer with the direct weight gradient and the Dense has at most 16 units at the avx512 level (the CNN-8), the Dense hands the conv its dz and kernel instead of its input gradient, and the conv's weight-gradient kernel computes dy = dz @ kernel^T a few images at a time ("dy from the next dense's dz"). The same bits as unfused. `False` (or `0`) runs the layers apart (`set_conv_dense_fusion(flag)`). Read when a model's execution plan is built. |
 | `gradient_shards` | `CNNLITE_GRADIENT_SHARDS` (`12`) | how many contiguous row ranges (reduction shards) a training batch's weight gradients are computed over and then added in shard order (`set_gradient_shards(n)`). It fixes the bits of training for every thread count and for every number of processes up to it (`cnnlite.distributed`): training on N ≤ n processes gives bitwise the one-process weights. `model.plan` shows it. |
 | dtype policy | none (`float32`) | `cnnlite.mixed_precision.set_global_policy("mixed_bfloat16")` (Keras's API; per layer `dtype=`): bfloat16 products with float32 accumulation where the plan has a bfloat16 kernel (`model.plan` shows it per pass). Read by each layer when it is constructed; not a plan setting. |
 | threads | `OMP_NUM_THREADS` (all cores) | `cnnlite.set_num_threads(n)` / `get_num_threads()`: process-wide, every thread; 1 in a forked child. |
@@ -147,7 +147,7 @@ def _env_flag(name, default):
 _DEFAULTS = {"conv_algo": _env_choice("CNNLITE_CONV_ALGO", CONV_ALGOS, "auto"),
              "dense_algo": _env_choice("CNNLITE_DENSE_ALGO", DENSE_ALGOS, "auto"), "gradient_shards": _env_shards(),
              "pool_fusion": _env_flag("CNNLITE_POOL_FUSION", True),
-             "dense_dx_fusion": _env_flag("CNNLITE_DENSE_DX_FUSION", True)}
+             "conv_dense_fusion": _env_flag("CNNLITE_CONV_DENSE_FUSION", True)}
 _OVERRIDES = contextvars.ContextVar("cnnlite_config_overrides", default=None)
 
 
@@ -167,7 +167,7 @@ def _check(name, value):
             raise ValueError(f"cnnlite.config: `gradient_shards` must be an integer in [1, {MAX_GRADIENT_SHARDS}], "
                              f"received gradient_shards={value!r}")
         return int(value)
-    if name in ("pool_fusion", "dense_dx_fusion"):
+    if name in ("pool_fusion", "conv_dense_fusion"):
         if not isinstance(value, bool):
             raise ValueError(f"cnnlite.config: `{name}` must be True or False, received {name}={value!r}")
         return value
@@ -216,12 +216,13 @@ def set_pool_fusion(flag):
     return previous
 
 
-def set_dense_dx_fusion(flag):
-    """Set the process default of `dense_dx_fusion` (a Dense's input gradient computed in the first conv's
-    weight-gradient kernel where it applies); returns the previous default. Plans built afterwards use it; the bits
+def set_conv_dense_fusion(flag):
+    """Set the process default of `conv_dense_fusion` (a direct Conv2D running the next Dense's product, and the
+    first conv's weight-gradient kernel computing that Dense's input gradient, where they apply); returns the
+    previous default. Plans built afterwards use it; the bits
     of training do not depend on it."""
-    previous = _DEFAULTS["dense_dx_fusion"]
-    _DEFAULTS["dense_dx_fusion"] = _check("dense_dx_fusion", flag)
+    previous = _DEFAULTS["conv_dense_fusion"]
+    _DEFAULTS["conv_dense_fusion"] = _check("conv_dense_fusion", flag)
     return previous
 
 

@@ -500,6 +500,18 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
   });
 }
 
+void conv2d_forward_dense(float* y, float* z, const float* x, const float* k, const float* bias, const float* dense_w,
+                          const float* dense_bias, idx units, const Conv2dGeometry& g, bool relu) {
+  const char* fn = "conv2d_forward_dense";
+  require_applies(Conv2dAlgo::kDirect, Conv2dPass::kForward, g);
+  if (units < 1) throw std::invalid_argument(std::string(fn) + ": need units >= 1, got " + std::to_string(units));
+  if (g.n == 0) return;
+  const idx depth = g.pixels() * g.cout;
+  std::vector<float> bp(sgemm_packed_size(depth, units));
+  sgemm_pack_b(bp.data(), dense_w, units, depth, units);
+  conv2d_direct_forward_dense(y, z, x, k, bias, bp.data(), dense_bias, units, g, relu);
+}
+
 void conv2d_backward_weights_shards_from_dense(float* dk_parts, float* dbias_parts, const float* dz,
                                                const float* dense_w, idx units, const float* x,
                                                const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds,

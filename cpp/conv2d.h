@@ -81,10 +81,18 @@ void conv2d_backward_weights_shards(float* dk_parts, float* dbias_parts, const f
                                     const float* relu_y_gate, const Conv2dGeometry& g, const idx* bounds, idx shards,
                                     Conv2dAlgo algo, bool bf16 = false);
 
+// The direct forward pass (conv2d_forward, algo direct) with the Dense layer after the Flatten of its output:
+// y (n, oh, ow, cout) as conv2d_forward, and z (n, units) = flat(y) @ dense_w (oh * ow * cout, units) + dense_bias
+// (units; may be null), with dense_forward's bits (relu=False), computed a few images at a time from the y just
+// written. std::invalid_argument when the direct algorithm does not apply.
+void conv2d_forward_dense(float* y, float* z, const float* x, const float* k, const float* bias, const float* dense_w,
+                          const float* dense_bias, idx units, const Conv2dGeometry& g, bool relu);
+
 // The direct weight gradient per reduction shard with dy taken from the Dense layer that follows the flattened
 // output: dy (n, oh, ow, cout) = dz (n, units) @ dense_w^T, dense_w (oh * ow * cout, units), units <= kSkinnyMax
 // (gemm_skinny.h), never written in full (conv2d_direct_backward_weights_from_dense). Shard s's gradient has the bits
-// conv2d_backward_weights_shards(algo direct) gives on dense_backward's skinny input gradient. std::invalid_argument
+// conv2d_backward_weights_shards(algo direct) gives on dense_backward's skinny input gradient (below the avx512 level,
+// where that is sgemm over other row counts, a NaN may come out with the other sign). std::invalid_argument
 // on a size that does not fit, or when the direct algorithm does not apply.
 void conv2d_backward_weights_shards_from_dense(float* dk_parts, float* dbias_parts, const float* dz,
                                                const float* dense_w, idx units, const float* x,

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "dispatch.h"
+#include "gemm.h"
 #include "gemm_skinny.h"
 #include "parallel.h"
 
@@ -288,6 +289,29 @@ void conv2d_direct_forward(float* y, const float* x, const float* k, const float
   auto task = [&](idx t) {
     const idx r0 = t * rows_per_task;
     forward_rows(y, x, k, bias, s, r0, std::min(rows, r0 + rows_per_task), relu);
+  };
+  parallel_for(tasks, task, enough_work(work));
+}
+
+void conv2d_direct_forward_dense(float* y, float* z, const float* x, const float* k, const float* bias,
+                                 const float* dense_bp, const float* dense_bias, idx units, const Conv2dGeometry& s,
+                                 bool relu) {
+  const idx n = s.n, out_image = s.pixels() * s.cout;
+  if (n == 0) return;
+  // Whole images per task, so a task's rows of z need only the y it wrote itself (still in L2): enough rows for the
+  // GEMM micro-kernel's 12-row tiles, few enough to stay in cache. z's bits are sgemm's: its depth blocks depend
+  // on the depth alone, and bias is added after the last one, as in sgemm's store.
+  constexpr idx kDenseImages = 12;
+  const idx tasks = (n + kDenseImages - 1) / kDenseImages;
+  const double work = static_cast<double>(n) * out_image * (s.depth() + units);
+  auto task = [&](idx t) {
+    const idx i0 = t * kDenseImages, count = std::min(n, i0 + kDenseImages) - i0;
+    forward_rows(y, x, k, bias, s, i0 * s.oh, (i0 + count) * s.oh, relu);
+    float* zt = z + i0 * units;
+    sgemm_packed(count, units, out_image, y + i0 * out_image, out_image, dense_bp, zt, units);
+    if (dense_bias)
+      for (idx r = 0; r < count; ++r)
+        for (idx j = 0; j < units; ++j) zt[r * units + j] += dense_bias[j];
   };
   parallel_for(tasks, task, enough_work(work));
 }

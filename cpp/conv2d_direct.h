@@ -12,6 +12,13 @@ namespace cnnlite {
 void conv2d_direct_forward(float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& g,
                            bool relu);
 
+// conv2d_direct_forward, and z (n, units) = flat(y) (n, oh * ow * cout) @ dense_w + dense_bias (units; may be null),
+// the Dense layer after the Flatten, dense_bp = sgemm_pack_b(dense_w): z is computed a few images at a time right after
+// their y, from cache, with dense_forward's bits (no ReLU).
+void conv2d_direct_forward_dense(float* y, float* z, const float* x, const float* k, const float* bias,
+                                 const float* dense_bp, const float* dense_bias, idx units, const Conv2dGeometry& g,
+                                 bool relu);
+
 // dk (kh, kw, cin, cout) and dbias (cout; may be null) from dy (n, oh, ow, cout) and x (n, h, w, cin); when gate
 // (n, oh, ow, cout) is not null, dy is first masked by gate > 0 (a fused ReLU's backward, gate being its output).
 // Overwrites both. Summed per fixed chunk of images, then the chunk partials in chunk order: independent of the

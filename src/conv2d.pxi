@@ -13,6 +13,9 @@ cdef extern from "conv2d.h" namespace "cnnlite":
     void c_conv2d_backward_weights_shards "cnnlite::conv2d_backward_weights_shards"(
         float* dk_parts, float* dbias_parts, const float* dy, const float* x, const float* relu_y_gate,
         const Conv2dGeometry& g, const int64_t* bounds, int64_t shards, Conv2dAlgo algo, bint bf16) except + nogil
+    void c_conv2d_forward_dense "cnnlite::conv2d_forward_dense"(
+        float* y, float* z, const float* x, const float* k, const float* bias, const float* dense_w,
+        const float* dense_bias, int64_t units, const Conv2dGeometry& g, bint relu) except + nogil
     void c_conv2d_backward_weights_shards_from_dense "cnnlite::conv2d_backward_weights_shards_from_dense"(
         float* dk_parts, float* dbias_parts, const float* dz, const float* dense_w, int64_t units, const float* x,
         const float* relu_y_gate, const Conv2dGeometry& g, const int64_t* bounds, int64_t shards) except + nogil
@@ -166,12 +169,47 @@ def conv2d_backward_weights_shards(dy, x, kh, kw, sh, sw, pad_top, pad_bottom, p
     return dw, db
 
 
+def conv2d_forward_dense(x, w, b, sh, sw, pad_top, pad_bottom, pad_left, pad_right, dense_w, dense_b, relu=False):
+    """(y, z): y = conv2d_forward(x, w, b, ..., relu, algo='direct') and z (n, units) = y.reshape(n, -1) @ dense_w +
+    dense_b, bitwise dense_forward(y.reshape(n, -1), dense_w, dense_b) (the Dense layer after a Flatten of y, without
+    ReLU), computed a few images at a time from the y just written. dense_w (oh * ow * cout, units); b and dense_b
+    may be None."""
+    cdef Conv2dGeometry g = _conv2d_check(x, w, sh, sw, pad_top, pad_bottom, pad_left, pad_right)
+    if b is not None:
+        _f32(b, "b", 1)
+        _expect_shape(b, "b", (w.shape[3],))
+    _f32(dense_w, "dense_w", 2)
+    if dense_w.shape[0] != g.oh * g.ow * g.cout or dense_w.shape[1] < 1:
+        raise ValueError(f"dense_w must be (oh * ow * cout, units) = ({g.oh * g.ow * g.cout}, units >= 1), got shape "
+                         f"{dense_w.shape}")
+    if dense_b is not None:
+        _f32(dense_b, "dense_b", 1)
+        _expect_shape(dense_b, "dense_b", (dense_w.shape[1],))
+    cdef bint c_relu = _flag(relu, "relu")
+    _conv2d_algo_for("direct", "algo", Conv2dPass.kForward, g)
+    cdef int64_t units = dense_w.shape[1]
+    y = np.empty((g.n, g.oh, g.ow, g.cout), dtype=np.float32)
+    z = np.empty((g.n, units), dtype=np.float32)
+    cdef float* py = _fptr(y)
+    cdef float* pz = _fptr(z)
+    cdef const float* px = _fptr(x)
+    cdef const float* pk = _fptr(w)
+    cdef const float* pbias = _fptr_or_null(b)
+    cdef const float* pdw = _fptr(dense_w)
+    cdef const float* pdb = _fptr_or_null(dense_b)
+    c_sync_thread()
+    with nogil:
+        c_conv2d_forward_dense(py, pz, px, pk, pbias, pdw, pdb, units, g, c_relu)
+    return y, z
+
+
 def conv2d_backward_weights_shards_from_dense(dz, dense_w, x, kh, kw, cout, sh, sw, pad_top, pad_bottom, pad_left,
                                               pad_right, shards, need_db=True, y=None):
     """conv2d_backward_weights_shards(dy, x, ..., algo='direct') for the dy that a Dense layer on the flattened output
     hands back: dy (n, oh, ow, cout) = dz (n, units) @ dense_w^T, dense_w (oh * ow * cout, units), units <=
-    skinny_gemm_max(); dy is computed chunk by chunk inside the kernel, never in full, with the bits of
-    dense_backward(..., algo='gemm skinny')'s dx. y: the optional ReLU gate (n, oh, ow, cout)."""
+    skinny_gemm_max(); dy is computed eight images at a time inside the kernel, never in full, with the bits of
+    dense_backward(..., algo='gemm skinny')'s dx (below the avx512 level, where that is the general GEMM, a NaN may
+    come out with the other sign). y: the optional ReLU gate (n, oh, ow, cout)."""
     _conv2d_check_x(x)
     cdef Conv2dGeometry g = _conv2d_geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], _positive(kh, "kh"),
                                              _positive(kw, "kw"), _positive(cout, "cout"), sh, sw, pad_top,

@@ -64,6 +64,9 @@ BINDINGS = {
                                                                         "y": f32(2, 2, 2, 3)}),
                            {0: "dy", 1: "argmax", "y": "y"}),
     "partials_sum": (K.partials_sum, lambda: [f32(3, 4, 2)], {0: "parts"}),
+    "conv2d_forward_dense": (K.conv2d_forward_dense,
+                             lambda: ([f32(2, 5, 5, 1), f32(3, 3, 1, 4), f32(4), 1, 1, 0, 0, 0, 0, f32(36, 3), f32(3)],
+                                      {}), {0: "x", 1: "w", 2: "b", 9: "dense_w", 10: "dense_b"}),
     "conv2d_backward_weights_shards_from_dense": (
         K.conv2d_backward_weights_shards_from_dense,
         lambda: ([f32(2, 3), f32(36, 3), f32(2, 5, 5, 1), 3, 3, 4, 1, 1, 0, 0, 0, 0, [0, 1, 2]],
@@ -215,7 +218,7 @@ def test_a_strided_view_is_rejected_not_misread(binding, index, name):
 
 # The axis to grow so that the shape conflicts with the other arguments (default: the last one).
 CONFLICTING_AXIS = {("gemm", "b"): 0, ("dense_forward", "w"): 0, ("dense_backward", "w"): 0,
-                    ("conv2d_forward", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
+                    ("conv2d_forward", "w"): 2, ("conv2d_forward_dense", "w"): 2, ("conv2d_backward", "w"): 2, ("avgpool2d_backward", "dy"): 1,
                     ("conv2d_backward_weights", "dy"): 1, ("conv2d_backward_weights_shards", "dy"): 1,
                     ("dense_backward_weights_shards", "dy"): 0, ("gemm_bf16", "b"): 0, ("dense_bf16_forward", "w"): 0,
                     ("dense_bf16_backward", "w"): 0, ("conv2d_maxpool_forward", "w"): 2,
@@ -236,7 +239,7 @@ FREE_SHAPE = {("relu_forward", "x"), ("sigmoid_forward", "x"), ("tanh_forward", 
               ("conv2d_backward_weights_shards", "x"), ("dense_backward_weights_shards", "x"), ("partials_sum", "parts"),
               ("conv2d_maxpool_backward_weights_shards", "x"), ("conv2d_backward_weights_shards_from_dense", "x")}
 # Arguments that set the geometry: the mismatch is reported on the argument that must follow them.
-REPORTED_ON = {("conv2d_backward_weights_shards_from_dense", "dz"): "dense_w", ("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy",
+REPORTED_ON = {("conv2d_forward_dense", "dense_w"): "dense_b", ("conv2d_backward_weights_shards_from_dense", "dz"): "dense_w", ("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy",
                ("conv2d_maxpool_backward_input", "w"): "dy"}
 
 

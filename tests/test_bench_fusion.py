@@ -13,7 +13,7 @@ SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "bench_
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason="benchmarks/ not present")
 @pytest.mark.parametrize("extra,rows", [([], 12), (["--only", "pool-forward"], 2), (["--only", "pool-store"], 5),
-                                        (["--only", "dense-dx"], 2)])
+                                        (["--only", "conv-dense"], 3)])
 def test_bench_fusion_runs(tmp_path, extra, rows):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cnnlite.__file__)))
     env = dict(os.environ, PYTHONPATH=package_root)

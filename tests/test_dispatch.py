@@ -33,7 +33,9 @@ def test_the_plan_names_the_algorithm_each_kernel_call_runs(forced, monkeypatch)
             return _original(*args, **kwargs)
         monkeypatch.setattr(K, name, spy)
     rng = np.random.default_rng(0)
-    with config.override(conv_algo=forced):           # the plan is built (at the first step) inside the block
+    # (conv_dense_fusion off: a direct last conv would run the Dense's product in conv2d_forward_dense,
+    # tests/test_conv_dense_fusion.py)
+    with config.override(conv_algo=forced, conv_dense_fusion=False):  # the plan is built inside the block
         model = _chapter_cnn()
         model.compile("sgd", "categorical_crossentropy")
         model.train_on_batch(rng.random((8, 20, 20, 1), dtype=np.float32), np.eye(10, dtype=np.float32)[:8])

@@ -208,11 +208,14 @@ NETWORKS = {
 
 
 def _cnn8_must_split(plan):
-    """Where the Dense leaves its input gradient to the conv's weight-gradient kernel (dense_dx_fusion, at the avx512
-    level) there is no dense_backward call: conv2d_backward_weights_shards_from_dense computes it."""
-    if plan.steps[0].dy_from_dense:
-        return {"conv2d_forward", "conv2d_backward_weights_shards_from_dense", "dense_forward"}
-    return {"conv2d_forward", "conv2d_backward_weights_shards", "dense_forward", "dense_backward"}
+    """Where the conv runs the Dense's product (conv_dense_fusion) there is no dense_forward call, and where the Dense
+    leaves its input gradient to the conv's weight-gradient kernel (at the avx512 level) no dense_backward call: the
+    fused kernels compute them."""
+    conv = plan.steps[0]
+    forward = {"conv2d_forward_dense"} if conv.feeds_dense else {"conv2d_forward", "dense_forward"}
+    backward = ({"conv2d_backward_weights_shards_from_dense"} if conv.dy_from_dense
+                else {"conv2d_backward_weights_shards", "dense_backward"})
+    return forward | backward
 
 
 def _full_network_must_split(plan):

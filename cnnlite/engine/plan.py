@@ -12,11 +12,13 @@ store). The plan then decides what crosses layers, from the layer sequence alone
   the pool step the pooled output and argmax (`PooledOutput`), the pool step hands them on and, backward, hands the
   conv step its gradient with them (`PooledGradient`), from which the conv's gradient kernels rebuild their input
   tile by tile. Same bits as unfused; off with `settings["pool_fusion"] = False`;
-- a Dense (float32, skinny input gradient, no ReLU in its kernel) right after the Flatten of a Conv2D that needs no
-  input gradient and runs the direct weight gradient (the first layer of the CNN-8) leaves its input gradient to
-  that conv: its backward hands back its dz and kernel (`DenseGradient`), the Flatten passes them on, and the conv's
-  weight-gradient kernel computes dy = dz @ kernel^T a few images at a time, so the full-size dy is never written.
-  Same bits as unfused; off with `settings["dense_dx_fusion"] = False`;
+- a Conv2D with the direct forward pass (its ReLU in the kernel, or no activation) whose output a Flatten hands to a
+  float32 Dense without ReLU in its kernel runs that Dense's product in its forward kernel, a few images at a time
+  from the output it just wrote (`DenseInput`: the conv's output and the Dense's pre-activation, which the Flatten
+  passes on). Where that conv is the first step and runs the direct weight gradient, and the Dense's input gradient
+  is skinny (the CNN-8), the Dense also leaves its input gradient to the conv: its backward hands back its dz and
+  kernel (`DenseGradient`), and the conv's weight-gradient kernel computes dy = dz @ kernel^T a few images at a time,
+  so the full-size dy is never written. Same bits as unfused; off with `settings["conv_dense_fusion"] = False`;
 - a final softmax is folded into the loss when the loss can fuse it (softmax + cross-entropy in one kernel);
 - the first step computes no input gradient.
 
@@ -53,13 +55,18 @@ class Step:
         stride 2, no padding).
     pool_in_store / pooled_in_previous_store: build_plan's decision for such a pair (forward hands PooledOutput on,
         backward PooledGradient back).
+    can_feed_dense: a Conv2D whose forward kernel can run the next Dense's product (direct, float32, the ReLU in the
+        kernel or no activation).
+    can_take_conv_product: a float32 Dense on 2-D input without a ReLU in its kernel, which can take its
+        pre-activation from a DenseInput.
     can_take_dense_dy: a Conv2D whose weight-gradient kernel can compute its dy from a DenseGradient (direct, float32,
         the ReLU in the kernel or no activation).
     can_defer_dx: a Dense whose input gradient is the skinny dz @ kernel^T of a float32 layer without a ReLU in its
         kernel, which it can hand back as a DenseGradient.
-    passes_dense_gradient: a Flatten, which hands a DenseGradient back unchanged.
-    dy_from_dense / dx_deferred / carries_dense_gradient: build_plan's decision for such a conv, Flatten, Dense
-        sequence.
+    passes_through: a Flatten, which hands a DenseInput on and a DenseGradient back (reshaped / unchanged).
+    feeds_dense / carries_dense_input / product_from_previous_conv, and dy_from_dense / carries_dense_gradient /
+        dx_deferred: build_plan's decisions for such a conv, Flatten, Dense sequence, forward and backward.
+    dense_after: the Dense layer whose product a feeds_dense conv runs (its kernel and bias).
     need_dx: the backward computes the input gradient (False for the first step).
     params: the layer's own precomputed call arguments (e.g. pads), fixed by the input shape.
     notes: explanations of choices that differ from a request (e.g. a forced algorithm that does not apply).
@@ -73,8 +80,9 @@ class Step:
     __slots__ = ("layer", "index", "input_shape", "output_shape", "algorithms", "relu_in_kernel", "mask_relu",
                  "can_fold_relu", "fold_previous_relu", "ends_in_softmax", "logits", "need_dx", "params", "notes",
                  "epilogue", "precisions", "can_pool_in_store", "takes_pool_store", "pool_in_store",
-                 "pooled_in_previous_store", "can_take_dense_dy", "can_defer_dx", "passes_dense_gradient",
-                 "dy_from_dense", "dx_deferred", "carries_dense_gradient")
+                 "pooled_in_previous_store", "can_feed_dense", "can_take_conv_product", "can_take_dense_dy",
+                 "can_defer_dx", "passes_through", "feeds_dense", "carries_dense_input", "product_from_previous_conv",
+                 "dense_after", "dy_from_dense", "dx_deferred", "carries_dense_gradient")
 
     def __init__(self, layer, input_shape, output_shape, algorithms=None, relu_in_kernel=False, epilogue=None,
                  can_fold_relu=False, ends_in_softmax=False, params=None, notes=(), precisions=None):
@@ -98,9 +106,15 @@ class Step:
         self.takes_pool_store = False
         self.pool_in_store = False
         self.pooled_in_previous_store = False
+        self.can_feed_dense = False
+        self.can_take_conv_product = False
         self.can_take_dense_dy = False
         self.can_defer_dx = False
-        self.passes_dense_gradient = False
+        self.passes_through = False
+        self.feeds_dense = False
+        self.carries_dense_input = False
+        self.product_from_previous_conv = False
+        self.dense_after = None
         self.dy_from_dense = False
         self.dx_deferred = False
         self.carries_dense_gradient = False
@@ -141,12 +155,16 @@ class Step:
             out.append("relu backward folded into the next max-pool")
         elif self.relu_in_kernel:
             out.append("relu backward in the gradient kernels")
+        if self.feeds_dense:
+            out.append("runs the next dense's product from its output in cache")
         if self.dy_from_dense:
             out.append("dy from the next dense's dz in the weight-gradient kernel")
+        if self.product_from_previous_conv:
+            out.append("product run by the previous conv")
         if self.dx_deferred:
             out.append("input gradient computed in the previous conv's weight-gradient kernel")
-        if self.carries_dense_gradient:
-            out.append("hands the next dense's dz back")
+        if self.carries_dense_input or self.carries_dense_gradient:
+            out.append("passes the fused conv/dense values through")
         if self.pooled_in_previous_store:
             out.append("fused into the previous conv")
         elif self.fold_previous_relu:
@@ -257,6 +275,16 @@ class PooledGradient:
         self.gate = gate
 
 
+class DenseInput:
+    """What a Conv2D step that runs the next Dense's product hands on: its output y (n, ...) and that Dense's
+    pre-activation z (n, units) = flat(y) @ kernel + bias. The Flatten between them reshapes y."""
+    __slots__ = ("y", "z")
+
+    def __init__(self, y, z):
+        self.y = y
+        self.z = z
+
+
 class DenseGradient:
     """What a Dense step whose input gradient is deferred hands back instead of it: dz (n, units), the gradient at its
     pre-activation, and its kernel (in, units). The input gradient is dz @ kernel^T, which the Conv2D step before the
@@ -324,6 +352,10 @@ class ExecutionPlan:
         if steps and steps[-1].pool_in_store:
             steps[-1] = steps[-1].copy()
             steps[-1].pool_in_store = False
+        for i, step in enumerate(steps):  # a conv -> Flatten -> Dense fusion cut by the end of the prefix
+            if (step.feeds_dense or step.carries_dense_input) and i + (2 if step.feeds_dense else 1) >= len(steps):
+                steps[i] = step.copy()
+                steps[i].feeds_dense = steps[i].carries_dense_input = False
         return ExecutionPlan(self.model_name, steps, settings=self.settings)
 
     # ----- running ----------------------------------------------------------------------------------------------
@@ -488,9 +520,14 @@ def build_plan(model_name, layers, input_shape, loss=None, settings=None, input_
                     and after.fold_previous_relu:
                 before.pool_in_store = True
                 after.pooled_in_previous_store = True
-    if settings.get("dense_dx_fusion", True):
+    if settings.get("conv_dense_fusion", True):
         for conv, flat, dense in zip(steps, steps[1:], steps[2:]):
-            if conv.can_take_dense_dy and not conv.need_dx and flat.passes_dense_gradient and dense.can_defer_dx:
+            if not flat.passes_through:
+                continue
+            if conv.can_feed_dense and dense.can_take_conv_product:
+                conv.feeds_dense = flat.carries_dense_input = dense.product_from_previous_conv = True
+                conv.dense_after = dense.layer
+            if conv.can_take_dense_dy and not conv.need_dx and dense.can_defer_dx:
                 conv.dy_from_dense = flat.carries_dense_gradient = dense.dx_deferred = True
     loss_fused = False
     if steps and steps[-1].ends_in_softmax and loss is not None and loss.fusable_with_softmax \

@@ -2,7 +2,7 @@
 from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._shapes import normalize_padding, normalize_tuple, output_length, pads_2d
 from cnnlite._validation import check_positive_int
-from cnnlite.engine.plan import PooledOutput, shard_partials
+from cnnlite.engine.plan import DenseInput, PooledOutput, shard_partials
 from cnnlite.layers.base import Layer
 from cnnlite.layers.core import _Activated
 
@@ -105,10 +105,13 @@ class Conv2D(_Activated, Layer):
         step.can_pool_in_store = (step.relu_in_kernel and all(a == "winograd" for a in algorithms.values())
                                   and _kernels.conv2d_maxpool_applies(*geometry[0], *geometry[1][:2],
                                                                       geometry[1][3], *geometry[2:]))
-        # Its weight-gradient kernel can compute dy from the dz of a Dense after the Flatten (build_plan decides).
+        # Its forward kernel can run the product of a Dense after the Flatten, and its weight-gradient kernel
+        # compute dy from that Dense's dz (build_plan decides). The activation must be done inside the kernel.
+        activated_in_kernel = step.relu_in_kernel or self.activation is activations.linear
+        step.can_feed_dense = (algorithms["forward"] == "direct" and step.precisions["forward"] == "float32"
+                               and activated_in_kernel)
         step.can_take_dense_dy = (algorithms["weight_grad"] == "direct"
-                                  and step.precisions["weight_grad"] == "float32"
-                                  and (step.relu_in_kernel or self.activation is activations.linear))
+                                  and step.precisions["weight_grad"] == "float32" and activated_in_kernel)
         return step
 
     def forward(self, x, step, training=False, part=None):
@@ -117,6 +120,11 @@ class Conv2D(_Activated, Layer):
             y, argmax = _kernels.conv2d_maxpool_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=True,
                                                         precision=step.precisions["forward"])
             return PooledOutput(y, argmax), ((x, None, True) if training else None)
+        if step.feeds_dense:  # the next Dense's product runs here, from the output just written
+            dense = step.dense_after
+            y, z = _kernels.conv2d_forward_dense(x, self.kernel, self.bias, *self.strides, *pads, dense.kernel,
+                                                 dense.bias, relu=step.relu_in_kernel)
+            return DenseInput(y, z), ((x, y, True) if training else None)
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel,
                                     algo=step.algorithms["forward"], precision=step.precisions["forward"])
         y, applied = self._activate(z, step)

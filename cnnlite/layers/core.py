@@ -5,7 +5,7 @@ import numpy as np
 
 from cnnlite import _kernels, activations, initializers, mixed_precision
 from cnnlite._validation import check_bool, check_nonneg_int, check_optional_seed, check_positive_int
-from cnnlite.engine.plan import DenseGradient, Step, shard_partials
+from cnnlite.engine.plan import DenseGradient, DenseInput, Step, shard_partials
 from cnnlite.layers.base import Layer, check_unsupported, _shape_tuple
 
 
@@ -106,7 +106,9 @@ class Dense(_Activated, Layer):
         step = self._activated_step(input_shape, self.compute_output_shape(input_shape),
                                     {"forward": "gemm", "input_grad": grad, "weight_grad": grad},
                                     precisions=mixed_precision.pass_precisions(bf16, mixed_precision.PASSES))
-        # Its dz and kernel can stand in for its input gradient (build_plan decides whether they do).
+        # Its product can run in the conv before a Flatten, and its dz and kernel stand in for its input gradient
+        # (build_plan decides whether they do).
+        step.can_take_conv_product = not bf16 and len(input_shape) == 2 and not step.relu_in_kernel
         step.can_defer_dx = grad == "gemm skinny" and len(input_shape) == 2 and not step.relu_in_kernel
         return step
 
@@ -122,8 +124,12 @@ class Dense(_Activated, Layer):
         return {} if step.precisions.get(name) == "bfloat16" else {"algo": step.algorithms[name]}
 
     def forward(self, x, step, training=False, part=None):
-        x2 = _flat2d(x, self.kernel.shape[0])
-        z = self._kernel(step, "forward")(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
+        if step.product_from_previous_conv:  # a DenseInput: the conv before the Flatten ran the product
+            x, z = x.y, x.z
+            x2 = x
+        else:
+            x2 = _flat2d(x, self.kernel.shape[0])
+            z = self._kernel(step, "forward")(x2, self.kernel, self.bias, relu=step.relu_in_kernel)
         y, applied = self._activate(z, step)
         out = y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
         return out, ((x2, y, applied, x.shape) if training else None)
@@ -207,10 +213,13 @@ class Flatten(Layer):
 
     def plan_step(self, input_shape, settings=None):
         step = super().plan_step(input_shape, settings)
-        step.passes_dense_gradient = True
+        step.passes_through = True
         return step
 
     def forward(self, x, step, training=False, part=None):
+        if step.carries_dense_input:  # a DenseInput for the Dense after: its y flattened
+            y = x.y
+            return DenseInput(y.reshape(y.shape[0], math.prod(y.shape[1:])), x.z), y.shape
         return x.reshape(x.shape[0], math.prod(x.shape[1:])), x.shape  # -1 cannot size an empty batch
 
     def backward(self, dy, cache, step, part=None):
