@@ -20,22 +20,30 @@ void require_sizes(idx n, idx k, const char* fn) {
   }
 }
 
-struct PartialsTag;
+struct RowLossTag;
 
-// Sums row_loss(r) (a double) over rows [0, n): per-block partial sums in parallel, then added in block order.
+// Rows per task of the per-row pass: a batch of 1000 ten-class rows makes several tasks (one block of
+// rows_per_block(k) rows would leave the second thread idle).
+constexpr idx kLossTaskElements = 2048;
+
+// Sums row_loss(r) (a double) over rows [0, n). The rows are computed in parallel, each loss kept; the sum then
+// runs on the calling thread in a fixed grouping: per block of rows_per_block(k) rows in row order, then the blocks
+// in order. Neither depends on the thread count or on how the rows were split.
 template <class RowLoss>
 double sum_rows(idx n, idx k, RowLoss row_loss) {
-  const idx block = rows_per_block(k);
-  std::vector<double>& partial = thread_workspace<PartialsTag, std::vector<double>>();
-  partial.assign((n + block - 1) / block, 0.0);
-  double* out = partial.data();
-  parallel_for_blocks(n, block, [=](idx r0, idx r1) {
-    double s = 0.0;
-    for (idx r = r0; r < r1; ++r) s += row_loss(r);
-    out[r0 / block] = s;
+  std::vector<double>& losses = thread_workspace<RowLossTag, std::vector<double>>();
+  losses.resize(static_cast<std::size_t>(n));
+  double* out = losses.data();
+  parallel_for_blocks(n, std::max<idx>(1, kLossTaskElements / k), [=](idx r0, idx r1) {
+    for (idx r = r0; r < r1; ++r) out[r] = row_loss(r);
   });
+  const idx block = rows_per_block(k);
   double total = 0.0;
-  for (double s : partial) total += s;
+  for (idx r0 = 0; r0 < n; r0 += block) {
+    double s = 0.0;
+    for (idx r = r0; r < std::min(n, r0 + block); ++r) s += out[r];
+    total += s;
+  }
   return total;
 }
 

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -126,6 +128,35 @@ def test_losses_are_bitwise_identical_for_1_and_2_threads(rng, threads):
         results.append(out)
     for one, two in zip(*results):
         assert one.tobytes() == two.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 1000, 1638, 1639, 5000])
+@pytest.mark.parametrize("threads_used", [1, 2, 3])
+def test_softmax_xent_sums_row_losses_in_fixed_blocks(rng, threads, n, threads_used):
+    # The batch loss is a double sum of per-row losses grouped in blocks of 16384 // k rows (each block summed in
+    # row order, then the blocks in order), whatever the thread count: the reported loss keeps its bits.
+    k = 10
+    logits = (3 * rng.standard_normal((n, k))).astype(np.float32)
+    targets = soft_targets((n, k), rng)
+    targets[::3, 1] = 0.0
+    cnnlite.set_num_threads(threads_used)
+    loss, probs, _ = K.softmax_xent(logits, targets)
+    clipped = np.clip(probs, np.float32(1e-7), np.float32(1 - 1e-7)).astype(np.float64)
+    t = targets.astype(np.float64)
+    rows = []
+    for r in range(n):
+        row = 0.0
+        for j in range(k):
+            if t[r, j] != 0.0:
+                row -= t[r, j] * math.log(clipped[r, j])
+        rows.append(row)
+    block, total = 16384 // k, 0.0
+    for r0 in range(0, n, block):
+        s = 0.0
+        for value in rows[r0:r0 + block]:
+            s += value
+        total += s
+    assert loss == total / n
 
 
 # --- argument checking --------------------------------------------------------------------------------------------
