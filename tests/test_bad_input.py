@@ -64,6 +64,7 @@ BINDINGS = {
                                                                         "y": f32(2, 2, 2, 3)}),
                            {0: "dy", 1: "argmax", "y": "y"}),
     "partials_sum": (K.partials_sum, lambda: [f32(3, 4, 2)], {0: "parts"}),
+    "categorical_matches": (K.categorical_matches, lambda: [f32(4, 3), f32(4, 3)], {0: "y_true", 1: "y_pred"}),
     "conv2d_forward_dense": (K.conv2d_forward_dense,
                              lambda: ([f32(2, 5, 5, 1), f32(3, 3, 1, 4), f32(4), 1, 1, 0, 0, 0, 0, f32(36, 3), f32(3)],
                                       {}), {0: "x", 1: "w", 2: "b", 9: "dense_w", 10: "dense_b"}),
@@ -240,6 +241,7 @@ FREE_SHAPE = {("relu_forward", "x"), ("sigmoid_forward", "x"), ("tanh_forward", 
               ("conv2d_maxpool_backward_weights_shards", "x"), ("conv2d_backward_weights_shards_from_dense", "x")}
 # Arguments that set the geometry: the mismatch is reported on the argument that must follow them.
 REPORTED_ON = {("conv2d_forward_dense", "dense_w"): "dense_b", ("conv2d_backward_weights_shards_from_dense", "dz"): "dense_w", ("take_rows", "src"): "out", ("take_rows", "rows"): "out", ("conv2d_backward_input", "w"): "dy",
+               ("categorical_matches", "y_true"): "y_pred",
                ("conv2d_maxpool_backward_input", "w"): "dy"}
 
 
