@@ -226,8 +226,11 @@ def _check_usable_after_interrupt(model, x, y, tmp_path, completed_epochs, build
     np.testing.assert_array_equal(load_model(path).predict(x, verbose=0), probs)
     loss_before = model.evaluate(x, y, verbose=0)[0]
     history = model.fit(x, y, batch_size=40, epochs=3, verbose=0)   # training resumes
-    assert len(history.history["loss"]) == 3
-    assert model.evaluate(x, y, verbose=0)[0] < loss_before
+    assert len(history.history["loss"]) == 3 and np.all(np.isfinite(history.history["loss"]))
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    # How far training got before the interrupt depends on the machine's speed; near its minimum three more epochs
+    # may raise the loss a little (seen: +1.6 %), a broken state far more.
+    assert model.evaluate(x, y, verbose=0)[0] < 1.25 * loss_before
 
 
 @pytest.mark.parametrize("hook, epoch, batch", [("on_train_batch_begin", 0, 0), ("on_train_batch_end", 1, 2),
