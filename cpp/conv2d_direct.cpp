@@ -8,6 +8,9 @@
 
 #include "dispatch.h"
 #include "gemm.h"
+#if CNNLITE_HAVE_ISA_VARIANTS
+#include <immintrin.h>
+#endif
 #include "gemm_skinny.h"
 #include "parallel.h"
 
@@ -120,8 +123,143 @@ CNNLITE_INLINE void for_channel_blocks(idx cout, Fn fn) {
   for (; co < cout; ++co) fn(co, 1);
 }
 
+#if CNNLITE_HAVE_ISA_VARIANTS
+// The AVX-512 paths for one input channel (the first layer of an image network): there the channel-vector loops
+// above do a whole multiply per tap for 8 or 16 useful lanes, with the tap's x broadcast. These put 16 output pixels
+// of a row in a zmm instead and keep the exact bits of those loops: every output gets the same taps in the same
+// order, multiplied and added as the AVX-512F build of the loops does it (fused for 16-channel blocks, where GCC
+// contracts the 512-bit loop into FMAs; a multiply then an add for 8-channel blocks, whose 256-bit loop has no FMA).
+// Helpers are target-attributed and always inlined into the non-inline entry points below (a helper without the
+// attribute could not inline the intrinsics; a lambda would be such a helper).
+#define CNNLITE_AVX512_INLINE CNNLITE_INLINE CNNLITE_TARGET_AVX512F
+
+// The permutex2var indices of one transpose step (swap_bits): destination lane d takes lane l = rotate ? the
+// rotation ((d << 1) & 14) | (d >> 3) of d : d, from lane l with bit lb cleared (lo) or set (hi), of the first or
+// (when l has bit lb) the second row.
+CNNLITE_AVX512_INLINE __m512i swap_indices(int lb, bool hi, bool rotate) {
+  alignas(64) int v[16];
+#pragma GCC unroll 16
+  for (int d = 0; d < 16; ++d) {
+    const int l = rotate ? ((d << 1) & 14) | (d >> 3) : d;
+    v[d] = (hi ? l | 1 << lb : l & ~(1 << lb)) | (l >> lb & 1) << 4;
+  }
+  return _mm512_load_si512(v);
+}
+
+// One step of an in-register transpose of N rows of 16 lanes: the element of row a, lane l moves to the row with
+// bit rb replaced by l's bit lb, the lane with bit lb replaced by a's bit rb (then the lanes rotated, see above).
+template <int N>
+CNNLITE_AVX512_INLINE void swap_bits(__m512* r, int rb, int lb, bool rotate) {
+  const __m512i lo = swap_indices(lb, false, rotate), hi = swap_indices(lb, true, rotate);
+#pragma GCC unroll 16
+  for (int a = 0; a < N; ++a) {
+    if (a >> rb & 1) continue;
+    const __m512 first = r[a], second = r[a | 1 << rb];
+    r[a] = _mm512_permutex2var_ps(first, lo, second);
+    r[a | 1 << rb] = _mm512_permutex2var_ps(first, hi, second);
+  }
+}
+
+// acc[c] (CB rows, one per channel, 16 pixels each) -> r[j]: for CB = 16 the 16 channels of pixel j; for CB = 8 the
+// 8 channels of pixel 2j, then those of pixel 2j + 1 (16 x CB floats in NHWC order).
+template <int CB>
+CNNLITE_AVX512_INLINE void transpose_to_pixels(__m512* acc) {
+  if (CB == 16) {
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; ++b) swap_bits<16>(acc, b, b, false);  // row bits (channel) <-> lane bits (pixel)
+  } else {
+    // row bits c0 c1 c2 <-> lane bits p1 p2 p3, leaving lanes (c2 c1 c0 p0); the rotation makes them (p0 c2 c1 c0)
+    swap_bits<8>(acc, 0, 1, false);
+    swap_bits<8>(acc, 1, 2, false);
+    swap_bits<8>(acc, 2, 3, true);
+  }
+}
+
+// One output row (image xi, row oy), output channels [co0, co0 + CB), cin == 1, sw == 1: 16 pixels per step, one
+// zmm accumulator per channel (pixels in lanes), taps (ky, kx) in order broadcast from k. A lane whose tap falls in
+// the padding is masked out of the load and the add, so it gets exactly the taps forward_row_block adds.
+template <int CB>
+CNNLITE_AVX512_INLINE void forward_row_cin1(float* yrow, const float* xi, const float* k, const float* bias,
+                                           const Conv2dGeometry& s, idx oy, idx co0, bool relu) {
+  idx ky0, ky1;
+  tap_range(oy, s.sh, s.pt, s.kh, s.h, ky0, ky1);
+  const idx iy0 = oy * s.sh - s.pt;
+  for (idx ox0 = 0; ox0 < s.ow; ox0 += 16) {
+    const idx pixels = std::min<idx>(16, s.ow - ox0);
+    __m512 acc[CB];  // acc[c]: channel co0 + c of pixels ox0 + lane
+#pragma GCC unroll 16
+    for (int c = 0; c < CB; ++c) acc[c] = bias ? _mm512_set1_ps(bias[co0 + c]) : _mm512_setzero_ps();
+    for (idx ky = ky0; ky < ky1; ++ky) {
+      const float* xr = xi + (iy0 + ky) * s.w;                     // input row (w)
+      const float* kr = k + ky * s.kw * s.cout + co0;              // kernel row (kw, cout)
+      for (idx kx = 0; kx < s.kw; ++kx) {
+        const idx ix0 = ox0 - s.pl + kx;                           // input column of lane 0
+        const idx lo = std::min<idx>(16, std::max<idx>(0, -ix0));  // lanes [lo, hi) read inside the row
+        const idx hi = std::max<idx>(0, std::min(pixels, s.w - ix0));
+        if (lo >= hi) continue;
+        const __mmask16 m = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+        const __m512 xv = _mm512_maskz_loadu_ps(m, xr + ix0);
+        const float* kp = kr + kx * s.cout;
+#pragma GCC unroll 16
+        for (int c = 0; c < CB; ++c) {
+          const __m512 wv = _mm512_set1_ps(kp[c]);
+          if (CB == 16) {
+            acc[c] = _mm512_mask3_fmadd_ps(xv, wv, acc[c], m);
+          } else {
+            __m512 prod = _mm512_mul_ps(xv, wv);
+            asm volatile("" : "+v"(prod));  // keeps GCC from contracting the multiply and the add into an FMA
+            acc[c] = _mm512_mask_add_ps(acc[c], m, acc[c], prod);
+          }
+        }
+      }
+    }
+    if (relu)  // r < 0 ? 0 : r, as Lanes::relu (NaN and -0 pass through)
+#pragma GCC unroll 16
+      for (int c = 0; c < CB; ++c)
+        acc[c] = _mm512_mask_mov_ps(acc[c], _mm512_cmp_ps_mask(acc[c], _mm512_setzero_ps(), _CMP_LT_OQ),
+                                    _mm512_setzero_ps());
+    transpose_to_pixels<CB>(acc);
+    float* yp = yrow + ox0 * s.cout + co0;
+    if (CB == 16) {
+      for (idx p = 0; p < pixels; ++p) _mm512_storeu_ps(yp + p * s.cout, acc[p]);
+    } else if (s.cout == 8) {  // pixel pairs contiguous
+      for (idx j = 0; 2 * j < pixels; ++j)
+        _mm512_mask_storeu_ps(yp + 2 * j * 8, 2 * j + 1 < pixels ? 0xFFFF : 0x00FF, acc[j]);
+    } else {
+      for (idx p = 0; p < pixels; ++p) {
+        const __m512 v = acc[p / 2];
+        _mm256_storeu_ps(yp + p * s.cout, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), p % 2)));
+      }
+    }
+  }
+}
+
+// forward_rows_loops at AVX-512 for cin == 1, sw == 1 and an 8-channel block: that block as forward_row_cin1, the
+// others as forward_row_block (the blocks of for_channel_blocks, written out: no lambda, see above). (16-channel
+// blocks stay on forward_row_block: it already fills the zmm with channels and does as many FMAs as
+// forward_row_cin1<16>, which adds a transpose; measured slower, see BENCHMARKS.md.)
+CNNLITE_TARGET_AVX512F void forward_rows_cin1(float* y, const float* x, const float* k, const float* bias,
+                                             const Conv2dGeometry& s, idx r0, idx r1, bool relu) {
+  for (idx r = r0; r < r1; ++r) {
+    const idx img = r / s.oh, oy = r % s.oh;
+    const float* xi = x + img * s.h * s.w;
+    float* yrow = y + r * s.ow * s.cout;
+    idx co = 0;
+    for (; co + 16 <= s.cout; co += 16) forward_row_block<16>(yrow, xi, k, bias, s, oy, co, relu);
+    if (co + 8 <= s.cout) forward_row_cin1<8>(yrow, xi, k, bias, s, oy, co, relu), co += 8;
+    if (co + 4 <= s.cout) forward_row_block<4>(yrow, xi, k, bias, s, oy, co, relu), co += 4;
+    for (; co < s.cout; ++co) forward_row_block<1>(yrow, xi, k, bias, s, oy, co, relu);
+  }
+}
+#endif
+
+template <Isa L>
 CNNLITE_INLINE void forward_rows_loops(float* y, const float* x, const float* k, const float* bias,
                                        const Conv2dGeometry& s, idx r0, idx r1, bool relu) {
+#if CNNLITE_HAVE_ISA_VARIANTS
+  if (L == Isa::kAvx512 && s.cin == 1 && s.sw == 1 && s.cout % 16 >= 8)
+    return forward_rows_cin1(y, x, k, bias, s, r0, r1, relu);
+#endif
   for (idx r = r0; r < r1; ++r) {
     const idx img = r / s.oh, oy = r % s.oh;
     const float* xi = x + img * s.h * s.w * s.cin;
@@ -138,10 +276,10 @@ CNNLITE_INLINE void forward_rows_loops(float* y, const float* x, const float* k,
     });
   }
 }
-CNNLITE_ISA_VARIANTS(, forward_rows, forward_rows_loops,
-                     (float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s, idx r0,
-                      idx r1, bool relu),
-                     (y, x, k, bias, s, r0, r1, relu))
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, forward_rows, forward_rows_loops,
+                              (float* y, const float* x, const float* k, const float* bias, const Conv2dGeometry& s,
+                               idx r0, idx r1, bool relu),
+                              (y, x, k, bias, s, r0, r1, relu))
 
 // part (depth * cout [+ cout]) = the weight (and bias) gradient of images [i0, i1), pixels in order.
 template <int CB>
@@ -246,8 +384,127 @@ CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc
   }
 }
 
+#if CNNLITE_HAVE_ISA_VARIANTS
+struct PaddedTag;
+constexpr idx kPrefetchPixels = 64;
+
+// CB (16 or 8) channels at p in a zmm; 8 twice.
+template <int CB>
+CNNLITE_AVX512_INLINE __m512 load_channels(const float* p) {
+  if (CB == 16) return _mm512_loadu_ps(p);
+  return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(reinterpret_cast<const double*>(p))));
+}
+
+// weights_block_fixed<CB, D> for cin == 1 at AVX-512 on xp, the chunk's images with zero borders (count, hp, wp),
+// with its bits: every dk element sums x * g over the pixels in order, x = 0 for taps in the padding. CB = 16: one
+// zmm per tap, FMAs (as GCC contracts that 512-bit loop). CB = 8: two taps per zmm (lanes 0-7: tap 2i's 8 channels,
+// lanes 8-15: tap 2i + 1's; an odd last tap in a ymm), g in both halves, a multiply then an add (that 256-bit loop
+// has no FMA).
+template <int CB, int D>
+CNNLITE_AVX512_INLINE void weights_block_cin1(float* part, float* dbias_part, const float* dy, const float* gate,
+                                             const float* xp, idx hp, idx wp, const Conv2dGeometry& s, idx count,
+                                             idx co0) {
+  constexpr int kAcc = CB == 16 ? D : D / 2;
+  idx off[D];  // per tap: offset in xp from the window's corner
+  for (int t = 0; t < D; ++t) off[t] = (t / s.kw) * wp + t % s.kw;
+  __m512 acc[kAcc], bacc = _mm512_setzero_ps();
+#pragma GCC unroll 32
+  for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_setzero_ps();
+  __m256 last = _mm256_setzero_ps();
+  for (idx img = 0; img < count; ++img) {
+    const float* xi = xp + img * hp * wp;
+    const float* dyi = dy + img * s.pixels() * s.cout + co0;
+    const float* gi = gate ? gate + img * s.pixels() * s.cout + co0 : nullptr;
+    for (idx oy = 0; oy < s.oh; ++oy) {
+      for (idx ox = 0; ox < s.ow; ++ox) {
+        const idx o = (oy * s.ow + ox) * s.cout;
+        // dy and gate stream from memory (batch-sized): ask for them kPrefetchPixels ahead (a prefetch past the end
+        // does not fault)
+        _mm_prefetch(reinterpret_cast<const char*>(dyi + o + kPrefetchPixels * s.cout), _MM_HINT_T0);
+        if (gi) _mm_prefetch(reinterpret_cast<const char*>(gi + o + kPrefetchPixels * s.cout), _MM_HINT_T0);
+        __m512 g = load_channels<CB>(dyi + o);
+        if (gi)  // gate > 0 ? g : 0, as weights_block_fixed (NaN gates give 0)
+          g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(load_channels<CB>(gi + o), _mm512_setzero_ps(), _CMP_GT_OQ), g);
+        bacc = _mm512_add_ps(bacc, g);  // CB = 8: lanes 0-7 are the 256-bit sum
+        const float* corner = xi + oy * s.sh * wp + ox * s.sw;
+        if (CB == 16) {
+#pragma GCC unroll 32
+          for (int t = 0; t < D; ++t) acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(corner[off[t]]), g, acc[t]);
+        } else {
+#pragma GCC unroll 16
+          for (int i = 0; i < kAcc; ++i) {
+            const __m512 xv = _mm512_mask_broadcastss_ps(_mm512_set1_ps(corner[off[2 * i]]), 0xFF00,
+                                                         _mm_load_ss(corner + off[2 * i + 1]));
+            __m512 prod = _mm512_mul_ps(xv, g);
+            asm volatile("" : "+v"(prod));  // a multiply then an add, never an FMA
+            acc[i] = _mm512_add_ps(acc[i], prod);
+          }
+          if (D % 2) {
+            __m256 prod = _mm256_mul_ps(_mm256_set1_ps(corner[off[D - 1]]), _mm512_castps512_ps256(g));
+            asm volatile("" : "+v"(prod));
+            last = _mm256_add_ps(last, prod);
+          }
+        }
+      }
+    }
+  }
+  if (CB == 16) {
+#pragma GCC unroll 32
+    for (int t = 0; t < D; ++t) _mm512_storeu_ps(part + t * s.cout + co0, acc[t]);
+    if (dbias_part) _mm512_storeu_ps(dbias_part + co0, bacc);
+    return;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kAcc; ++i) {
+    _mm256_storeu_ps(part + 2 * i * s.cout + co0, _mm512_castps512_ps256(acc[i]));
+    _mm256_storeu_ps(part + (2 * i + 1) * s.cout + co0,
+                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
+  }
+  if (D % 2) _mm256_storeu_ps(part + (D - 1) * s.cout + co0, last);
+  if (dbias_part) _mm256_storeu_ps(dbias_part + co0, _mm512_castps512_ps256(bacc));
+}
+
+// weights_block_cin1 for the block width and depth.
+template <int CB>
+CNNLITE_AVX512_INLINE void weights_block_cin1_any(float* part, float* dbias_part, const float* dy, const float* gate,
+                                                 const float* xp, idx hp, idx wp, const Conv2dGeometry& s, idx count,
+                                                 idx co0) {
+  if (s.depth() == 9) return weights_block_cin1<CB, 9>(part, dbias_part, dy, gate, xp, hp, wp, s, count, co0);
+  weights_block_cin1<CB, 25>(part, dbias_part, dy, gate, xp, hp, wp, s, count, co0);
+}
+
+// weights_chunk_loops at AVX-512 for cin == 1 and a 3x3 or 5x5 kernel: the 16- and 8-channel blocks as
+// weights_block_cin1 on a zero-bordered copy of the chunk's images, the narrower ones as weights_block_any.
+CNNLITE_TARGET_AVX512F void weights_chunk_cin1(float* part, float* dbias_part, float* acc_space, const float* dy,
+                                              const float* gate, const float* x, const Conv2dGeometry& s, idx i0,
+                                              idx i1) {
+  // xp (count, hp, wp): image y, x at (pt + y, pl + x), zeros around, wide enough for every window.
+  const idx hp = std::max(s.pt + s.h, (s.oh - 1) * s.sh + s.kh), wp = std::max(s.pl + s.w, (s.ow - 1) * s.sw + s.kw);
+  const idx count = i1 - i0;
+  float* xp = thread_workspace<PaddedTag>().get(count * hp * wp);
+  std::fill(xp, xp + count * hp * wp, 0.0f);
+  for (idx img = 0; img < count; ++img)
+    for (idx y = 0; y < s.h; ++y)
+      std::copy(x + ((i0 + img) * s.h + y) * s.w, x + ((i0 + img) * s.h + y + 1) * s.w,
+                xp + (img * hp + s.pt + y) * wp + s.pl);
+  const idx out_skip = i0 * s.pixels() * s.cout;
+  const float* dyc = dy + out_skip;
+  const float* gc = gate ? gate + out_skip : nullptr;
+  idx co = 0;
+  for (; co + 16 <= s.cout; co += 16) weights_block_cin1_any<16>(part, dbias_part, dyc, gc, xp, hp, wp, s, count, co);
+  if (co + 8 <= s.cout) weights_block_cin1_any<8>(part, dbias_part, dyc, gc, xp, hp, wp, s, count, co), co += 8;
+  if (co + 4 <= s.cout) weights_block_any<4>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co), co += 4;
+  for (; co < s.cout; ++co) weights_block_any<1>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co);
+}
+#endif
+
+template <Isa L>
 CNNLITE_INLINE void weights_chunk_loops(float* part, float* dbias_part, float* acc_space, const float* dy,
                                         const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1) {
+#if CNNLITE_HAVE_ISA_VARIANTS
+  if (L == Isa::kAvx512 && s.cin == 1 && (s.depth() == 9 || s.depth() == 25) && s.cout >= 8)
+    return weights_chunk_cin1(part, dbias_part, acc_space, dy, gate, x, s, i0, i1);
+#endif
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
     switch (width) {
       case 16: return weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
@@ -257,10 +514,10 @@ CNNLITE_INLINE void weights_chunk_loops(float* part, float* dbias_part, float* a
     }
   });
 }
-CNNLITE_ISA_VARIANTS(, weights_chunk, weights_chunk_loops,
-                     (float* part, float* dbias_part, float* acc_space, const float* dy, const float* gate,
-                      const float* x, const Conv2dGeometry& s, idx i0, idx i1),
-                     (part, dbias_part, acc_space, dy, gate, x, s, i0, i1))
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, weights_chunk, weights_chunk_loops,
+                              (float* part, float* dbias_part, float* acc_space, const float* dy, const float* gate,
+                               const float* x, const Conv2dGeometry& s, idx i0, idx i1),
+                              (part, dbias_part, acc_space, dy, gate, x, s, i0, i1))
 
 // Per-thread workspaces (parallel.h), reused across calls.
 struct AccTag;
