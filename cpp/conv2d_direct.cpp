@@ -207,7 +207,7 @@ CNNLITE_AVX512_INLINE void forward_row_cin1(float* yrow, const float* xi, const 
             acc[c] = _mm512_mask3_fmadd_ps(xv, wv, acc[c], m);
           } else {
             __m512 prod = _mm512_mul_ps(xv, wv);
-            asm volatile("" : "+v"(prod));  // keeps GCC from contracting the multiply and the add into an FMA
+            asm volatile("" : "+v"(prod));  // never an FMA (GCC does not contract this masked add today; keep it so)
             acc[c] = _mm512_mask_add_ps(acc[c], m, acc[c], prod);
           }
         }
