@@ -388,71 +388,66 @@ CNNLITE_INLINE void weights_block_any(float* part, float* dbias_part, float* acc
 struct PaddedTag;
 constexpr idx kPrefetchPixels = 64;
 
-// CB (16 or 8) channels at p in a zmm; 8 twice.
-template <int CB>
-CNNLITE_AVX512_INLINE __m512 load_channels(const float* p) {
-  if (CB == 16) return _mm512_loadu_ps(p);
+// The 8 channels at p, twice.
+CNNLITE_AVX512_INLINE __m512 load_channels_twice(const float* p) {
   return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_loadu_pd(reinterpret_cast<const double*>(p))));
 }
 
-// weights_block_fixed<CB, D> for cin == 1 at AVX-512 on xp, the chunk's images with zero borders (count, hp, wp),
-// with its bits: every dk element sums x * g over the pixels in order, x = 0 for taps in the padding. CB = 16: one
-// zmm per tap, FMAs (as GCC contracts that 512-bit loop). CB = 8: two taps per zmm (lanes 0-7: tap 2i's 8 channels,
-// lanes 8-15: tap 2i + 1's; an odd last tap in a ymm), g in both halves, a multiply then an add (that 256-bit loop
-// has no FMA).
-template <int CB, int D>
+// Tap t's offset from a window's corner in an image of row length wp, for a K x K kernel (K known: the offsets are
+// constants plus multiples of wp, few registers).
+template <int K>
+CNNLITE_INLINE idx tap_offset(int t, idx wp) { return t / K * wp + t % K; }
+
+// weights_block_fixed<8, K * K> for cin == 1 at AVX-512 on xp, the chunk's images with zero borders (count, hp, wp),
+// with its bits: every dk element sums x * g over the pixels in order, x = 0 for taps in the padding, a multiply then
+// an add (that 256-bit loop has no FMA). Two taps per zmm (lanes 0-7: tap 2i's 8 channels, lanes 8-15: tap 2i + 1's;
+// an odd last tap in a ymm), g in both halves. (16-channel blocks stay on weights_block_fixed: it already fills the
+// zmm, and this loop on them measured no faster, both bound by streaming dy and gate.)
+template <int K>
 CNNLITE_AVX512_INLINE void weights_block_cin1(float* part, float* dbias_part, const float* dy, const float* gate,
                                              const float* xp, idx hp, idx wp, const Conv2dGeometry& s, idx count,
                                              idx co0) {
-  constexpr int kAcc = CB == 16 ? D : D / 2;
-  idx off[D];  // per tap: offset in xp from the window's corner
-  for (int t = 0; t < D; ++t) off[t] = (t / s.kw) * wp + t % s.kw;
+  constexpr int D = K * K, kAcc = D / 2;
   __m512 acc[kAcc], bacc = _mm512_setzero_ps();
-#pragma GCC unroll 32
+#pragma GCC unroll 16
   for (int i = 0; i < kAcc; ++i) acc[i] = _mm512_setzero_ps();
   __m256 last = _mm256_setzero_ps();
   for (idx img = 0; img < count; ++img) {
     const float* xi = xp + img * hp * wp;
     const float* dyi = dy + img * s.pixels() * s.cout + co0;
     const float* gi = gate ? gate + img * s.pixels() * s.cout + co0 : nullptr;
+    const idx ow = s.ow, cout = s.cout, sw = s.sw;
     for (idx oy = 0; oy < s.oh; ++oy) {
-      for (idx ox = 0; ox < s.ow; ++ox) {
-        const idx o = (oy * s.ow + ox) * s.cout;
+      const float* xrow = xi + oy * s.sh * wp;
+      const float* dyrow = dyi + oy * ow * cout;
+      const float* grow = gi ? gi + oy * ow * cout : nullptr;
+      for (idx ox = 0; ox < ow; ++ox) {
+        const idx o = ox * cout;
         // dy and gate stream from memory (batch-sized): ask for them kPrefetchPixels ahead (a prefetch past the end
         // does not fault)
-        _mm_prefetch(reinterpret_cast<const char*>(dyi + o + kPrefetchPixels * s.cout), _MM_HINT_T0);
-        if (gi) _mm_prefetch(reinterpret_cast<const char*>(gi + o + kPrefetchPixels * s.cout), _MM_HINT_T0);
-        __m512 g = load_channels<CB>(dyi + o);
-        if (gi)  // gate > 0 ? g : 0, as weights_block_fixed (NaN gates give 0)
-          g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(load_channels<CB>(gi + o), _mm512_setzero_ps(), _CMP_GT_OQ), g);
-        bacc = _mm512_add_ps(bacc, g);  // CB = 8: lanes 0-7 are the 256-bit sum
-        const float* corner = xi + oy * s.sh * wp + ox * s.sw;
-        if (CB == 16) {
-#pragma GCC unroll 32
-          for (int t = 0; t < D; ++t) acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(corner[off[t]]), g, acc[t]);
-        } else {
+        _mm_prefetch(reinterpret_cast<const char*>(dyrow + o + kPrefetchPixels * cout), _MM_HINT_T0);
+        if (grow) _mm_prefetch(reinterpret_cast<const char*>(grow + o + kPrefetchPixels * cout), _MM_HINT_T0);
+        __m512 g = load_channels_twice(dyrow + o);
+        if (grow)  // gate > 0 ? g : 0, as weights_block_fixed (NaN gates give 0)
+          g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(load_channels_twice(grow + o), _mm512_setzero_ps(), _CMP_GT_OQ),
+                                  g);
+        bacc = _mm512_add_ps(bacc, g);  // lanes 0-7: the 256-bit sum
+        const float* corner = xrow + ox * sw;
 #pragma GCC unroll 16
-          for (int i = 0; i < kAcc; ++i) {
-            const __m512 xv = _mm512_mask_broadcastss_ps(_mm512_set1_ps(corner[off[2 * i]]), 0xFF00,
-                                                         _mm_load_ss(corner + off[2 * i + 1]));
-            __m512 prod = _mm512_mul_ps(xv, g);
-            asm volatile("" : "+v"(prod));  // a multiply then an add, never an FMA
-            acc[i] = _mm512_add_ps(acc[i], prod);
-          }
-          if (D % 2) {
-            __m256 prod = _mm256_mul_ps(_mm256_set1_ps(corner[off[D - 1]]), _mm512_castps512_ps256(g));
-            asm volatile("" : "+v"(prod));
-            last = _mm256_add_ps(last, prod);
-          }
+        for (int i = 0; i < kAcc; ++i) {
+          const __m512 xv = _mm512_mask_broadcastss_ps(_mm512_set1_ps(corner[tap_offset<K>(2 * i, wp)]), 0xFF00,
+                                                       _mm_load_ss(corner + tap_offset<K>(2 * i + 1, wp)));
+          __m512 prod = _mm512_mul_ps(xv, g);
+          asm volatile("" : "+v"(prod));  // a multiply then an add, never an FMA
+          acc[i] = _mm512_add_ps(acc[i], prod);
+        }
+        if (D % 2) {
+          __m256 prod = _mm256_mul_ps(_mm256_set1_ps(corner[tap_offset<K>(D - 1, wp)]), _mm512_castps512_ps256(g));
+          asm volatile("" : "+v"(prod));
+          last = _mm256_add_ps(last, prod);
         }
       }
     }
-  }
-  if (CB == 16) {
-#pragma GCC unroll 32
-    for (int t = 0; t < D; ++t) _mm512_storeu_ps(part + t * s.cout + co0, acc[t]);
-    if (dbias_part) _mm512_storeu_ps(dbias_part + co0, bacc);
-    return;
   }
 #pragma GCC unroll 16
   for (int i = 0; i < kAcc; ++i) {
@@ -464,17 +459,8 @@ CNNLITE_AVX512_INLINE void weights_block_cin1(float* part, float* dbias_part, co
   if (dbias_part) _mm256_storeu_ps(dbias_part + co0, _mm512_castps512_ps256(bacc));
 }
 
-// weights_block_cin1 for the block width and depth.
-template <int CB>
-CNNLITE_AVX512_INLINE void weights_block_cin1_any(float* part, float* dbias_part, const float* dy, const float* gate,
-                                                 const float* xp, idx hp, idx wp, const Conv2dGeometry& s, idx count,
-                                                 idx co0) {
-  if (s.depth() == 9) return weights_block_cin1<CB, 9>(part, dbias_part, dy, gate, xp, hp, wp, s, count, co0);
-  weights_block_cin1<CB, 25>(part, dbias_part, dy, gate, xp, hp, wp, s, count, co0);
-}
-
-// weights_chunk_loops at AVX-512 for cin == 1 and a 3x3 or 5x5 kernel: the 16- and 8-channel blocks as
-// weights_block_cin1 on a zero-bordered copy of the chunk's images, the narrower ones as weights_block_any.
+// weights_chunk_loops at AVX-512 for cin == 1, a 3x3 or 5x5 kernel and an 8-channel block: that block as
+// weights_block_cin1 on a zero-bordered copy of the chunk's images, the others as weights_block_any.
 CNNLITE_TARGET_AVX512F void weights_chunk_cin1(float* part, float* dbias_part, float* acc_space, const float* dy,
                                               const float* gate, const float* x, const Conv2dGeometry& s, idx i0,
                                               idx i1) {
@@ -491,8 +477,12 @@ CNNLITE_TARGET_AVX512F void weights_chunk_cin1(float* part, float* dbias_part, f
   const float* dyc = dy + out_skip;
   const float* gc = gate ? gate + out_skip : nullptr;
   idx co = 0;
-  for (; co + 16 <= s.cout; co += 16) weights_block_cin1_any<16>(part, dbias_part, dyc, gc, xp, hp, wp, s, count, co);
-  if (co + 8 <= s.cout) weights_block_cin1_any<8>(part, dbias_part, dyc, gc, xp, hp, wp, s, count, co), co += 8;
+  for (; co + 16 <= s.cout; co += 16) weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co);
+  if (s.kh == 3)
+    weights_block_cin1<3>(part, dbias_part, dyc, gc, xp, hp, wp, s, count, co);
+  else
+    weights_block_cin1<5>(part, dbias_part, dyc, gc, xp, hp, wp, s, count, co);
+  co += 8;
   if (co + 4 <= s.cout) weights_block_any<4>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co), co += 4;
   for (; co < s.cout; ++co) weights_block_any<1>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co);
 }
@@ -502,7 +492,7 @@ template <Isa L>
 CNNLITE_INLINE void weights_chunk_loops(float* part, float* dbias_part, float* acc_space, const float* dy,
                                         const float* gate, const float* x, const Conv2dGeometry& s, idx i0, idx i1) {
 #if CNNLITE_HAVE_ISA_VARIANTS
-  if (L == Isa::kAvx512 && s.cin == 1 && (s.depth() == 9 || s.depth() == 25) && s.cout >= 8)
+  if (L == Isa::kAvx512 && s.cin == 1 && s.kh == s.kw && (s.kh == 3 || s.kh == 5) && s.cout % 16 >= 8)
     return weights_chunk_cin1(part, dbias_part, acc_space, dy, gate, x, s, i0, i1);
 #endif
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
