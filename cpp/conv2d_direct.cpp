@@ -124,11 +124,11 @@ CNNLITE_INLINE void for_channel_blocks(idx cout, Fn fn) {
 }
 
 #if CNNLITE_HAVE_ISA_VARIANTS
-// The AVX-512 paths for one input channel (the first layer of an image network): there the channel-vector loops
-// above do a whole multiply per tap for 8 or 16 useful lanes, with the tap's x broadcast. These put 16 output pixels
-// of a row in a zmm instead and keep the exact bits of those loops: every output gets the same taps in the same
-// order, multiplied and added as the AVX-512F build of the loops does it (fused for 16-channel blocks, where GCC
-// contracts the 512-bit loop into FMAs; a multiply then an add for 8-channel blocks, whose 256-bit loop has no FMA).
+// The AVX-512 paths for one input channel (the first layer of an image network), for 8-channel blocks: there the
+// channel-vector loops above fill only half a zmm (a 256-bit vector per pixel or tap). These fill it (16 output
+// pixels, or 2 taps) and keep the exact bits of those loops: every output gets the same taps in the same order,
+// multiplied and added as the AVX-512F build of the loops does it (a multiply then an add: its 256-bit loops have
+// no FMA; GCC contracts only the 512-bit and scalar ones).
 // Helpers are target-attributed and always inlined into the non-inline entry points below (a helper without the
 // attribute could not inline the intrinsics; a lambda would be such a helper).
 #define CNNLITE_AVX512_INLINE CNNLITE_INLINE CNNLITE_TARGET_AVX512F
@@ -160,25 +160,19 @@ CNNLITE_AVX512_INLINE void swap_bits(__m512* r, int rb, int lb, bool rotate) {
   }
 }
 
-// acc[c] (CB rows, one per channel, 16 pixels each) -> r[j]: for CB = 16 the 16 channels of pixel j; for CB = 8 the
-// 8 channels of pixel 2j, then those of pixel 2j + 1 (16 x CB floats in NHWC order).
-template <int CB>
+// acc[c] (8 rows, one per channel, 16 pixels each) -> acc[j]: the 8 channels of pixel 2j, then those of pixel 2j + 1
+// (16 x 8 floats in NHWC order).
 CNNLITE_AVX512_INLINE void transpose_to_pixels(__m512* acc) {
-  if (CB == 16) {
-#pragma GCC unroll 4
-    for (int b = 0; b < 4; ++b) swap_bits<16>(acc, b, b, false);  // row bits (channel) <-> lane bits (pixel)
-  } else {
-    // row bits c0 c1 c2 <-> lane bits p1 p2 p3, leaving lanes (c2 c1 c0 p0); the rotation makes them (p0 c2 c1 c0)
-    swap_bits<8>(acc, 0, 1, false);
-    swap_bits<8>(acc, 1, 2, false);
-    swap_bits<8>(acc, 2, 3, true);
-  }
+  // row bits c0 c1 c2 <-> lane bits p1 p2 p3, leaving lanes (c2 c1 c0 p0); the rotation makes them (p0 c2 c1 c0)
+  swap_bits<8>(acc, 0, 1, false);
+  swap_bits<8>(acc, 1, 2, false);
+  swap_bits<8>(acc, 2, 3, true);
 }
 
-// One output row (image xi, row oy), output channels [co0, co0 + CB), cin == 1, sw == 1: 16 pixels per step, one
-// zmm accumulator per channel (pixels in lanes), taps (ky, kx) in order broadcast from k. A lane whose tap falls in
-// the padding is masked out of the load and the add, so it gets exactly the taps forward_row_block adds.
-template <int CB>
+// One output row (image xi, row oy), output channels [co0, co0 + 8), cin == 1, sw == 1: 16 pixels per step, one
+// zmm accumulator per channel (pixels in lanes), taps (ky, kx) in order broadcast from k, a multiply then an add
+// (forward_row_block<8>'s 256-bit loop has no FMA). A lane whose tap falls in the padding is masked out of the load
+// and the add, so it gets exactly the taps forward_row_block adds.
 CNNLITE_AVX512_INLINE void forward_row_cin1(float* yrow, const float* xi, const float* k, const float* bias,
                                            const Conv2dGeometry& s, idx oy, idx co0, bool relu) {
   idx ky0, ky1;
@@ -186,9 +180,9 @@ CNNLITE_AVX512_INLINE void forward_row_cin1(float* yrow, const float* xi, const 
   const idx iy0 = oy * s.sh - s.pt;
   for (idx ox0 = 0; ox0 < s.ow; ox0 += 16) {
     const idx pixels = std::min<idx>(16, s.ow - ox0);
-    __m512 acc[CB];  // acc[c]: channel co0 + c of pixels ox0 + lane
-#pragma GCC unroll 16
-    for (int c = 0; c < CB; ++c) acc[c] = bias ? _mm512_set1_ps(bias[co0 + c]) : _mm512_setzero_ps();
+    __m512 acc[8];  // acc[c]: channel co0 + c of pixels ox0 + lane
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) acc[c] = bias ? _mm512_set1_ps(bias[co0 + c]) : _mm512_setzero_ps();
     for (idx ky = ky0; ky < ky1; ++ky) {
       const float* xr = xi + (iy0 + ky) * s.w;                     // input row (w)
       const float* kr = k + ky * s.kw * s.cout + co0;              // kernel row (kw, cout)
@@ -200,35 +194,29 @@ CNNLITE_AVX512_INLINE void forward_row_cin1(float* yrow, const float* xi, const 
         const __mmask16 m = static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
         const __m512 xv = _mm512_maskz_loadu_ps(m, xr + ix0);
         const float* kp = kr + kx * s.cout;
-#pragma GCC unroll 16
-        for (int c = 0; c < CB; ++c) {
-          const __m512 wv = _mm512_set1_ps(kp[c]);
-          if (CB == 16) {
-            acc[c] = _mm512_mask3_fmadd_ps(xv, wv, acc[c], m);
-          } else {
-            __m512 prod = _mm512_mul_ps(xv, wv);
-            asm volatile("" : "+v"(prod));  // never an FMA (GCC does not contract this masked add today; keep it so)
-            acc[c] = _mm512_mask_add_ps(acc[c], m, acc[c], prod);
-          }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+          __m512 prod = _mm512_mul_ps(xv, _mm512_set1_ps(kp[c]));
+          asm volatile("" : "+v"(prod));  // never an FMA (GCC does not contract this masked add today; keep it so)
+          acc[c] = _mm512_mask_add_ps(acc[c], m, acc[c], prod);
         }
       }
     }
     if (relu)  // r < 0 ? 0 : r, as Lanes::relu (NaN and -0 pass through)
-#pragma GCC unroll 16
-      for (int c = 0; c < CB; ++c)
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c)
         acc[c] = _mm512_mask_mov_ps(acc[c], _mm512_cmp_ps_mask(acc[c], _mm512_setzero_ps(), _CMP_LT_OQ),
                                     _mm512_setzero_ps());
-    transpose_to_pixels<CB>(acc);
+    transpose_to_pixels(acc);
     float* yp = yrow + ox0 * s.cout + co0;
-    if (CB == 16) {
-      for (idx p = 0; p < pixels; ++p) _mm512_storeu_ps(yp + p * s.cout, acc[p]);
-    } else if (s.cout == 8) {  // pixel pairs contiguous
+    if (s.cout == 8) {  // pixel pairs contiguous
       for (idx j = 0; 2 * j < pixels; ++j)
         _mm512_mask_storeu_ps(yp + 2 * j * 8, 2 * j + 1 < pixels ? 0xFFFF : 0x00FF, acc[j]);
     } else {
       for (idx p = 0; p < pixels; ++p) {
-        const __m512 v = acc[p / 2];
-        _mm256_storeu_ps(yp + p * s.cout, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), p % 2)));
+        const __m512d v = _mm512_castps_pd(acc[p / 2]);  // (the extract's lane must be an immediate)
+        _mm256_storeu_ps(yp + p * s.cout,
+                         _mm256_castpd_ps(p % 2 ? _mm512_extractf64x4_pd(v, 1) : _mm512_extractf64x4_pd(v, 0)));
       }
     }
   }
@@ -236,8 +224,8 @@ CNNLITE_AVX512_INLINE void forward_row_cin1(float* yrow, const float* xi, const 
 
 // forward_rows_loops at AVX-512 for cin == 1, sw == 1 and an 8-channel block: that block as forward_row_cin1, the
 // others as forward_row_block (the blocks of for_channel_blocks, written out: no lambda, see above). (16-channel
-// blocks stay on forward_row_block: it already fills the zmm with channels and does as many FMAs as
-// forward_row_cin1<16>, which adds a transpose; measured slower, see BENCHMARKS.md.)
+// blocks stay on forward_row_block: it already fills the zmm with channels; pixels in lanes there do as many FMAs
+// plus a transpose, and measured no faster: BENCHMARKS.md, direct section.)
 CNNLITE_TARGET_AVX512F void forward_rows_cin1(float* y, const float* x, const float* k, const float* bias,
                                              const Conv2dGeometry& s, idx r0, idx r1, bool relu) {
   for (idx r = r0; r < r1; ++r) {
@@ -246,7 +234,7 @@ CNNLITE_TARGET_AVX512F void forward_rows_cin1(float* y, const float* x, const fl
     float* yrow = y + r * s.ow * s.cout;
     idx co = 0;
     for (; co + 16 <= s.cout; co += 16) forward_row_block<16>(yrow, xi, k, bias, s, oy, co, relu);
-    if (co + 8 <= s.cout) forward_row_cin1<8>(yrow, xi, k, bias, s, oy, co, relu), co += 8;
+    if (co + 8 <= s.cout) forward_row_cin1(yrow, xi, k, bias, s, oy, co, relu), co += 8;
     if (co + 4 <= s.cout) forward_row_block<4>(yrow, xi, k, bias, s, oy, co, relu), co += 4;
     for (; co < s.cout; ++co) forward_row_block<1>(yrow, xi, k, bias, s, oy, co, relu);
   }
