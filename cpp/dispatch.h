@@ -65,3 +65,22 @@ Isa set_isa(Isa level);
 #define CNNLITE_ISA_VARIANTS(attrs, name, impl, params, args) \
   attrs void name params { impl args; }
 #endif
+
+// As CNNLITE_ISA_VARIANTS, with impl a template on the level (impl<Isa::kAvx512> in name_avx512, and so on): for
+// loops that take a hand-written path at some level and the shared source elsewhere.
+#if CNNLITE_HAVE_ISA_VARIANTS
+#define CNNLITE_ISA_VARIANTS_BY_LEVEL(attrs, name, impl, params, args)                    \
+  attrs void name##_generic params { impl<::cnnlite::Isa::kGeneric> args; }               \
+  attrs CNNLITE_TARGET_AVX2 void name##_avx2 params { impl<::cnnlite::Isa::kAvx2> args; } \
+  attrs CNNLITE_TARGET_AVX512F void name##_avx512 params { impl<::cnnlite::Isa::kAvx512> args; } \
+  void name params {                                                                      \
+    switch (::cnnlite::isa()) {                                                           \
+      case ::cnnlite::Isa::kAvx512: return name##_avx512 args;                            \
+      case ::cnnlite::Isa::kAvx2: return name##_avx2 args;                                \
+      default: return name##_generic args;                                                \
+    }                                                                                     \
+  }
+#else
+#define CNNLITE_ISA_VARIANTS_BY_LEVEL(attrs, name, impl, params, args) \
+  attrs void name params { impl<::cnnlite::Isa::kGeneric> args; }
+#endif

@@ -12,7 +12,8 @@ import cnnlite
 from cnnlite import _kernels as K
 
 import conv_algos
-from reference_conv import conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, numeric_grad
+from reference_conv import (conv2d_backward_ref, conv2d_forward_ref, conv_data, conv_pads, direct_forward_bits,
+                            direct_weights_bits, fused_widths, numeric_grad)
 
 
 @pytest.fixture
@@ -190,3 +191,128 @@ def test_benchmark_script_runs(tmp_path):
         assert out.returncode == 0, out.stderr
         lines = out.stdout.strip().splitlines()
         assert lines[-2].split()[-1] == "direct" and lines[-1].split()[-1] == "gemm"
+
+
+# One input channel (the AVX-512 paths: 8-channel forward blocks with pixels in lanes; 16- and 8-channel weight-gradient
+# blocks of 3x3 / 5x5 kernels on a zero-bordered copy). (n, h, w, kh, kw, cout, sh, sw, pads): widths around and
+# below the 16-pixel step, every channel-block mix, strides (sw > 1 and other depths keep the channel-vector loops).
+CIN1_CASES = [
+    (3, 28, 28, 3, 3, 8, 1, 1, "same"),       # the CNN-8's convolution
+    (3, 28, 28, 3, 3, 16, 1, 1, "valid"),     # the full network's conv1
+    (2, 7, 17, 3, 3, 8, 1, 1, "valid"),       # 15 pixels: one partial step
+    (2, 9, 33, 3, 3, 24, 1, 1, "same"),       # 16 + 8 channels, 33 = 2 * 16 + 1 pixels
+    (2, 6, 5, 3, 3, 8, 1, 1, "same"),         # a row narrower than the pad-masked step
+    (2, 11, 13, 5, 5, 12, 1, 1, "same"),      # 5x5, 8 + 4 channels
+    (2, 10, 21, 5, 5, 25, 2, 1, "valid"),     # 16 + 8 + 1 channels, row stride 2
+    (2, 9, 19, 3, 3, 9, 1, 1, (2, 0, 3, 1)),  # asymmetric pads, 8 + 1 channels
+    (2, 4, 4, 3, 3, 8, 3, 3, (2, 2, 2, 2)),   # windows of pure padding, strides 3
+    (2, 8, 20, 3, 3, 40, 1, 2, "same"),       # column stride 2 (channel-vector forward loops)
+    (2, 6, 22, 2, 4, 8, 1, 1, "same"),        # 2x4 (depth 8: the generic weight-gradient loop)
+]
+
+
+def _cin1_data(rng, case, special):
+    n, h, w, kh, kw, cout, sh, sw, mode = case
+    x, k, b = conv_data(rng, n, h, w, 1, kh, kw, cout)
+    if special:  # NaN / inf in the input and the kernel: they must reach exactly the outputs whose taps they are
+        x.flat[rng.choice(x.size, 3, replace=False)] = [np.nan, np.inf, -np.inf]
+        k.flat[rng.integers(k.size)] = np.inf
+    return x, k, b, conv_pads(mode, h, w, kh, kw, sh, sw)
+
+
+def _same_bits(a, b, nan_sign=True):
+    """Bitwise equal; nan_sign=False: NaNs anywhere count equal whatever their sign and payload."""
+    if a.shape != b.shape:
+        return False
+    if nan_sign:
+        return a.tobytes() == b.tobytes()
+    both = np.isnan(a) & np.isnan(b)
+    return np.array_equal(np.isnan(a), np.isnan(b)) and np.where(both, 0, a).tobytes() == np.where(both, 0, b).tobytes()
+
+
+@pytest.fixture(params=[i for i in ("avx512", "avx2", "generic")])
+def isa(request):
+    if request.param not in K.available_isas():
+        pytest.skip(f"this CPU lacks {request.param}")
+    old = K.set_isa(request.param)
+    yield request.param
+    K.set_isa(old)
+
+
+@pytest.mark.parametrize("case", CIN1_CASES, ids=str)
+@pytest.mark.parametrize("special", [False, True], ids=["finite", "nan_inf"])
+def test_direct_cin1_forward_bits_match_the_rounding_reference(direct, rng, isa, case, special):
+    # Every output: bias, then its taps inside the input in (ky, kx) order, each a multiply then an add, or an FMA
+    # where the level's build fuses them (reference_conv.fused_widths); then the ReLU. Bit for bit.
+    _, _, _, kh, kw, cout, sh, sw, _ = case
+    x, k, b, pads = _cin1_data(rng, case, special)
+    for bias in (b, None):
+        for relu in (False, True):
+            y = direct.conv2d_forward(x, k, bias, sh, sw, *pads, relu=relu)
+            ref = direct_forward_bits(x, k, bias, sh, sw, *pads, relu, fused_widths(isa))
+            assert _same_bits(y, ref, nan_sign=not special), (bias is None, relu)
+    if not special:
+        np.testing.assert_allclose(y, np.maximum(conv2d_forward_ref(x, k, None, sh, sw, *pads), 0), rtol=1e-5,
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CIN1_CASES, ids=str)
+@pytest.mark.parametrize("special", [False, True], ids=["finite", "nan_inf"])
+def test_direct_cin1_weight_gradient_bits_match_the_rounding_reference(direct, rng, isa, case, special):
+    # Per chunk of images, every dk element sums x * g over the pixels in order (x = 0 for taps in the padding), then
+    # the chunks in order; gated by the ReLU's output or not. Bit for bit. (The 2x4 kernel's loop skips padding
+    # taps instead of adding 0 * g: only finite data there.)
+    _, _, _, kh, kw, cout, sh, sw, _ = case
+    if special and kh * kw not in (9, 25):
+        pytest.skip("the generic weight-gradient loop skips the taps in the padding")
+    x, k, b, pads = _cin1_data(rng, case, special)
+    y = direct.conv2d_forward(x, k, b, sh, sw, *pads, relu=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    if special:
+        dy.flat[rng.choice(dy.size, 2, replace=False)] = [np.inf, np.nan]
+    for gate in (None, y):
+        _, dk, db = direct.conv2d_backward(dy, x, k, sh, sw, *pads, need_dx=False, y=gate)
+        rdk, rdb = direct_weights_bits(dy, x, (kh, kw), sh, sw, *pads, gate, fused_widths(isa))
+        assert _same_bits(dk, rdk, nan_sign=not special) and _same_bits(db, rdb, nan_sign=not special), gate is None
+    if not special:
+        rdk, rdb = conv2d_backward_ref(dy * (y > 0), x, k, sh, sw, *pads)[1:]
+        scale = np.sqrt(y.size / cout)
+        np.testing.assert_allclose(dk, rdk, rtol=2e-4, atol=1e-4 * scale)
+        np.testing.assert_allclose(db, rdb, rtol=2e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("cout", [8, 12])
+def test_direct_cin1_avx512_equals_generic_where_neither_fuses(direct, rng, cout):
+    # 8- and 4-channel blocks have no FMA at any level: the AVX-512 paths give the portable loops' bits.
+    if "avx512" not in K.available_isas():
+        pytest.skip("no AVX-512")
+    x, k, b = conv_data(rng, 6, 28, 28, 1, 3, 3, cout)
+    dy = rng.standard_normal((6, 28, 28, cout)).astype(np.float32)
+    out = {}
+    for level in ("avx512", "generic"):
+        old = K.set_isa(level)
+        try:
+            y = direct.conv2d_forward(x, k, b, 1, 1, 1, 1, 1, 1, relu=True)
+            out[level] = (y,) + direct.conv2d_backward(dy, x, k, 1, 1, 1, 1, 1, 1, need_dx=False, y=y)[1:]
+        finally:
+            K.set_isa(old)
+    assert all(a.tobytes() == g.tobytes() for a, g in zip(out["avx512"], out["generic"]))
+
+
+@pytest.mark.parametrize("cout,pads", [(8, (1, 1, 1, 1)), (16, (0, 0, 0, 0)), (24, (2, 0, 1, 2))])
+def test_direct_cin1_bitwise_identical_for_1_2_3_threads(direct, rng, cout, pads):
+    # 50 images: chunks of 2 (weight gradient) and tasks of 73-79 rows (forward) spread over the threads.
+    x, k, b = conv_data(rng, 50, 28, 28, 1, 3, 3, cout)
+    oh, ow = 28 + pads[0] + pads[1] - 2, 28 + pads[2] + pads[3] - 2
+    dy = rng.standard_normal((50, oh, ow, cout)).astype(np.float32)
+    old = cnnlite.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            cnnlite.set_num_threads(threads)
+            y = direct.conv2d_forward(x, k, b, 1, 1, *pads, relu=True)
+            results.append((y,) + direct.conv2d_backward(dy, x, k, 1, 1, *pads, need_dx=False, y=y)[1:])
+    finally:
+        cnnlite.set_num_threads(old)
+    for other in results[1:]:
+        assert all(a.tobytes() == o.tobytes() for a, o in zip(results[0], other))
