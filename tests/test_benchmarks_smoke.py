@@ -155,3 +155,14 @@ def test_benchmarks_quick_with_peers_print_ratios(tmp_path):
 def test_hdf5_load_bound_benchmark_runs(tmp_path):
     out = _run("bench_hdf5_load.py", ["--quick"], tmp_path)
     assert out.count("bounded") == 3 and "small" in out, out
+
+
+@needs_api
+def test_ab_conv_direct_compares_a_build_with_itself(tmp_path):
+    import cnnlite
+    root = str(pathlib.Path(cnnlite.__file__).resolve().parent.parent)   # the installed build (or the in-place tree)
+    out = _run("ab_conv_direct.py", ["--a", root, "--b", root, "--calls", "2", "--batch", "8"], tmp_path)
+    rows = [line for line in out.splitlines() if "b/a" in line]
+    assert [r.split()[0] + " " + r.split()[1] for r in rows] == ["cnn8 forward", "cnn8 weights", "conv1 forward",
+                                                                  "conv1 weights"]
+    assert all(r.endswith("bitwise equal") for r in rows)
