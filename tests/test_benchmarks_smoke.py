@@ -155,3 +155,11 @@ def test_benchmarks_quick_with_peers_print_ratios(tmp_path):
 def test_hdf5_load_bound_benchmark_runs(tmp_path):
     out = _run("bench_hdf5_load.py", ["--quick"], tmp_path)
     assert out.count("bounded") == 3 and "small" in out, out
+
+
+def test_pool_store_backward_ab_runs(tmp_path):
+    import cnnlite
+    tree = str(pathlib.Path(cnnlite.__file__).resolve().parent.parent)  # wherever this cnnlite imports from
+    out = _run("bench_pool_store_bwd.py", ["--a", tree, "--b", tree, "--batch", "8", "--repeats", "1",
+                                           "--threads", "1"], tmp_path)
+    assert "outputs bitwise equal: True" in out and out.count("b/a") == 4, out
