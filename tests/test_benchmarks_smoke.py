@@ -166,3 +166,11 @@ def test_ab_conv_direct_compares_a_build_with_itself(tmp_path):
     assert [r.split()[0] + " " + r.split()[1] for r in rows] == ["cnn8 forward", "cnn8 weights", "conv1 forward",
                                                                   "conv1 weights"]
     assert all(r.endswith("bitwise equal") for r in rows)
+
+
+def test_pool_store_backward_ab_runs(tmp_path):
+    import cnnlite
+    tree = str(pathlib.Path(cnnlite.__file__).resolve().parent.parent)  # wherever this cnnlite imports from
+    out = _run("bench_pool_store_bwd.py", ["--a", tree, "--b", tree, "--batch", "8", "--repeats", "1",
+                                           "--threads", "1"], tmp_path)
+    assert "outputs bitwise equal: True" in out and out.count("b/a") == 4, out

@@ -13,13 +13,19 @@ from settings import threads
 WINDOW = (2, 2, 2, 2, 0, 0, 0, 0)
 
 # (n, h, w, cin, cout, pads): valid convolutions (the chapter's, odd batch, channel counts off the 16/8 lanes), a
-# 'same' one (its input-gradient patches straddle the pooling windows) and asymmetric pads.
+# 'same' one (its input-gradient patches straddle the pooling windows) and asymmetric pads; mixed pads of 0-2, where
+# the input gradient's tile rows and columns start on a window or inside one (its column ring computes whole windows
+# only where both are aligned), with 16 + 16 + 8 channels; and tile blocks that start mid tile row and mid image.
 SHAPES = [
     (3, 26, 26, 16, 32, (0, 0, 0, 0)),
     (2, 12, 12, 32, 64, (0, 0, 0, 0)),
     (1, 6, 8, 3, 5, (0, 0, 0, 0)),
     (5, 10, 8, 20, 17, (1, 1, 1, 1)),
     (4, 7, 9, 9, 25, (0, 1, 0, 1)),
+    (2, 9, 11, 24, 40, (2, 1, 1, 2)),
+    (3, 14, 13, 40, 7, (1, 1, 0, 1)),
+    (2, 8, 8, 6, 13, (2, 2, 2, 2)),
+    (20, 10, 10, 16, 16, (0, 0, 0, 0)),
 ]
 
 
