@@ -50,10 +50,8 @@ Isa set_isa(Isa level);
 // extra attributes attrs. impl must be always_inline (as must every helper and lambda it calls), so that it is
 // compiled into each build.
 #if CNNLITE_HAVE_ISA_VARIANTS
-#define CNNLITE_ISA_VARIANTS(attrs, name, impl, params, args) \
-  attrs void name##_generic params { impl args; }             \
-  attrs CNNLITE_TARGET_AVX2 void name##_avx2 params { impl args; } \
-  attrs CNNLITE_TARGET_AVX512F void name##_avx512 params { impl args; } \
+// The entry point of a set of variants: calls the build of the level in use.
+#define CNNLITE_ISA_DISPATCH(name, params, args)               \
   void name params {                                          \
     switch (::cnnlite::isa()) {                               \
       case ::cnnlite::Isa::kAvx512: return name##_avx512 args; \
@@ -61,6 +59,11 @@ Isa set_isa(Isa level);
       default: return name##_generic args;                    \
     }                                                         \
   }
+#define CNNLITE_ISA_VARIANTS(attrs, name, impl, params, args) \
+  attrs void name##_generic params { impl args; }             \
+  attrs CNNLITE_TARGET_AVX2 void name##_avx2 params { impl args; } \
+  attrs CNNLITE_TARGET_AVX512F void name##_avx512 params { impl args; } \
+  CNNLITE_ISA_DISPATCH(name, params, args)
 #else
 #define CNNLITE_ISA_VARIANTS(attrs, name, impl, params, args) \
   attrs void name params { impl args; }
@@ -73,13 +76,7 @@ Isa set_isa(Isa level);
   attrs void name##_generic params { impl<::cnnlite::Isa::kGeneric> args; }               \
   attrs CNNLITE_TARGET_AVX2 void name##_avx2 params { impl<::cnnlite::Isa::kAvx2> args; } \
   attrs CNNLITE_TARGET_AVX512F void name##_avx512 params { impl<::cnnlite::Isa::kAvx512> args; } \
-  void name params {                                                                      \
-    switch (::cnnlite::isa()) {                                                           \
-      case ::cnnlite::Isa::kAvx512: return name##_avx512 args;                            \
-      case ::cnnlite::Isa::kAvx2: return name##_avx2 args;                                \
-      default: return name##_generic args;                                                \
-    }                                                                                     \
-  }
+  CNNLITE_ISA_DISPATCH(name, params, args)
 #else
 #define CNNLITE_ISA_VARIANTS_BY_LEVEL(attrs, name, impl, params, args) \
   attrs void name params { impl<::cnnlite::Isa::kGeneric> args; }
