@@ -223,14 +223,21 @@ def _check_usable_after_interrupt(model, x, y, tmp_path, completed_epochs, build
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
     path = tmp_path / "after_interrupt.keras"
     model.save(path)
-    np.testing.assert_array_equal(load_model(path).predict(x, verbose=0), probs)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), probs)
     loss_before = model.evaluate(x, y, verbose=0)[0]
     history = model.fit(x, y, batch_size=40, epochs=3, verbose=0)   # training resumes
     assert len(history.history["loss"]) == 3 and np.all(np.isfinite(history.history["loss"]))
     assert any(not np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    # The state the interrupt left is whole: the file written from it (weights, optimizer slots, generators, dropout
+    # steps) continues training exactly as the model in memory does.
+    loaded.fit(x, y, batch_size=40, epochs=3, verbose=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
     # How far training got before the interrupt depends on the machine's speed; near its minimum three more epochs
-    # may raise the loss a little (seen: +1.6 %), a broken state far more.
-    assert model.evaluate(x, y, verbose=0)[0] < 1.25 * loss_before
+    # may raise the loss a little (seen: 0.00029 -> 0.00066 after 6 epochs of the wide CNN; +1.6 % from 0.035), a
+    # broken state by orders of magnitude (a fresh model's loss is about ln 3 = 1.1).
+    assert model.evaluate(x, y, verbose=0)[0] < 1.25 * loss_before + 0.01
 
 
 @pytest.mark.parametrize("hook, epoch, batch", [("on_train_batch_begin", 0, 0), ("on_train_batch_end", 1, 2),
