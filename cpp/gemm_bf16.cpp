@@ -63,8 +63,8 @@ inline float ftz(float x) { return std::fabs(x) < FLT_MIN ? std::copysign(0.0f, 
 // The portable micro-kernel: vdpbf16ps emulated element by element (high pair element first, each step rounded,
 // subnormal results flushed). Inputs are never subnormal (bf16_round flushed them), nor is acc.
 template <int NV>
-void micro_portable(idx kp, const uint32_t* a, idx ars, const uint32_t* b, float* c, idx ldc, idx mv, idx nv,
-                    const float* bias, bool relu) {
+void micro_portable(idx kp, const uint32_t* a, idx ars, idx aps, const uint32_t* b, float* c, idx ldc, idx mv,
+                    idx nv, const float* bias, bool relu) {
   constexpr int NR = 16 * NV;
   float acc[kMR][NR];
   for (int i = 0; i < kMR; ++i)
@@ -84,7 +84,7 @@ void micro_portable(idx kp, const uint32_t* a, idx ars, const uint32_t* b, float
         acc[i][j] = ftz(t + al * bl[j]);
       }
     }
-    a += ars > 0 ? 1 : kMR;
+    a += ars > 0 ? 1 : aps;
     b += NR;
   }
   for (idx i = 0; i < mv; ++i)
@@ -112,17 +112,22 @@ void convert_rows_portable(uint32_t* dst, idx dst_ld, const float* x, idx ld, id
   }
 }
 
-void pair_rows_portable(uint32_t* d, const float* lo, const float* hi, idx count) {
-  const alias_u32* l = reinterpret_cast<const alias_u32*>(lo);
-  const alias_u32* h = reinterpret_cast<const alias_u32*>(hi);
-  for (idx r = 0; r < count; ++r) d[r] = round_bits(l[r]) | (h ? round_bits(h[r]) << 16 : 0u);
+void pack_pairs_portable(uint32_t* dst, idx width, const float* x, idx ld, idx k, idx count) {
+  const idx kp = (k + 1) / 2;
+  for (idx q = 0; q < kp; ++q) {
+    const alias_u32* l = reinterpret_cast<const alias_u32*>(x + 2 * q * ld);
+    const alias_u32* h = 2 * q + 1 < k ? l + ld : nullptr;
+    uint32_t* __restrict d = dst + q * width;
+    for (idx r = 0; r < count; ++r) d[r] = round_bits(l[r]) | (h ? round_bits(h[r]) << 16 : 0u);
+    for (idx r = count; r < width; ++r) d[r] = 0;
+  }
 }
 
-gemm_bf16_detail::PairFn pair_for() {
+gemm_bf16_detail::PackPairsFn pack_pairs_for() {
 #ifdef CNNLITE_X86
-  if (use_avx512_bf16()) return gemm_bf16_detail::pair_rows_avx512bf16();
+  if (use_avx512_bf16()) return gemm_bf16_detail::pack_pairs_avx512bf16();
 #endif
-  return pair_rows_portable;
+  return pack_pairs_portable;
 }
 
 gemm_bf16_detail::ConvertFn convert_for() {
@@ -139,7 +144,10 @@ void convert_a(uint32_t* dst, const float* a, idx lda, idx m, idx k, idx m_sl, g
   const idx kp = (k + 1) / 2;
   parallel_for(m_sl, [&](idx s) {
     const idx r0 = s * kMR, rows = std::min<idx>(kMR, m - r0);
-    convert(dst + r0 * kp, kp, a + r0 * lda, lda, rows, k);
+    if (lda == k && k % 2 == 0)  // the sliver's rows and their pairs are contiguous: one run of rows * k floats
+      convert(dst + r0 * kp, rows * kp, a + r0 * lda, rows * k, 1, rows * k);
+    else
+      convert(dst + r0 * kp, kp, a + r0 * lda, lda, rows, k);
     std::fill(dst + (r0 + rows) * kp, dst + (r0 + kMR) * kp, 0u);
   }, parallel);
 }
@@ -152,13 +160,7 @@ void pack_sliver(uint32_t* __restrict dst, const float* x, idx ld, bool trans, i
   const idx kp = ceil_div(k, 2), kfull = k / 2;
   const alias_u32* u = reinterpret_cast<const alias_u32*>(x);
   if (trans) {  // rows of op(x) are columns of x: each k step reads `rows` contiguous floats
-    const gemm_bf16_detail::PairFn pair = pair_for();
-    for (idx q = 0; q < kp; ++q) {
-      const float* lo = x + (2 * q) * ld + r0;
-      uint32_t* __restrict d = dst + q * width;
-      pair(d, lo, q < kfull ? lo + ld : nullptr, rows);
-      for (idx r = rows; r < width; ++r) d[r] = 0;
-    }
+    pack_pairs_for()(dst, width, x + r0, ld, k, rows);
     return;
   }
   for (idx r = 0; r < width; ++r) {  // one row of x at a time: contiguous pairs
@@ -210,13 +212,19 @@ void gemm_bf16(float* c, const float* a, const float* b, const float* bias, idx 
   const idx lda = trans_a ? m : k, ldb = trans_b ? k : n;
   // op(b) (k x n) packed as slivers of its columns: column j of op(b) is row j of op(b)^T, which is b itself when
   // trans_b, else b read transposed.
-  // op(a) = a: row-major pairs (a vector conversion, no transposition); a^T: pair-major slivers.
-  if (trans_a)
-    parallel_for(m_sl, [&](idx s) {
-      pack_sliver(ap + s * kp * kMR, a, lda, true, s * kMR, std::min<idx>(kMR, m - s * kMR), k, kMR);
+  // op(a) = a: row-major pairs (a vector conversion, no transposition); a^T: pair-major, all m_sl * kMR rows of a
+  // pair side by side (sliver s reads words [s * kMR, (s + 1) * kMR) of each), packed in runs of pairs.
+  const idx a_width = m_sl * kMR;
+  if (trans_a) {
+    const gemm_bf16_detail::PackPairsFn pack = pack_pairs_for();
+    constexpr idx kPairsPerTask = 64;
+    parallel_for(ceil_div(kp, kPairsPerTask), [&](idx t) {
+      const idx q0 = t * kPairsPerTask, q1 = std::min(kp, q0 + kPairsPerTask);
+      pack(ap + q0 * a_width, a_width, a + 2 * q0 * lda, lda, std::min(k, 2 * q1) - 2 * q0, m);
     }, parallel);
-  else
+  } else {
     convert_a(ap, a, lda, m, k, m_sl, convert_for(), parallel);
+  }
   const idx ars = trans_a ? 0 : kp;
   parallel_for(n_sl, [&](idx s) {
     pack_sliver(bp + s * kp * NR, b, ldb, !trans_b, s * NR, std::min<idx>(NR, n - s * NR), k, NR);
@@ -230,7 +238,8 @@ void gemm_bf16(float* c, const float* a, const float* b, const float* bias, idx 
     const float* bias_j = bias ? bias + j0 : nullptr;
     for (idx s = rt * kSliversPerTask; s < std::min(m_sl, (rt + 1) * kSliversPerTask); ++s) {
       const idx i0 = s * kMR;
-      micro(kp, ap + s * kp * kMR, ars, bs, c + i0 * n + j0, n, std::min<idx>(kMR, m - i0), nv, bias_j, relu);
+      const uint32_t* as = trans_a ? ap + i0 : ap + i0 * kp;
+      micro(kp, as, ars, a_width, bs, c + i0 * n + j0, n, std::min<idx>(kMR, m - i0), nv, bias_j, relu);
     }
   }, parallel);
 }
@@ -265,8 +274,8 @@ void gemm_bf16_packed(float* c, idx ldc, const float* a, idx lda, const uint32_t
   for (idx i0 = 0; i0 < m; i0 += kMR) {
     const idx rows = std::min<idx>(kMR, m - i0);
     for (idx j0 = 0; j0 < n; j0 += nr)
-      micro(kp, ap + i0 * kp, kp, bp + (j0 / nr) * kp * nr, c + i0 * ldc + j0, ldc, rows, std::min<idx>(nr, n - j0),
-            nullptr, false);
+      micro(kp, ap + i0 * kp, kp, 0, bp + (j0 / nr) * kp * nr, c + i0 * ldc + j0, ldc, rows,
+            std::min<idx>(nr, n - j0), nullptr, false);
   }
 }
 

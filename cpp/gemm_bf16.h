@@ -46,20 +46,22 @@ namespace gemm_bf16_detail {
 
 constexpr int kMR = 12;  // micro-tile rows
 // One micro-tile: c (mv x nv, leading dimension ldc) = the pair-wise dot products of an a-sliver (kp pairs x kMR
-// rows; pair q of row i, low half k = 2q and high half k = 2q + 1, at a[q * kMR + i] when ars == 0 (pair-major),
-// else at a[i * ars + q] (row-major)) and a b-sliver (kp pairs x nr columns, b[q * nr + j]) [+ bias (nv)] [relu].
-// nr = 16 * nv_vectors.
-using MicroFn = void (*)(idx kp, const uint32_t* a, idx ars, const uint32_t* b, float* c, idx ldc, idx mv, idx nv,
-                         const float* bias, bool relu);
+// rows; pair q of row i, low half k = 2q and high half k = 2q + 1, at a[q * aps + i] when ars == 0 (pair-major, aps
+// >= kMR words from one pair to the next), else at a[i * ars + q] (row-major)) and a b-sliver (kp pairs x nr columns,
+// b[q * nr + j]) [+ bias (nv)] [relu]. nr = 16 * nv_vectors.
+using MicroFn = void (*)(idx kp, const uint32_t* a, idx ars, idx aps, const uint32_t* b, float* c, idx ldc, idx mv,
+                         idx nv, const float* bias, bool relu);
 // Row-major pairs of `rows` rows of x (k floats each, leading dimension ld): dst[r * dst_ld + q] = the bf16 pair
 // (x[r][2q], x[r][2q + 1]) (an odd k's last pair has a zero high half), bf16_round's bits.
 using ConvertFn = void (*)(uint32_t* dst, idx dst_ld, const float* x, idx ld, idx rows, idx k);
-// Pairs of two rows: d[r] = the bf16 pair (lo[r], hi[r]) for r < count (hi null: a zero high half).
-using PairFn = void (*)(uint32_t* d, const float* lo, const float* hi, idx count);
+// Pair-major packing of the first `count` columns of x (k rows, leading dimension ld): for each pair q < ceil(k / 2),
+// dst[q * width + r] = the bf16 pair (x[2q][r], x[2q + 1][r]) for r < count (an odd k's last pair has a zero high
+// half) and 0 for count <= r < width.
+using PackPairsFn = void (*)(uint32_t* dst, idx width, const float* x, idx ld, idx k, idx count);
 #ifdef CNNLITE_X86
 MicroFn micro_avx512bf16(int nv_vectors);  // gemm_bf16_avx512bf16.cpp
 ConvertFn convert_rows_avx512bf16();       // vcvtne2ps2bf16 / vcvtneps2bf16: the same bits as bf16_round
-PairFn pair_rows_avx512bf16();
+PackPairsFn pack_pairs_avx512bf16();
 #endif
 
 }  // namespace gemm_bf16_detail

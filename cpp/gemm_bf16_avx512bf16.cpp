@@ -16,8 +16,8 @@ inline __mmask16 low_mask(idx n) {
 }
 
 template <int NV, bool RowMajor>
-__attribute__((always_inline)) inline void tile(idx kp, const uint32_t* a, idx ars, const uint32_t* b, float* c,
-                                                idx ldc, idx mv, idx nv, const float* bias, bool relu) {
+__attribute__((always_inline)) inline void tile(idx kp, const uint32_t* a, idx ars, idx aps, const uint32_t* b,
+                                                float* c, idx ldc, idx mv, idx nv, const float* bias, bool relu) {
   constexpr int NR = 16 * NV;
   __m512 acc[MR][NV];
 #pragma GCC unroll 12
@@ -34,7 +34,7 @@ __attribute__((always_inline)) inline void tile(idx kp, const uint32_t* a, idx a
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], ai, bv[v]);
     }
-    a += RowMajor ? 1 : MR;
+    a += RowMajor ? 1 : aps;
     b += NR;
   }
   __mmask16 mask[NV];
@@ -58,12 +58,12 @@ __attribute__((always_inline)) inline void tile(idx kp, const uint32_t* a, idx a
 }
 
 template <int NV>
-void micro(idx kp, const uint32_t* a, idx ars, const uint32_t* b, float* c, idx ldc, idx mv, idx nv, const float* bias,
-           bool relu) {
+void micro(idx kp, const uint32_t* a, idx ars, idx aps, const uint32_t* b, float* c, idx ldc, idx mv, idx nv,
+           const float* bias, bool relu) {
   if (ars > 0)
-    tile<NV, true>(kp, a, ars, b, c, ldc, mv, nv, bias, relu);
+    tile<NV, true>(kp, a, ars, aps, b, c, ldc, mv, nv, bias, relu);
   else
-    tile<NV, false>(kp, a, ars, b, c, ldc, mv, nv, bias, relu);
+    tile<NV, false>(kp, a, ars, aps, b, c, ldc, mv, nv, bias, relu);
 }
 
 void convert_rows(uint32_t* dst, idx dst_ld, const float* x, idx ld, idx rows, idx k) {
@@ -80,22 +80,28 @@ void convert_rows(uint32_t* dst, idx dst_ld, const float* x, idx ld, idx rows, i
   }
 }
 
-void pair_rows(uint32_t* d, const float* lo, const float* hi, idx count) {
-  for (idx r = 0; r < count; r += 16) {
-    const __mmask16 m = low_mask(count - r);
-    const __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo + r)));
-    __m512i pairs = l;
-    if (hi) {
-      const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, hi + r)));
-      pairs = _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+void pack_pairs(uint32_t* dst, idx width, const float* x, idx ld, idx k, idx count) {
+  const idx kp = (k + 1) / 2;
+  for (idx q = 0; q < kp; ++q) {
+    const float* lo = x + 2 * q * ld;
+    const bool has_hi = 2 * q + 1 < k;
+    uint32_t* d = dst + q * width;
+    for (idx r = 0; r < width; r += 16) {
+      const __mmask16 m = low_mask(count - r);  // past count: zeros (masked loads of nothing)
+      const __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo + r)));
+      __m512i pairs = l;
+      if (has_hi) {
+        const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, lo + ld + r)));
+        pairs = _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+      }
+      _mm512_mask_storeu_epi32(d + r, low_mask(width - r), pairs);
     }
-    _mm512_mask_storeu_epi32(d + r, m, pairs);
   }
 }
 
 }  // namespace
 
-PairFn pair_rows_avx512bf16() { return pair_rows; }
+PackPairsFn pack_pairs_avx512bf16() { return pack_pairs; }
 MicroFn micro_avx512bf16(int nv_vectors) { return nv_vectors == 1 ? micro<1> : micro<2>; }
 ConvertFn convert_rows_avx512bf16() { return convert_rows; }
 
