@@ -265,12 +265,25 @@ void gemm_bf16_pack_b(uint32_t* bp, const float* b, idx ldb, idx k, idx n) {
 void gemm_bf16_packed(float* c, idx ldc, const float* a, idx lda, const uint32_t* bp, idx m, idx n, idx k) {
   if (m < 0 || n <= 0 || k <= 0 || lda < k || ldc < n) throw std::invalid_argument("gemm_bf16_packed: bad sizes");
   if (m == 0) return;
-  const idx nr = packed_nr(n), kp = ceil_div(k, 2);
-  const MicroFn micro = micro_for(nr == 16 ? 1 : 2);
+  const idx kp = ceil_div(k, 2);
   const idx m_sl = ceil_div(m, kMR);
   uint32_t* ap = reinterpret_cast<uint32_t*>(
       thread_workspace<PackedSliverTag>().get(checked_product("gemm_bf16_packed", {m_sl, kMR, kp})));
   convert_a(ap, a, lda, m, k, m_sl, convert_for(), false);
+  gemm_bf16_packed_pairs(c, ldc, ap, bp, m, n, k);
+}
+
+idx gemm_bf16_rows_per_sliver() { return kMR; }
+
+void bf16_convert_pairs(uint32_t* dst, const float* x, idx count) {
+  if (count < 0 || count % 2) throw std::invalid_argument("bf16_convert_pairs: count must be even and >= 0");
+  if (count > 0) convert_for()(dst, count / 2, x, count, 1, count);
+}
+
+void gemm_bf16_packed_pairs(float* c, idx ldc, const uint32_t* ap, const uint32_t* bp, idx m, idx n, idx k) {
+  if (m < 0 || n <= 0 || k <= 0 || ldc < n) throw std::invalid_argument("gemm_bf16_packed_pairs: bad sizes");
+  const idx nr = packed_nr(n), kp = ceil_div(k, 2);
+  const MicroFn micro = micro_for(nr == 16 ? 1 : 2);
   for (idx i0 = 0; i0 < m; i0 += kMR) {
     const idx rows = std::min<idx>(kMR, m - i0);
     for (idx j0 = 0; j0 < n; j0 += nr)

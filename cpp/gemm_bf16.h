@@ -35,6 +35,15 @@ idx gemm_bf16_packed_size(idx k, idx n);
 void gemm_bf16_pack_b(uint32_t* bp, const float* b, idx ldb, idx k, idx n);
 void gemm_bf16_packed(float* c, idx ldc, const float* a, idx lda, const uint32_t* bp, idx m, idx n, idx k);
 
+// gemm_bf16_packed with a already in bfloat16: ap holds ceil(m / gemm_bf16_rows_per_sliver()) * that many rows of
+// ceil(k / 2) pairs each, row-major (row i, pair q at ap[i * ceil(k / 2) + q]: the bf16 pair (a[i][2q], a[i][2q + 1]));
+// rows past m are read, their results dropped. The same bits as gemm_bf16_packed on the float32 a.
+void gemm_bf16_packed_pairs(float* c, idx ldc, const uint32_t* ap, const uint32_t* bp, idx m, idx n, idx k);
+idx gemm_bf16_rows_per_sliver();
+// dst[i] = the bf16 pair (x[2i], x[2i + 1]) for i < count / 2 (count even): rows of an even depth k stored one after
+// another give gemm_bf16_packed_pairs's layout. bf16_round's bits, vdpbf16ps's conversion where gemm_bf16 uses it.
+void bf16_convert_pairs(uint32_t* dst, const float* x, idx count);
+
 // "avx512_bf16" when gemm_bf16 runs the vdpbf16ps micro-kernel (the CPU has AVX512_BF16 and the ISA level in use is
 // avx512), else "portable".
 const char* gemm_bf16_isa();
