@@ -8,8 +8,10 @@ each time, continuing the numbering), and check after each kill that
 - at most one temporary file is left (the one the killed child was writing). The next save to the path removes
   temporary files whose writer is dead, so they never accumulate; the final save here leaves none.
 A kill that leaves the temporary file behind landed mid-write (after the temporary file was created, before the
-rename): the test goes on killing (up to MAX_ROUNDS children) until at least one kill did, so the claim is tested
-against a real interrupted write, not only against kills between saves.
+rename). The first MIN_ROUNDS kills come at random moments; if none of them landed mid-write (a slow build, such as
+the sanitizer's, spends most of its loop outside the write), the later rounds watch the folder and kill as soon as a
+temporary file appears, until at least one kill did (up to MAX_ROUNDS children), so the claim is tested against a
+real interrupted write, not only against kills between saves.
 """
 import os
 import pathlib
@@ -97,7 +99,12 @@ def test_sigkill_during_repeated_saves_never_corrupts_the_file(tmp_path):
             assert ready, "the child reported no save within 60 s"
             first = child.stdout.readline()  # wait until this child has completed one save
             assert first.strip().isdigit(), f"child failed: {first!r} {child.stderr.read() if not first else ''}"
-            time.sleep(rng.uniform(0.0, 0.12))
+            if rounds <= MIN_ROUNDS:
+                time.sleep(rng.uniform(0.0, 0.12))
+            else:  # kill while this child's next save is writing its temporary file
+                watch_until = time.monotonic() + 10
+                while not temps(tmp_path) and time.monotonic() < watch_until:
+                    pass
             child.send_signal(signal.SIGKILL)
         finally:
             if child.poll() is None:
