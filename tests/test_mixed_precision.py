@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import cnnlite
-from cnnlite import _kernels as K, mixed_precision, models
+from cnnlite import _kernels as K, config, mixed_precision, models
 from cnnlite.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnnlite.saving import keras_files
 from settings import isa, threads
@@ -185,18 +185,20 @@ def test_a_model_saved_under_the_policy_round_trips(tmp_path, suffix):
 
 
 def test_winograd_convolutions_run_bfloat16_products_under_the_policy():
-    model = compiled(models.Sequential([Conv2D(16, (3, 3), input_shape=(12, 12, 16), activation="relu",
-                                               dtype="mixed_bfloat16"), Flatten(),
-                                        Dense(10, activation="softmax")]))
-    step = model.plan.steps[0]
-    assert step.algorithms["forward"] == "winograd" and step.precisions["forward"] == "bfloat16"
-    x = np.random.default_rng(0).random((4, 12, 12, 16), dtype=np.float32)
-    layer = model.layers[0]
-    want = K.conv2d_forward(x, layer.kernel, layer.bias, 1, 1, 0, 0, 0, 0, relu=True, algo="winograd",
-                            precision="bfloat16")
-    np.testing.assert_array_equal(layer.forward(x, step)[0], want)
-    assert not np.array_equal(want, K.conv2d_forward(x, layer.kernel, layer.bias, 1, 1, 0, 0, 0, 0, relu=True,
-                                                     algo="winograd"))
+    # (forced: the automatic choice for 16 input channels is GEMM below avx512, winograd_min_channels)
+    with config.override(conv_algo="winograd"):
+        model = compiled(models.Sequential([Conv2D(16, (3, 3), input_shape=(12, 12, 16), activation="relu",
+                                                   dtype="mixed_bfloat16"), Flatten(),
+                                            Dense(10, activation="softmax")]))
+        step = model.plan.steps[0]
+        assert step.algorithms["forward"] == "winograd" and step.precisions["forward"] == "bfloat16"
+        x = np.random.default_rng(0).random((4, 12, 12, 16), dtype=np.float32)
+        layer = model.layers[0]
+        want = K.conv2d_forward(x, layer.kernel, layer.bias, 1, 1, 0, 0, 0, 0, relu=True, algo="winograd",
+                                precision="bfloat16")
+        np.testing.assert_array_equal(layer.forward(x, step)[0], want)
+        assert not np.array_equal(want, K.conv2d_forward(x, layer.kernel, layer.bias, 1, 1, 0, 0, 0, 0, relu=True,
+                                                         algo="winograd"))
 
 
 def test_a_float32_file_loads_float32_under_a_global_mixed_policy(tmp_path):

@@ -78,8 +78,11 @@ def test_summary_shows_the_plan_on_request():
     assert 'Execution plan of "' + model.name + '"' in text
     for step in model.plan.steps:
         assert any(step.name in line and (step.algorithms["forward"] or "-") in line for line in lines)
-    assert text.count("bias+relu+max-pool in the winograd store") == 2
-    assert text.count("fused into the previous conv") == 2
+    # Both max-pools run in the Winograd stores where conv2 and conv3 choose Winograd for every pass (avx512); at avx2
+    # conv2's forward (16 input channels) is GEMM, at generic both are (winograd_min_channels).
+    pooled = {"avx512": 2, "avx2": 1, "generic": 0}[cnnlite.config.get_isa()]
+    assert text.count("bias+relu+max-pool in the winograd store") == pooled
+    assert text.count("fused into the previous conv") == pooled
     assert "fused softmax + cross-entropy" in text
     quiet = []
     model.summary(print_fn=quiet.append)
