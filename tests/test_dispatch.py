@@ -62,7 +62,8 @@ def test_the_plan_names_the_algorithm_each_kernel_call_runs(forced, monkeypatch)
     # the order of the calls: forwards in layer order, then each layer's weight gradient (every reduction shard in
     # one call) and (except the first) input gradient in reverse layer order
     for step in reversed(conv_steps):
-        if step.pool_in_store:
+        if step.pool_in_store or step.pool_grad_in_kernels:  # the pool's gradient: Winograd gradient kernels
+            assert step.algorithms["weight_grad"] == "winograd" and step.algorithms["input_grad"] in ("winograd", None)
             expected.append(("conv2d_maxpool_backward_weights_shards", None))
             if step.need_dx:
                 expected.append(("conv2d_maxpool_backward_input", None))

@@ -201,6 +201,10 @@ def _pool_fused(model):
     return [s.index for s in _compiled(model).plan.steps if s.pool_in_store]
 
 
+def _pool_grad_fused(model):
+    return [s.index for s in _compiled(model).plan.steps if s.pool_grad_in_kernels]
+
+
 @pytest.mark.parametrize("build", [
     pytest.param(lambda: models.Sequential([layers.Input((7, 7, 8)), layers.Conv2D(8, 3, padding="same",
                                                                                    activation="relu"),
@@ -231,7 +235,9 @@ def test_no_fusion_where_it_does_not_apply(build):
     fused = _pool_fused(model)
     if fused:  # only the full network's untouched second pair may fuse
         assert fused == [3]
+    assert _pool_grad_fused(model) == []
     assert "max-pool in the winograd store" not in model.plan.steps[1].summary()
+    assert "max-pool backward" not in model.plan.steps[1].summary()
 
 
 def test_settings_turn_it_off(winograd_convs):
@@ -243,6 +249,40 @@ def test_settings_turn_it_off(winograd_convs):
         with config.override(pool_fusion=1):
             pass
     assert _pool_fused(_full_network()) == [1, 3]
+
+
+@pytest.fixture
+def gemm_forward_conv2():
+    """The full network's conv2 (16 input channels) with a GEMM forward and Winograd gradients: the automatic choice
+    at avx2 (winograd_min_channels: the forward from 32 input channels, the gradients from 4 and 16), which this
+    fixture sets (every x86-64 CPU the kernels build for has it), then restores."""
+    if "avx2" not in K.available_isas():
+        pytest.skip("the CPU has no AVX2 (the level whose choice this is)")
+    previous = config.set_isa("avx2")
+    try:
+        steps = _compiled(_full_network()).plan.steps
+        assert [steps[1].algorithms[p] for p in ("forward", "input_grad", "weight_grad")] == \
+            ["gemm", "winograd", "winograd"]
+        yield
+    finally:
+        config.set_isa(previous)
+
+
+def test_a_gemm_forward_hands_the_pool_gradient_to_its_winograd_gradient_kernels(gemm_forward_conv2):
+    plan = _compiled(_full_network()).plan
+    conv, pool = plan.steps[1], plan.steps[2]
+    assert conv.pool_grad_in_kernels and pool.pool_grad_in_previous_kernels
+    assert not conv.pool_in_store and not pool.pooled_in_previous_store
+    assert "bias+relu in the gemm store" in conv.summary()
+    assert "relu and max-pool backward in the gradient kernels" in conv.summary()
+    assert "backward in the previous conv's gradient kernels" in pool.summary()
+    assert plan.steps[3].pool_in_store and not plan.steps[3].pool_grad_in_kernels  # conv3 pools in its store
+    with config.override(pool_fusion=False):
+        assert _pool_grad_fused(_full_network()) == [] and _pool_fused(_full_network()) == []
+    with config.override(conv_algo="gemm"):
+        assert _pool_grad_fused(_full_network()) == []
+    for activation in (None, "sigmoid"):  # the gate must be the pool's ReLU
+        assert _pool_grad_fused(_full_network(activation=activation)) == []
 
 
 # ----- training -----------------------------------------------------------------------------------------------------
@@ -257,7 +297,7 @@ def _train(fusion, policy="float32", n=160):
         with config.override(pool_fusion=fusion):
             cnnlite.utils.set_random_seed(3)
             model = _compiled(_full_network())
-            assert bool(_pool_fused(model)) == fusion
+            assert bool(_pool_fused(model) + _pool_grad_fused(model)) == fusion
             history = model.fit(x, y, batch_size=64, epochs=2, verbose=0)
             out = model.predict(x[:40], verbose=0)
             score = model.evaluate(x[:80], y[:80], verbose=0)
@@ -268,6 +308,14 @@ def _train(fusion, policy="float32", n=160):
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 def test_fused_training_equals_unfused_bitwise(policy, winograd_convs):
+    fused, unfused = _train(True, policy), _train(False, policy)
+    assert [w.tobytes() for w in fused[0]] == [w.tobytes() for w in unfused[0]]
+    assert fused[1] == unfused[1] and fused[3] == unfused[3]
+    assert fused[2].tobytes() == unfused[2].tobytes()
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_pool_gradient_in_the_kernels_after_a_gemm_forward_trains_bitwise_unfused(policy, gemm_forward_conv2):
     fused, unfused = _train(True, policy), _train(False, policy)
     assert [w.tobytes() for w in fused[0]] == [w.tobytes() for w in unfused[0]]
     assert fused[1] == unfused[1] and fused[3] == unfused[3]

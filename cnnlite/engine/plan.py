@@ -55,6 +55,12 @@ class Step:
         stride 2, no padding).
     pool_in_store / pooled_in_previous_store: build_plan's decision for such a pair (forward hands PooledOutput on,
         backward PooledGradient back).
+    can_take_pool_gradient: the layer's input- and weight-gradient kernels can rebuild its output gradient from the
+        next 2x2 max-pool's dy and argmax (a Conv2D with its ReLU in the kernel, both gradients Winograd, an output
+        of even height and width), whatever its forward runs.
+    pool_grad_in_kernels / pool_grad_in_previous_kernels: build_plan's decision for a conv that cannot pool in its
+        store (a GEMM forward) and such a max-pool: the pool runs its own forward; backward it hands PooledGradient
+        back instead of a full-size gradient.
     can_feed_dense: a Conv2D whose forward kernel can run the next Dense's product (direct, float32, the ReLU in the
         kernel or no activation).
     can_take_conv_product: a float32 Dense on 2-D input without a ReLU in its kernel, which can take its
@@ -80,7 +86,8 @@ class Step:
     __slots__ = ("layer", "index", "input_shape", "output_shape", "algorithms", "relu_in_kernel", "mask_relu",
                  "can_fold_relu", "fold_previous_relu", "ends_in_softmax", "logits", "need_dx", "params", "notes",
                  "epilogue", "precisions", "can_pool_in_store", "takes_pool_store", "pool_in_store",
-                 "pooled_in_previous_store", "can_feed_dense", "can_take_conv_product", "can_take_dense_dy",
+                 "pooled_in_previous_store", "can_take_pool_gradient", "pool_grad_in_kernels",
+                 "pool_grad_in_previous_kernels", "can_feed_dense", "can_take_conv_product", "can_take_dense_dy",
                  "can_defer_dx", "passes_through", "feeds_dense", "carries_dense_input", "product_from_previous_conv",
                  "dense_after", "dy_from_dense", "dx_deferred", "carries_dense_gradient")
 
@@ -106,6 +113,9 @@ class Step:
         self.takes_pool_store = False
         self.pool_in_store = False
         self.pooled_in_previous_store = False
+        self.can_take_pool_gradient = False
+        self.pool_grad_in_kernels = False
+        self.pool_grad_in_previous_kernels = False
         self.can_feed_dense = False
         self.can_take_conv_product = False
         self.can_take_dense_dy = False
@@ -149,7 +159,7 @@ class Step:
         if self.epilogue:
             epilogue = self.epilogue + ("+max-pool" if self.pool_in_store else "")
             out.append(f"{epilogue} in the {self.algorithms.get('forward') or 'kernel'} store")
-        if self.pool_in_store:
+        if self.pool_in_store or self.pool_grad_in_kernels:
             out.append("relu and max-pool backward in the gradient kernels")
         elif self.relu_in_kernel and not self.mask_relu:
             out.append("relu backward folded into the next max-pool")
@@ -167,6 +177,8 @@ class Step:
             out.append("passes the fused conv/dense values through")
         if self.pooled_in_previous_store:
             out.append("fused into the previous conv")
+        elif self.pool_grad_in_previous_kernels:
+            out.append("backward in the previous conv's gradient kernels")
         elif self.fold_previous_relu:
             out.append("applies the previous layer's relu backward")
         if self.logits:
@@ -516,10 +528,14 @@ def build_plan(model_name, layers, input_shape, loss=None, settings=None, input_
             after.fold_previous_relu = True
     if settings.get("pool_fusion", True):
         for before, after in zip(steps, steps[1:]):
-            if before.can_pool_in_store and after.takes_pool_store and before.relu_in_kernel \
-                    and after.fold_previous_relu:
+            if not (after.takes_pool_store and before.relu_in_kernel and after.fold_previous_relu):
+                continue
+            if before.can_pool_in_store:
                 before.pool_in_store = True
                 after.pooled_in_previous_store = True
+            elif before.can_take_pool_gradient:
+                before.pool_grad_in_kernels = True
+                after.pool_grad_in_previous_kernels = True
     if settings.get("conv_dense_fusion", True):
         for conv, flat, dense in zip(steps, steps[1:], steps[2:]):
             if not flat.passes_through:

@@ -102,9 +102,11 @@ class Conv2D(_Activated, Layer):
         step = self._activated_step(input_shape, output_shape, algorithms, params={"pads": pads}, notes=notes,
                                     precisions=precisions)
         # The kernel can max-pool its 2x2 output tiles in its store (build_plan decides whether it does).
-        step.can_pool_in_store = (step.relu_in_kernel and all(a == "winograd" for a in algorithms.values())
-                                  and _kernels.conv2d_maxpool_applies(*geometry[0], *geometry[1][:2],
-                                                                      geometry[1][3], *geometry[2:]))
+        pools = step.relu_in_kernel and _kernels.conv2d_maxpool_applies(*geometry[0], *geometry[1][:2],
+                                                                          geometry[1][3], *geometry[2:])
+        step.can_pool_in_store = pools and all(a == "winograd" for a in algorithms.values())
+        # Or, with another forward, its gradient kernels can still take the pool's dy and argmax.
+        step.can_take_pool_gradient = pools and algorithms["input_grad"] == algorithms["weight_grad"] == "winograd"
         # Its forward kernel can run the product of a Dense after the Flatten, and its weight-gradient kernel
         # compute dy from that Dense's dz (build_plan decides). The activation must be done inside the kernel.
         activated_in_kernel = step.relu_in_kernel or self.activation is activations.linear
@@ -128,10 +130,12 @@ class Conv2D(_Activated, Layer):
         z = _kernels.conv2d_forward(x, self.kernel, self.bias, *self.strides, *pads, relu=step.relu_in_kernel,
                                     algo=step.algorithms["forward"], precision=step.precisions["forward"])
         y, applied = self._activate(z, step)
+        if step.pool_grad_in_kernels:  # the gradient kernels rebuild the gate from the pool's: y is not kept
+            return y, ((x, None, True) if training else None)
         return y, ((x, y, applied) if training else None)
 
     def backward(self, dy, cache, step, part=None):
-        if step.pool_in_store:
+        if step.pool_in_store or step.pool_grad_in_kernels:
             return self._pooled_backward(dy, cache[0], step, part)
         if step.dy_from_dense:
             return self._backward_from_dense(dy, cache, step, part)
@@ -169,7 +173,8 @@ class Conv2D(_Activated, Layer):
         return None, shard_partials(part, len(x), self.weights, shards)
 
     def _pooled_backward(self, pooled, x, step, part):
-        """The gradients from the next step's PooledGradient (dy, argmax, gate of the max-pool in the store)."""
+        """The gradients from the next step's PooledGradient (dy, argmax, gate of the max-pool: in the store, or run
+        after a forward that could not pool)."""
         pads = step.params["pads"]
 
         def shards(bounds):

@@ -60,6 +60,8 @@ class MaxPooling2D(_Pooling2D):
             argmax, y = cache
             return PooledGradient(dy, argmax, y), []
         argmax, h, w, gate = cache
+        if step.pool_grad_in_previous_kernels:  # the previous conv's gradient kernels route dy (and the ReLU cut)
+            return PooledGradient(dy, argmax, gate), []
         return _kernels.maxpool2d_backward(dy, argmax, h, w, window=step.params["window"], y=gate), []
 
 
