@@ -48,6 +48,11 @@ struct Lanes {
 // Output pixels per forward register block: P accumulators of CB lanes each.
 constexpr idx kPixelBlock = 8;
 
+// Floats per vector register at level L: 16 (zmm), 8 (ymm), 4 (xmm). GCC lowers an array of wider vectors (the
+// accumulators) badly, through the stack and general registers lane by lane (seen in the avx2 build's code: 16-channel
+// blocks ran at a third of the speed of two 8-channel ones), so below avx512 a block is cut into register-wide ones.
+constexpr int native_lanes(Isa level) { return level == Isa::kAvx512 ? 16 : level == Isa::kAvx2 ? 8 : 4; }
+
 // Valid kernel taps along one axis for output coordinate o: [k0, k1) with 0 <= o*stride - pad + k < extent.
 CNNLITE_INLINE void tap_range(idx o, idx stride, idx pad, idx kernel, idx extent, idx& k0, idx& k1) {
   const idx i0 = o * stride - pad;
@@ -108,6 +113,11 @@ CNNLITE_INLINE void forward_row_block(float* yrow, const float* xi, const float*
     for (int p = 0; p < kPixelBlock; ++p) acc[p] = init;
     accumulate_pixels<CB, kPixelBlock>(acc, xi, k, s, iy0, ky0, ky1, ox, 0, s.kw, co0);
     finish(acc, ox, kPixelBlock);
+  }
+  for (; ox + 2 <= ox_hi; ox += 2) {  // the whole-window remainder in pairs (26 = 3 x 8 + 2)
+    V acc[2] = {init, init};
+    accumulate_pixels<CB, 2>(acc, xi, k, s, iy0, ky0, ky1, ox, 0, s.kw, co0);
+    finish(acc, ox, 2);
   }
   for (; ox < s.ow; ++ox) single(ox);
 }
@@ -255,6 +265,15 @@ CNNLITE_INLINE void forward_rows_loops(float* y, const float* x, const float* k,
     // (No blocks of 32 channels, two AVX-512 registers per pixel: GCC lowers those vectors badly; measured: see
     // BENCHMARKS.md, direct section.)
     for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
+      if (width > native_lanes(L)) {  // in blocks of one register each (see native_lanes)
+        for (idx c = co0; c < co0 + width; c += native_lanes(L)) {
+          if (native_lanes(L) == 8)
+            forward_row_block<8>(yrow, xi, k, bias, s, oy, c, relu);
+          else
+            forward_row_block<4>(yrow, xi, k, bias, s, oy, c, relu);
+        }
+        return;
+      }
       switch (width) {
         case 16: return forward_row_block<16>(yrow, xi, k, bias, s, oy, co0, relu);
         case 8: return forward_row_block<8>(yrow, xi, k, bias, s, oy, co0, relu);
@@ -484,6 +503,15 @@ CNNLITE_INLINE void weights_chunk_loops(float* part, float* dbias_part, float* a
     return weights_chunk_cin1(part, dbias_part, acc_space, dy, gate, x, s, i0, i1);
 #endif
   for_channel_blocks(s.cout, [&](idx co0, int width) CNNLITE_INLINE_LAMBDA {
+    if (width > native_lanes(L)) {  // in blocks of one register each (see native_lanes)
+      for (idx c = co0; c < co0 + width; c += native_lanes(L)) {
+        if (native_lanes(L) == 8)
+          weights_block_any<8>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, c);
+        else
+          weights_block_any<4>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, c);
+      }
+      return;
+    }
     switch (width) {
       case 16: return weights_block_any<16>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
       case 8: return weights_block_any<8>(part, dbias_part, acc_space, dy, gate, x, s, i0, i1, co0);
