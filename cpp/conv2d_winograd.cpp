@@ -9,8 +9,8 @@
 #include "gemm_bf16.h"
 #include "parallel.h"
 
-// The transforms are plain C++ loops over channels, built per ISA level (CNNLITE_ISA_VARIANTS, dispatch.h). They only
-// add and subtract, so every build gives the same bits.
+// The transforms are plain C++ loops over channels, built per ISA level (CNNLITE_ISA_VARIANTS_BY_LEVEL, dispatch.h).
+// They only add and subtract, so every build gives the same bits.
 
 namespace cnnlite {
 
@@ -55,14 +55,39 @@ struct TileCursor {
   }
 };
 
-// Explicit SIMD through GCC vector extensions (16 and 8 floats; each clone lowers them to its widest registers), so
-// the transforms vectorise over channels with no run-time alias checks or remainder loops. Loads and stores go through
-// memcpy (unaligned, no aliasing assumptions). Every lane width performs the same operations per element, so gives
-// the same bits.
+// Explicit SIMD through GCC vector extensions, so the transforms vectorise over channels with no run-time alias
+// checks or remainder loops: vectors one register wide at each level (for_lanes: 16 floats at avx512, 8 at avx2, 4 at
+// generic), then single floats. (GCC lowers arrays of wider vectors through the stack lane by lane: 16-float vectors at
+// avx2 made the full network's conv2 backward 16 % slower.) Loads and stores go through memcpy (unaligned, no aliasing
+// assumptions). Every lane width performs the same operations per element, so gives the same bits.
 // (Internal, always-inlined helpers: the warning that vector arguments change the ABI does not apply.)
 #pragma GCC diagnostic ignored "-Wpsabi"
 typedef float F16 __attribute__((vector_size(64)));
 typedef float F8 __attribute__((vector_size(32)));
+typedef float F4 __attribute__((vector_size(16)));
+
+template <class V>
+struct LaneTag {
+  using type = V;
+};
+// Calls fn(LaneTag<V>{}, i) over [0, count) in steps of V's width: register-wide vectors at level L, then floats.
+// fn must be always_inline (CNNLITE_INLINE_LAMBDA), as must everything it calls.
+#define CNNLITE_INLINE_LAMBDA __attribute__((always_inline))
+template <Isa L, class Fn>
+__attribute__((always_inline)) inline void for_lanes(idx count, Fn&& fn) {
+  idx i = 0;
+  if constexpr (L == Isa::kAvx512)
+    for (; i + 16 <= count; i += 16) fn(LaneTag<F16>{}, i);
+  else if constexpr (L == Isa::kAvx2)
+    for (; i + 8 <= count; i += 8) fn(LaneTag<F8>{}, i);
+  else
+    for (; i + 4 <= count; i += 4) fn(LaneTag<F4>{}, i);
+  if constexpr (L == Isa::kAvx512)
+    for (; i + 8 <= count; i += 8) fn(LaneTag<F8>{}, i);
+  for (; i < count; ++i) fn(LaneTag<float>{}, i);
+}
+// The vector type of a for_lanes tag.
+#define CNNLITE_LANES(tag) typename decltype(tag)::type
 
 template <class V>
 __attribute__((always_inline)) inline V load(const float* p) {
@@ -126,19 +151,18 @@ __attribute__((always_inline)) inline void input_lanes(float* v, idx ld, const f
 
 // v[tap * ld + ci] = (B^T d B)[tap] for one tile whose input d[r][c][ci] is at d[r * rs + c * cin + ci]; with Gated,
 // each input is first masked by its gate (same layout) > 0.
-template <bool Gated>
+template <Isa L, bool Gated>
 __attribute__((always_inline)) inline void input_tile(float* v, idx ld, const float* d, const float* g, idx rs,
                                                        idx cin) {
-  idx ci = 0;
-  for (; ci + 16 <= cin; ci += 16) input_lanes<F16, Gated>(v, ld, d, g, rs, cin, ci);
-  for (; ci + 8 <= cin; ci += 8) input_lanes<F8, Gated>(v, ld, d, g, rs, cin, ci);
-  for (; ci < cin; ++ci) input_lanes<float, Gated>(v, ld, d, g, rs, cin, ci);
+  for_lanes<L>(cin, [=](auto tag, idx ci) CNNLITE_INLINE_LAMBDA {
+    input_lanes<CNNLITE_LANES(tag), Gated>(v, ld, d, g, rs, cin, ci);
+  });
 }
 
 // v (16, block, cin): the transformed inputs of tiles [t0, t1), tap-major, tile i of the block at row i. gate (same
 // shape as x) may be null. A tile that overlaps the padding is first copied, gated and zero-filled, into patch
 // (16 * cin floats).
-template <bool Gated>
+template <Isa L, bool Gated>
 __attribute__((always_inline)) inline void input_block(float* v, const float* x, const float* gate, float* patch,
                                                         const Plan& p, idx t0, idx t1) {
   const idx ld = p.block * p.cin, rs = p.w * p.cin, size = p.n * p.h * rs;
@@ -155,7 +179,7 @@ __attribute__((always_inline)) inline void input_block(float* v, const float* x,
       }
     float* vt = v + (t - t0) * p.cin;
     if (iy0 >= 0 && iy0 + 4 <= p.h && ix0 >= 0 && ix0 + 4 <= p.w) {
-      input_tile<Gated>(vt, ld, x + off, Gated ? gate + off : nullptr, rs, p.cin);
+      input_tile<L, Gated>(vt, ld, x + off, Gated ? gate + off : nullptr, rs, p.cin);
       continue;
     }
     for (int r = 0; r < 4; ++r)
@@ -170,18 +194,19 @@ __attribute__((always_inline)) inline void input_block(float* v, const float* x,
         for (idx ci = 0; ci < p.cin; ++ci)
           dst[ci] = !Gated || gate[at + ci] > 0.0f ? x[at + ci] : 0.0f;
       }
-    input_tile<false>(vt, ld, patch, nullptr, 4 * p.cin, p.cin);
+    input_tile<L, false>(vt, ld, patch, nullptr, 4 * p.cin, p.cin);
   }
 }
 
+template <Isa L>
 __attribute__((always_inline)) inline void transform_inputs_loops(float* v, const float* x, const float* gate,
                                                                    float* patch, const Plan& p, idx t0, idx t1) {
   if (gate)
-    input_block<true>(v, x, gate, patch, p, t0, t1);
+    input_block<L, true>(v, x, gate, patch, p, t0, t1);
   else
-    input_block<false>(v, x, gate, patch, p, t0, t1);
+    input_block<L, false>(v, x, gate, patch, p, t0, t1);
 }
-CNNLITE_ISA_VARIANTS(, transform_inputs, transform_inputs_loops,
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, transform_inputs, transform_inputs_loops,
                      (float* v, const float* x, const float* gate, float* patch, const Plan& p, idx t0, idx t1),
                      (v, x, gate, patch, p, t0, t1))
 
@@ -213,17 +238,16 @@ __attribute__((always_inline)) inline void output_lanes(float* y, idx rs, const 
 }
 
 // One tile's outputs A^T m A + bias [ReLU], output (r, c) written to y[r * rs + c * cout + co].
-template <bool Relu>
+template <Isa L, bool Relu>
 __attribute__((always_inline)) inline void output_tile(float* y, idx rs, const float* m, idx ld, const float* bias,
                                                         idx cout) {
-  idx co = 0;
-  for (; co + 16 <= cout; co += 16) output_lanes<F16, Relu>(y, rs, m, ld, bias, cout, co);
-  for (; co + 8 <= cout; co += 8) output_lanes<F8, Relu>(y, rs, m, ld, bias, cout, co);
-  for (; co < cout; ++co) output_lanes<float, Relu>(y, rs, m, ld, bias, cout, co);
+  for_lanes<L>(cout, [=](auto tag, idx co) CNNLITE_INLINE_LAMBDA {
+    output_lanes<CNNLITE_LANES(tag), Relu>(y, rs, m, ld, bias, cout, co);
+  });
 }
 
 // Output tiles [t0, t1) from m (16, block, cout). A tile cut by the output's edge goes through patch (4 * cout).
-template <bool Relu>
+template <Isa L, bool Relu>
 __attribute__((always_inline)) inline void output_block(float* y, const float* m, const float* bias, float* patch,
                                                          const Plan& p, idx t0, idx t1) {
   const idx ld = p.block * p.cout, rs = p.ow * p.cout, size = p.n * p.oh * rs;
@@ -238,25 +262,26 @@ __attribute__((always_inline)) inline void output_block(float* y, const float* m
       for (idx j = 0; j < 2 * p.cout; j += 16) __builtin_prefetch(y + at + j, 1);
     const bool right = ox + 1 < p.ow, below = oy + 1 < p.oh;
     if (right && below) {
-      output_tile<Relu>(y00, rs, mt, ld, bias, p.cout);
+      output_tile<L, Relu>(y00, rs, mt, ld, bias, p.cout);
       continue;
     }
-    output_tile<Relu>(patch, 2 * p.cout, mt, ld, bias, p.cout);
+    output_tile<L, Relu>(patch, 2 * p.cout, mt, ld, bias, p.cout);
     for (int r = 0; r < (below ? 2 : 1); ++r)
       for (int c = 0; c < (right ? 2 : 1); ++c)
         std::copy(patch + (r * 2 + c) * p.cout, patch + (r * 2 + c + 1) * p.cout, y00 + r * rs + c * p.cout);
   }
 }
 
+template <Isa L>
 __attribute__((always_inline)) inline void transform_outputs_loops(float* y, const float* m, const float* bias,
                                                                     float* patch, bool relu, const Plan& p, idx t0,
                                                                     idx t1) {
   if (relu)
-    output_block<true>(y, m, bias, patch, p, t0, t1);
+    output_block<L, true>(y, m, bias, patch, p, t0, t1);
   else
-    output_block<false>(y, m, bias, patch, p, t0, t1);
+    output_block<L, false>(y, m, bias, patch, p, t0, t1);
 }
-CNNLITE_ISA_VARIANTS(, transform_outputs, transform_outputs_loops,
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, transform_outputs, transform_outputs_loops,
                      (float* y, const float* m, const float* bias, float* patch, bool relu, const Plan& p, idx t0,
                       idx t1),
                      (y, m, bias, patch, relu, p, t0, t1))
@@ -267,6 +292,7 @@ CNNLITE_ISA_VARIANTS(, transform_outputs, transform_outputs_loops,
 
 typedef int32_t I16 __attribute__((vector_size(64)));
 typedef int32_t I8 __attribute__((vector_size(32)));
+typedef int32_t I4 __attribute__((vector_size(16)));
 template <class V>
 struct IntLanes;
 template <>
@@ -276,6 +302,10 @@ struct IntLanes<F16> {
 template <>
 struct IntLanes<F8> {
   using type = I8;
+};
+template <>
+struct IntLanes<F4> {
+  using type = I4;
 };
 template <>
 struct IntLanes<float> {
@@ -317,7 +347,7 @@ __attribute__((always_inline)) inline void output_pool_lanes(float* yp, int32_t*
 }
 
 // Tiles [t0, t1) from m (16, block, cout): pooled y and argmax (n, oh / 2, ow / 2, cout).
-template <bool Relu>
+template <Isa L, bool Relu>
 __attribute__((always_inline)) inline void output_pool_block(float* y, int32_t* argmax, const float* m,
                                                               const float* bias, const Plan& p, idx t0, idx t1) {
   const idx ld = p.block * p.cout;
@@ -327,22 +357,22 @@ __attribute__((always_inline)) inline void output_pool_block(float* y, int32_t* 
     const float* mt = m + (t - t0) * p.cout;
     float* yp = y + t * p.cout;
     int32_t* ap = argmax + t * p.cout;
-    idx co = 0;
-    for (; co + 16 <= p.cout; co += 16) output_pool_lanes<F16, Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
-    for (; co + 8 <= p.cout; co += 8) output_pool_lanes<F8, Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
-    for (; co < p.cout; ++co) output_pool_lanes<float, Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
+    for_lanes<L>(p.cout, [=](auto tag, idx co) CNNLITE_INLINE_LAMBDA {
+      output_pool_lanes<CNNLITE_LANES(tag), Relu>(yp, ap, mt, ld, bias, cell00, ow, co);
+    });
   }
 }
 
+template <Isa L>
 __attribute__((always_inline)) inline void transform_pooled_outputs_loops(float* y, int32_t* argmax, const float* m,
                                                                            const float* bias, bool relu,
                                                                            const Plan& p, idx t0, idx t1) {
   if (relu)
-    output_pool_block<true>(y, argmax, m, bias, p, t0, t1);
+    output_pool_block<L, true>(y, argmax, m, bias, p, t0, t1);
   else
-    output_pool_block<false>(y, argmax, m, bias, p, t0, t1);
+    output_pool_block<L, false>(y, argmax, m, bias, p, t0, t1);
 }
-CNNLITE_ISA_VARIANTS(, transform_pooled_outputs, transform_pooled_outputs_loops,
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, transform_pooled_outputs, transform_pooled_outputs_loops,
                      (float* y, int32_t* argmax, const float* m, const float* bias, bool relu, const Plan& p, idx t0,
                       idx t1),
                      (y, argmax, m, bias, relu, p, t0, t1))
@@ -467,6 +497,7 @@ __attribute__((always_inline)) inline float* ring_column(float* ring, idx ix, id
 // (n, oh / 2, ow / 2, cout)) is rebuilt column by column with its row pass B^T dz, the same operations input_tile
 // does on a patch, so v has the bits the materialised dz gives. Horizontal neighbours share two columns, so along a
 // tile row each column's dz and row pass are computed once, kept in a ring of four columns in patch (16 * cin).
+template <Isa L>
 __attribute__((always_inline)) inline void pooled_input_block(float* v, const float* dy, const int32_t* argmax,
                                                                const float* gate, float* patch, const Plan& p, idx t0,
                                                                idx t1) {
@@ -478,30 +509,28 @@ __attribute__((always_inline)) inline void pooled_input_block(float* v, const fl
     // The first tile of a tile row (or of the block) computes all four columns, the others their right two.
     for (idx ix = t == t0 || tc.tx == 0 ? ix0 : ix0 + 2; ix < ix0 + 4; ++ix) {
       float* col = ring_column(patch, ix, c);
-      idx ch = 0;
       if (rows_whole && ix % 2 == 0 && ix >= 0 && ix + 2 <= p.w && ix + 2 <= ix0 + 4) {
         float* col1 = ring_column(patch, ix + 1, c);
         const idx img = tc.img;
-        for (; ch + 16 <= c; ch += 16) pooled_column_pair_lanes<F16>(col, col1, dy, argmax, gate, p, img, iy0, ix, ch);
-        for (; ch + 8 <= c; ch += 8) pooled_column_pair_lanes<F8>(col, col1, dy, argmax, gate, p, img, iy0, ix, ch);
-        for (; ch < c; ++ch) pooled_column_pair_lanes<float>(col, col1, dy, argmax, gate, p, img, iy0, ix, ch);
+        for_lanes<L>(c, [=](auto tag, idx ch) CNNLITE_INLINE_LAMBDA {
+          pooled_column_pair_lanes<CNNLITE_LANES(tag)>(col, col1, dy, argmax, gate, p, img, iy0, ix, ch);
+        });
         ++ix;
         continue;
       }
-      for (; ch + 16 <= c; ch += 16) pooled_column_lanes<F16>(col, dy, argmax, gate, p, tc.img, iy0, ix, ch);
-      for (; ch + 8 <= c; ch += 8) pooled_column_lanes<F8>(col, dy, argmax, gate, p, tc.img, iy0, ix, ch);
-      for (; ch < c; ++ch) pooled_column_lanes<float>(col, dy, argmax, gate, p, tc.img, iy0, ix, ch);
+      for_lanes<L>(c, [=](auto tag, idx ch) CNNLITE_INLINE_LAMBDA {
+        pooled_column_lanes<CNNLITE_LANES(tag)>(col, dy, argmax, gate, p, tc.img, iy0, ix, ch);
+      });
     }
     const float* const col[4] = {ring_column(patch, ix0, c), ring_column(patch, ix0 + 1, c),
                                  ring_column(patch, ix0 + 2, c), ring_column(patch, ix0 + 3, c)};
     float* vt = v + (t - t0) * c;
-    idx ch = 0;
-    for (; ch + 16 <= c; ch += 16) pooled_tile_lanes<F16>(vt, ld, col, c, ch);
-    for (; ch + 8 <= c; ch += 8) pooled_tile_lanes<F8>(vt, ld, col, c, ch);
-    for (; ch < c; ++ch) pooled_tile_lanes<float>(vt, ld, col, c, ch);
+    for_lanes<L>(c, [=](auto tag, idx ch) CNNLITE_INLINE_LAMBDA {
+      pooled_tile_lanes<CNNLITE_LANES(tag)>(vt, ld, col, c, ch);
+    });
   }
 }
-CNNLITE_ISA_VARIANTS(, transform_pooled_inputs, pooled_input_block,
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, transform_pooled_inputs, pooled_input_block,
                      (float* v, const float* dy, const int32_t* argmax, const float* gate, float* patch, const Plan& p,
                       idx t0, idx t1),
                      (v, dy, argmax, gate, patch, p, t0, t1))
@@ -680,18 +709,17 @@ __attribute__((always_inline)) inline void grad_lanes(float* mg, idx ld, float* 
   grad_cells<V>(mg, ld, db, e, co);
 }
 
-template <bool Gated>
+template <Isa L, bool Gated>
 __attribute__((always_inline)) inline void grad_tile(float* mg, idx ld, float* db, const float* d, const float* g,
                                                       idx rs, idx cout) {
-  idx co = 0;
-  for (; co + 16 <= cout; co += 16) grad_lanes<F16, Gated>(mg, ld, db, d, g, rs, cout, co);
-  for (; co + 8 <= cout; co += 8) grad_lanes<F8, Gated>(mg, ld, db, d, g, rs, cout, co);
-  for (; co < cout; ++co) grad_lanes<float, Gated>(mg, ld, db, d, g, rs, cout, co);
+  for_lanes<L>(cout, [=](auto tag, idx co) CNNLITE_INLINE_LAMBDA {
+    grad_lanes<CNNLITE_LANES(tag), Gated>(mg, ld, db, d, g, rs, cout, co);
+  });
 }
 
 // mg (16, block, cout): transformed output gradients of tiles [t0, t1); db (cout) += their dy. A tile cut by the
 // output's edge is copied (masked, zero-filled) into patch (4 * cout) first: outputs past the edge have no gradient.
-template <bool Gated>
+template <Isa L, bool Gated>
 __attribute__((always_inline)) inline void grad_block(float* mg, float* db, const float* dy, const float* gate,
                                                        float* patch, const Plan& p, idx t0, idx t1) {
   const idx ld = p.block * p.cout, rs = p.ow * p.cout, size = p.n * p.oh * rs;
@@ -707,7 +735,7 @@ __attribute__((always_inline)) inline void grad_block(float* mg, float* db, cons
     float* mt = mg + (t - t0) * p.cout;
     const bool right = ox + 1 < p.ow, below = oy + 1 < p.oh;
     if (right && below) {
-      grad_tile<Gated>(mt, ld, db, dy + off, Gated ? gate + off : nullptr, rs, p.cout);
+      grad_tile<L, Gated>(mt, ld, db, dy + off, Gated ? gate + off : nullptr, rs, p.cout);
       continue;
     }
     for (int r = 0; r < 2; ++r)
@@ -718,19 +746,20 @@ __attribute__((always_inline)) inline void grad_block(float* mg, float* db, cons
         for (idx co = 0; co < p.cout; ++co)
           dst[co] = inside && (!Gated || gate[at + co] > 0.0f) ? dy[at + co] : 0.0f;
       }
-    grad_tile<false>(mt, ld, db, patch, nullptr, 2 * p.cout, p.cout);
+    grad_tile<L, false>(mt, ld, db, patch, nullptr, 2 * p.cout, p.cout);
   }
 }
 
+template <Isa L>
 __attribute__((always_inline)) inline void transform_output_grads_loops(float* mg, float* db, const float* dy,
                                                                          const float* gate, float* patch,
                                                                          const Plan& p, idx t0, idx t1) {
   if (gate)
-    grad_block<true>(mg, db, dy, gate, patch, p, t0, t1);
+    grad_block<L, true>(mg, db, dy, gate, patch, p, t0, t1);
   else
-    grad_block<false>(mg, db, dy, gate, patch, p, t0, t1);
+    grad_block<L, false>(mg, db, dy, gate, patch, p, t0, t1);
 }
-CNNLITE_ISA_VARIANTS(, transform_output_grads, transform_output_grads_loops,
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, transform_output_grads, transform_output_grads_loops,
                      (float* mg, float* db, const float* dy, const float* gate, float* patch, const Plan& p, idx t0,
                       idx t1),
                      (mg, db, dy, gate, patch, p, t0, t1))
@@ -750,6 +779,7 @@ __attribute__((always_inline)) inline void pooled_grad_lanes(float* mg, idx ld, 
 // The weight gradient's output-gradient transform from the pooled gradient: tiles [t0, t1) of the forward's plan p
 // (oh and ow even), tile t being pooling window t of dy, argmax, gate (n, oh / 2, ow / 2, cout); the bits of
 // grad_block on the materialised dz.
+template <Isa L>
 __attribute__((always_inline)) inline void pooled_grad_block(float* mg, float* db, const float* dy,
                                                               const int32_t* argmax, const float* gate, float*,
                                                               const Plan& p, idx t0, idx t1) {
@@ -766,13 +796,12 @@ __attribute__((always_inline)) inline void pooled_grad_block(float* mg, float* d
       __builtin_prefetch(argmax + j);
       if (gate) __builtin_prefetch(gate + j);
     }
-    idx ch = 0;
-    for (; ch + 16 <= c; ch += 16) pooled_grad_lanes<F16>(mt, ld, db, dy + at, argmax + at, g, cell00, ow, ch);
-    for (; ch + 8 <= c; ch += 8) pooled_grad_lanes<F8>(mt, ld, db, dy + at, argmax + at, g, cell00, ow, ch);
-    for (; ch < c; ++ch) pooled_grad_lanes<float>(mt, ld, db, dy + at, argmax + at, g, cell00, ow, ch);
+    for_lanes<L>(c, [=](auto tag, idx ch) CNNLITE_INLINE_LAMBDA {
+      pooled_grad_lanes<CNNLITE_LANES(tag)>(mt, ld, db, dy + at, argmax + at, g, cell00, ow, ch);
+    });
   }
 }
-CNNLITE_ISA_VARIANTS(, transform_pooled_output_grads, pooled_grad_block,
+CNNLITE_ISA_VARIANTS_BY_LEVEL(, transform_pooled_output_grads, pooled_grad_block,
                      (float* mg, float* db, const float* dy, const int32_t* argmax, const float* gate, float* patch,
                       const Plan& p, idx t0, idx t1),
                      (mg, db, dy, argmax, gate, patch, p, t0, t1))
